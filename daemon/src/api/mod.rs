@@ -1,0 +1,322 @@
+//! The socket API v1: routing, body handling and one file per route group.
+
+mod error;
+mod health;
+mod login;
+mod users;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::ApiError;
+
+use crate::access::{self, Peer, Rights};
+use crate::runtime::Runtime;
+use crate::state::{Daemon, Trigger};
+
+/// The response body type.
+pub type Body = Full<Bytes>;
+
+/// What a handler gets.
+pub struct Call {
+    /// The daemon.
+    pub daemon: Arc<Daemon>,
+    /// The generation this request sees, start to end.
+    pub runtime: Arc<Runtime>,
+    /// The caller.
+    pub peer: Peer,
+    /// The caller's rights.
+    pub rights: Rights,
+}
+
+impl Call {
+    /// Fails unless the peer is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.rights.admin {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "uid {} may not use admin endpoints (see [access] admin_uids)",
+                self.peer.uid
+            )))
+        }
+    }
+}
+
+/// Serves one request.
+pub async fn serve(daemon: Arc<Daemon>, peer: Peer, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let runtime = daemon.runtime();
+    let rights = access::rights(&runtime.config.access, peer, daemon.daemon_uid);
+    let max_body = runtime.config.daemon.max_body_bytes;
+    let call = Call {
+        daemon: Arc::clone(&daemon),
+        runtime,
+        peer,
+        rights,
+    };
+    let (route, result) = route(call, req, max_body).await;
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    daemon
+        .metrics
+        .request(route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Dispatches on method and path; returns the route label for metrics.
+async fn route(
+    call: Call,
+    req: Request<Incoming>,
+    max_body: usize,
+) -> (&'static str, Result<Response<Body>, ApiError>) {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+
+    if !call.rights.client {
+        return (
+            "forbidden",
+            Err(ApiError::forbidden(format!(
+                "uid {} may not use this socket (see [access] client_uids)",
+                call.peer.uid
+            ))),
+        );
+    }
+
+    macro_rules! on {
+        ($label:expr, $allow:expr, { $($m:pat => $body:expr),+ $(,)? }) => {
+            ($label, match method {
+                $($m => $body,)+
+                _ => Err(ApiError::method_not_allowed($allow)),
+            })
+        };
+    }
+
+    match segments.as_slice() {
+        ["v1", "health"] => on!("/v1/health", "GET", { Method::GET => health::health(&call) }),
+        ["v1", "metrics"] => on!("/v1/metrics", "GET", { Method::GET => Ok(metrics(&call)) }),
+        ["v1", "authenticators"] => {
+            on!("/v1/authenticators", "GET", { Method::GET => health::authenticators(&call) })
+        }
+        ["v1", "login"] => on!("/v1/login", "POST", {
+            Method::POST => match json_body(req, max_body).await {
+                Ok(body) => login::login(&call, body).await,
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "login", "continue"] => on!("/v1/login/continue", "POST", {
+            Method::POST => match json_body(req, max_body).await {
+                Ok(body) => login::continue_login(&call, body).await,
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "reload"] => on!("/v1/reload", "POST", {
+            Method::POST => reload(&call).await
+        }),
+        ["v1", "users"] => on!("/v1/users", "GET, POST", {
+            Method::GET => users::list(&call).await,
+            Method::POST => match call.require_admin() {
+                Ok(()) => match json_body(req, max_body).await {
+                    Ok(body) => users::create(&call, body).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "users", name] => {
+            let name = percent_decode(name);
+            on!("/v1/users/{username}", "DELETE", {
+                Method::DELETE => match name {
+                    Some(n) => users::delete(&call, &n).await,
+                    None => Err(ApiError::bad_request("invalid percent-encoding in the username")),
+                }
+            })
+        }
+        ["v1", "users", name, "password"] => {
+            let name = percent_decode(name);
+            on!("/v1/users/{username}/password", "PUT", {
+                Method::PUT => match (call.require_admin(), name) {
+                    (Err(e), _) => Err(e),
+                    (Ok(()), None) => Err(ApiError::bad_request("invalid percent-encoding in the username")),
+                    (Ok(()), Some(n)) => match json_body(req, max_body).await {
+                        Ok(body) => users::set_password(&call, &n, body).await,
+                        Err(e) => Err(e),
+                    },
+                }
+            })
+        }
+        _ => (
+            "other",
+            Err(ApiError::not_found(format!("no route for {method} {path}"))),
+        ),
+    }
+}
+
+async fn reload(call: &Call) -> Result<Response<Body>, ApiError> {
+    call.require_admin()?;
+    match call.daemon.reload(Trigger::Api).await {
+        Ok(generation) => Ok(json(
+            StatusCode::OK,
+            &gatehouse_sdk::proto::ReloadAnswer { generation },
+        )),
+        Err(errors) => Err(ApiError::invalid_config(&errors)),
+    }
+}
+
+fn metrics(call: &Call) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(call.daemon.metrics.render())));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// A raw request body, read within the size limit.
+pub struct JsonBody(Bytes);
+
+impl JsonBody {
+    /// Deserializes it; a syntax or type error is 400 `bad_request`.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.0).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "malformed JSON",
+                _ => "invalid request",
+            };
+            ApiError::bad_request(format!("{what}: {}", redact_serde(&e)))
+        })
+    }
+}
+
+/// serde_json messages can quote input values ("invalid type: string
+/// \"hunter2\""); keep the structure, drop the quoted value.
+fn redact_serde(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut in_quote = false;
+    for c in text.chars() {
+        match c {
+            '"' if !in_quote => {
+                in_quote = true;
+                out.push_str("\"…");
+            }
+            '"' => {
+                in_quote = false;
+                out.push('"');
+            }
+            _ if in_quote => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+async fn json_body(req: Request<Incoming>, max: usize) -> Result<JsonBody, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            gatehouse_sdk::proto::ErrorCode::PayloadTooLarge,
+            format!("request body is larger than {max} bytes"),
+        )
+    };
+    if let Some(len) = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
+        match len.parse::<u64>() {
+            Ok(n) if n > max as u64 => return Err(too_large()),
+            Ok(_) => {}
+            Err(_) => return Err(ApiError::bad_request("invalid Content-Length")),
+        }
+    }
+    if let Some(ct) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && !ct.starts_with("application/json")
+    {
+        return Err(ApiError::new(
+            gatehouse_sdk::proto::ErrorCode::UnsupportedMediaType,
+            format!("expected Content-Type application/json, got {ct:?}"),
+        ));
+    }
+    match Limited::new(req.into_body(), max).collect().await {
+        Ok(c) => Ok(JsonBody(c.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request(format!("could not read the body: {e}"))),
+    }
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// An empty `204 No Content`.
+pub fn no_content() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// The JSON error response of an [`ApiError`].
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = json(status, &e.body());
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = http::HeaderValue::from_str(&secs.to_string())
+    {
+        r.headers_mut().insert(RETRY_AFTER, v);
+    }
+    if let Some(allow) = e.allow {
+        r.headers_mut()
+            .insert(ALLOW, http::HeaderValue::from_static(allow));
+    }
+    r
+}
+
+/// Decodes `%XX` escapes of a path segment; `None` on bad escapes or UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("j%C3%BCrgen").as_deref(), Some("jürgen"));
+        assert_eq!(percent_decode("a%2"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+
+    #[test]
+    fn serde_messages_lose_quoted_values() {
+        let e = serde_json::from_str::<u32>("\"hunter2\"").unwrap_err();
+        let m = redact_serde(&e);
+        assert!(!m.contains("hunter2"), "{m}");
+    }
+}

@@ -1,0 +1,83 @@
+//! User administration (admin peers only): `/v1/users…`.
+
+use gatehouse_sdk::proto::{CreateUser, ErrorCode, SetPassword, UserList};
+use http::{Response, StatusCode};
+
+use super::{ApiError, Body, Call, JsonBody, json, no_content};
+use crate::authn::local::{check_username, normalize_username};
+use crate::store::NewUser;
+
+pub(super) async fn list(call: &Call) -> Result<Response<Body>, ApiError> {
+    call.require_admin()?;
+    let users = call.runtime.store.list_users().await?;
+    Ok(json(
+        StatusCode::OK,
+        &UserList {
+            users: users.iter().map(|u| u.to_wire()).collect(),
+        },
+    ))
+}
+
+pub(super) async fn create(call: &Call, body: JsonBody) -> Result<Response<Body>, ApiError> {
+    let req: CreateUser = body.parse()?;
+    let username = normalize_username(&req.username);
+    check_username(&username).map_err(ApiError::bad_request)?;
+    let policy = &call.runtime.passwords;
+    policy
+        .check_new(&req.password)
+        .map_err(|m| ApiError::new(ErrorCode::Unprocessable, m))?;
+    let hash = policy
+        .hash(req.password, &call.daemon.hashing)
+        .await
+        .map_err(ApiError::internal)?;
+    let user = call
+        .runtime
+        .store
+        .create_user(NewUser {
+            username,
+            email: req.email,
+            first_name: req.first_name,
+            last_name: req.last_name,
+            is_superuser: req.is_superuser,
+            password_hash: Some(hash),
+        })
+        .await?;
+    tracing::info!(username = %user.username, peer_uid = call.peer.uid, "user created");
+    Ok(json(StatusCode::CREATED, &user.to_wire()))
+}
+
+pub(super) async fn set_password(
+    call: &Call,
+    username: &str,
+    body: JsonBody,
+) -> Result<Response<Body>, ApiError> {
+    let req: SetPassword = body.parse()?;
+    let username = normalize_username(username);
+    let policy = &call.runtime.passwords;
+    policy
+        .check_new(&req.password)
+        .map_err(|m| ApiError::new(ErrorCode::Unprocessable, m))?;
+    if call.runtime.store.user_by_username(&username).await?.is_none() {
+        return Err(ApiError::not_found(format!("no user {username:?}")));
+    }
+    let hash = policy
+        .hash(req.password, &call.daemon.hashing)
+        .await
+        .map_err(ApiError::internal)?;
+    if !call.runtime.store.set_password_hash(&username, hash).await? {
+        return Err(ApiError::not_found(format!("no user {username:?}")));
+    }
+    tracing::info!(username = %username, peer_uid = call.peer.uid, "password changed");
+    Ok(no_content())
+}
+
+pub(super) async fn delete(call: &Call, username: &str) -> Result<Response<Body>, ApiError> {
+    call.require_admin()?;
+    let username = normalize_username(username);
+    if call.runtime.store.delete_user(&username).await? {
+        tracing::info!(username = %username, peer_uid = call.peer.uid, "user deleted");
+        Ok(no_content())
+    } else {
+        Err(ApiError::not_found(format!("no user {username:?}")))
+    }
+}

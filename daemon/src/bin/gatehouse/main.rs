@@ -1,0 +1,379 @@
+//! `gatehouse`: the command-line client of `gatehoused`. It speaks the
+//! socket API through [`gatehouse_daemon::client`] and the wire types only.
+//!
+//! Exit status: 0 on success, 1 when the daemon answered with an error (a
+//! denied login, an invalid token, a refused reload), 2 on usage or
+//! connection errors.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gatehouse_daemon::client::{Answer, Client, encode_segment};
+use gatehouse_sdk::Secret;
+use gatehouse_sdk::proto::{
+    AuthenticatorList, CreateUser, Health, LoginRequest, LoginResponse, ReloadAnswer, SetPassword, UserList,
+};
+
+/// Talk to the gatehouse daemon.
+#[derive(Parser, Debug)]
+#[command(name = "gatehouse", version, about)]
+struct Cli {
+    /// The daemon's socket.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_SOCKET",
+        default_value = "/run/gatehouse/gatehouse.sock"
+    )]
+    socket: PathBuf,
+    /// Print the daemon's JSON answers instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Health, generation and the last reload error.
+    Status,
+    /// The configured authenticators in login order.
+    Authenticators,
+    /// Log a user in (password from the terminal, or stdin when not a TTY).
+    Login {
+        /// Only this authenticator.
+        #[arg(long)]
+        authenticator: Option<String>,
+        /// The username.
+        user: String,
+    },
+    /// Reload the daemon's configuration (admin).
+    Reload,
+    /// Validate a configuration file offline (runs `gatehoused --check-config`).
+    CheckConfig {
+        /// The main configuration file.
+        file: PathBuf,
+    },
+    /// Manage local users (admin).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a user; the password is read from the terminal or stdin.
+    Add {
+        /// The username.
+        user: String,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Given name.
+        #[arg(long)]
+        first_name: Option<String>,
+        /// Family name.
+        #[arg(long)]
+        last_name: Option<String>,
+        /// Make the user a superuser.
+        #[arg(long)]
+        superuser: bool,
+    },
+    /// Set a user's password (read from the terminal or stdin).
+    Passwd {
+        /// The username.
+        user: String,
+    },
+    /// Delete a user.
+    Del {
+        /// The username.
+        user: String,
+    },
+    /// List users.
+    List,
+}
+
+/// A failure and the exit status it maps to.
+enum Failure {
+    /// Usage or connection error: 2.
+    Usage(String),
+    /// The daemon said no: 1.
+    Denied(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::CheckConfig { file } = &cli.command {
+        return check_config(file);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(&cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Denied(m)) => {
+            eprintln!("gatehouse: {m}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(m)) => {
+            eprintln!("gatehouse: {m}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: &Cli) -> Result<(), Failure> {
+    let mut client = Client::connect(&cli.socket)
+        .await
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let transport = |e: gatehouse_daemon::client::ClientError| Failure::Usage(e.to_string());
+    match &cli.command {
+        Command::Status => {
+            let a = client.get("/v1/health").await.map_err(transport)?;
+            let h: Health = expect(cli, &a)?;
+            println!("status:        {}", h.status);
+            println!("version:       {}", h.version);
+            println!("generation:    {}", h.generation);
+            println!("reloaded at:   {}", h.reloaded_at);
+            println!("authenticators: {}", h.authenticators);
+            println!("verifiers:     {}", h.verifiers);
+            match h.last_reload_error {
+                Some(e) => println!("last reload:   FAILED: {e}"),
+                None => println!("last reload:   ok"),
+            }
+        }
+        Command::Authenticators => {
+            let a = client.get("/v1/authenticators").await.map_err(transport)?;
+            let list: AuthenticatorList = expect(cli, &a)?;
+            for x in list.authenticators {
+                println!(
+                    "{:>4}  {:<8} {:<10} {:<8} {}",
+                    x.order,
+                    if x.enabled { "enabled" } else { "disabled" },
+                    x.kind,
+                    x.flow,
+                    x.name
+                );
+            }
+        }
+        Command::Login { authenticator, user } => {
+            let password = read_password("Password: ", false)?;
+            let req = LoginRequest {
+                username: user.clone(),
+                password,
+                authenticator: authenticator.clone(),
+                remote_addr: None,
+                explain: false,
+            };
+            let a = client.post("/v1/login", &req).await.map_err(transport)?;
+            match expect::<LoginResponse>(cli, &a)? {
+                LoginResponse::Ok(r) => {
+                    println!(
+                        "logged in as {} (id {}) by {}",
+                        r.user.username, r.user.id, r.authenticator
+                    );
+                }
+                LoginResponse::Challenge(c) => {
+                    return Err(Failure::Denied(format!(
+                        "the authenticator asks a challenge ({}) which this CLI cannot answer yet",
+                        c.prompt
+                    )));
+                }
+            }
+        }
+        Command::Reload => {
+            let a = client
+                .post("/v1/reload", &serde_json::json!({}))
+                .await
+                .map_err(transport)?;
+            let r: ReloadAnswer = expect(cli, &a)?;
+            println!("reloaded: generation {}", r.generation);
+        }
+        Command::CheckConfig { .. } => unreachable_check_config(),
+        Command::User(cmd) => user(cli, &mut client, cmd).await?,
+    }
+    Ok(())
+}
+
+async fn user(cli: &Cli, client: &mut Client, cmd: &UserCommand) -> Result<(), Failure> {
+    let transport = |e: gatehouse_daemon::client::ClientError| Failure::Usage(e.to_string());
+    match cmd {
+        UserCommand::Add {
+            user,
+            email,
+            first_name,
+            last_name,
+            superuser,
+        } => {
+            let password = read_password("New password: ", true)?;
+            let req = CreateUser {
+                username: user.clone(),
+                password,
+                email: email.clone(),
+                first_name: first_name.clone(),
+                last_name: last_name.clone(),
+                is_superuser: *superuser,
+            };
+            let a = client.post("/v1/users", &req).await.map_err(transport)?;
+            let u: gatehouse_sdk::proto::User = expect(cli, &a)?;
+            println!("created user {} (id {})", u.username, u.id);
+        }
+        UserCommand::Passwd { user } => {
+            let password = read_password("New password: ", true)?;
+            let path = format!("/v1/users/{}/password", encode_segment(user));
+            let a = client
+                .put(&path, &SetPassword { password })
+                .await
+                .map_err(transport)?;
+            expect_empty(cli, &a)?;
+            println!("password of {user} changed");
+        }
+        UserCommand::Del { user } => {
+            let a = client
+                .delete(&format!("/v1/users/{}", encode_segment(user)))
+                .await
+                .map_err(transport)?;
+            expect_empty(cli, &a)?;
+            println!("deleted user {user}");
+        }
+        UserCommand::List => {
+            let a = client.get("/v1/users").await.map_err(transport)?;
+            let list: UserList = expect(cli, &a)?;
+            for u in list.users {
+                println!(
+                    "{:>6}  {:<24} {}{}",
+                    u.id,
+                    u.username,
+                    u.email.unwrap_or_default(),
+                    if u.is_superuser { "  (superuser)" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a 2xx answer, printing it raw with `--json`; turns an error
+/// answer into [`Failure::Denied`].
+fn expect<T: serde::de::DeserializeOwned>(cli: &Cli, a: &Answer) -> Result<T, Failure> {
+    if cli.json {
+        println!("{}", String::from_utf8_lossy(&a.body));
+    }
+    if !a.ok() {
+        return Err(api_failure(a));
+    }
+    let value = a
+        .json::<T>()
+        .map_err(|e| Failure::Usage(format!("unexpected answer from the daemon: {e}")))?;
+    if cli.json {
+        // Already printed; the caller's text output is suppressed below.
+        std::process::exit(0);
+    }
+    Ok(value)
+}
+
+fn expect_empty(cli: &Cli, a: &Answer) -> Result<(), Failure> {
+    if !a.ok() {
+        if cli.json {
+            println!("{}", String::from_utf8_lossy(&a.body));
+        }
+        return Err(api_failure(a));
+    }
+    if cli.json {
+        println!("{{}}");
+        std::process::exit(0);
+    }
+    Ok(())
+}
+
+fn api_failure(a: &Answer) -> Failure {
+    match a.error() {
+        Some(e) => {
+            let mut msg = format!("{} ({})", e.error.message, e.error.code);
+            if let Some(errors) = e
+                .error
+                .details
+                .as_ref()
+                .and_then(|d| d.get("errors"))
+                .and_then(|v| v.as_array())
+            {
+                for err in errors {
+                    msg.push_str(&format!(
+                        "\n  {}:{}: {}: {}",
+                        err["file"].as_str().unwrap_or("?"),
+                        err["line"].as_u64().map(|l| l.to_string()).unwrap_or_default(),
+                        err["key"].as_str().unwrap_or(""),
+                        err["message"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+            Failure::Denied(msg)
+        }
+        None => Failure::Denied(format!("HTTP {}", a.status)),
+    }
+}
+
+/// Reads a password from the terminal (no echo) or one line of stdin. With
+/// `confirm` on a terminal it asks twice.
+fn read_password(prompt: &str, confirm: bool) -> Result<Secret, Failure> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(prompt)
+            .map_err(|e| Failure::Usage(format!("cannot read the password: {e}")))?;
+        if confirm {
+            let again = rpassword::prompt_password("Repeat: ")
+                .map_err(|e| Failure::Usage(format!("cannot read the password: {e}")))?;
+            if again != first {
+                return Err(Failure::Usage("the passwords differ".into()));
+            }
+        }
+        Ok(Secret::new(first))
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::Usage(format!("cannot read the password from stdin: {e}")))?;
+        let pw = line.strip_suffix('\n').unwrap_or(&line);
+        let pw = pw.strip_suffix('\r').unwrap_or(pw);
+        Ok(Secret::new(pw))
+    }
+}
+
+/// `check-config` runs the daemon binary's offline validation, so the CLI
+/// never links the daemon's configuration code.
+fn check_config(file: &PathBuf) -> ExitCode {
+    let daemon = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("gatehoused")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("gatehoused"));
+    match std::process::Command::new(&daemon)
+        .arg("--check-config")
+        .arg(file)
+        .status()
+    {
+        Ok(s) => match s.code() {
+            Some(0) => ExitCode::SUCCESS,
+            Some(1) => ExitCode::from(1),
+            _ => ExitCode::from(2),
+        },
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "gatehouse: cannot run {}: {e}",
+                daemon.display()
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn unreachable_check_config() -> ! {
+    // `main` handles check-config before connecting.
+    std::process::exit(2)
+}

@@ -1,0 +1,116 @@
+//! `gatehoused`: the daemon binary. Parses flags, sets up logging and calls
+//! [`gatehouse_daemon::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gatehouse_daemon::config::DEFAULT_CONFIG_PATH;
+use gatehouse_daemon::server::Listener;
+use gatehouse_daemon::state::{Daemon, Options, load_config};
+
+/// The gatehouse local authentication daemon.
+#[derive(Parser, Debug)]
+#[command(name = "gatehoused", version, about)]
+struct Args {
+    /// The main configuration file.
+    #[arg(long, short, env = "GATEHOUSE_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Listen on this socket instead of `[daemon] socket`.
+    #[arg(long, env = "GATEHOUSE_SOCKET")]
+    socket: Option<PathBuf>,
+    /// Validate FILE (and its includes and secret files) and exit: 0 when
+    /// valid, 1 with the error list otherwise.
+    #[arg(long, value_name = "FILE")]
+    check_config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(file) = args.check_config {
+        return check_config(file);
+    }
+    let options = Options {
+        config_path: args.config,
+        socket_override: args.socket,
+    };
+    // Read the configuration first: it sets the log level.
+    let config = match load_config(&options) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("gatehoused: invalid configuration:");
+            eprint!("{errors}");
+            return ExitCode::from(1);
+        }
+    };
+    gatehouse_daemon::logging::init(&config.daemon.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let daemon = match Daemon::start(options) {
+            Ok(d) => d,
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("configuration: {e}");
+                }
+                return ExitCode::from(1);
+            }
+        };
+        let listener = match Listener::open(&config.daemon.socket, config.daemon.socket_mode) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(1);
+            }
+        };
+        match gatehouse_daemon::run(daemon, listener).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// Offline validation: load, resolve and construct every plugin, without
+/// binding the socket. The store is opened (and migrated) in a scratch copy
+/// of nothing: validation builds against a temporary directory when the
+/// state directory does not exist yet.
+fn check_config(file: PathBuf) -> ExitCode {
+    let options = Options {
+        config_path: file.clone(),
+        socket_override: None,
+    };
+    let result = load_config(&options).and_then(|mut config| {
+        // Never create or migrate the real store while validating.
+        let scratch = tempdir_for_check();
+        config.store.url = gatehouse_daemon::config::StoreUrl::Sqlite(scratch.join("check.db"));
+        let hashing = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let built = gatehouse_daemon::runtime::build(config, 1, None, &hashing).map(|_| ());
+        let _ = std::fs::remove_dir_all(&scratch);
+        built
+    });
+    match result {
+        Ok(()) => {
+            println!("{}: configuration is valid", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            eprintln!("{} error(s)", errors.0.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn tempdir_for_check() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gatehoused-check-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}

@@ -1,0 +1,740 @@
+//! Configuration: TOML read in two stages.
+//!
+//! Stage one ([`raw`]) deserializes every file with `deny_unknown_fields`
+//! and keeps spans; stage two (this module) checks values and builds the
+//! resolved [`Config`], in which an invalid state cannot be represented.
+//! Every error names a file, a line and a key, and all errors of a file set
+//! are reported together.
+
+mod duration;
+mod raw;
+mod source;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gatehouse_sdk::proto::ConfigErrorEntry;
+use toml::Spanned;
+
+pub use duration::parse_duration;
+pub use source::Location;
+
+use raw::{RawAuthenticator, RawFile, RawVerifier};
+use source::SourceFile;
+
+/// Where the daemon looks for its configuration when none is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/gatehouse/gatehouse.toml";
+/// The default socket path.
+pub const DEFAULT_SOCKET: &str = "/run/gatehouse/gatehouse.sock";
+/// The default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/gatehouse";
+/// The default largest request body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest name an authenticator or verifier may have.
+pub const MAX_NAME_LEN: usize = 512;
+
+/// A configuration that failed to load: every problem found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigErrorEntry>);
+
+impl ConfigErrors {
+    /// One error.
+    pub fn one(entry: ConfigErrorEntry) -> Self {
+        Self(vec![entry])
+    }
+
+    /// A short summary for logs and `last_reload_error`.
+    pub fn summary(&self) -> String {
+        let mut s = self
+            .0
+            .iter()
+            .take(3)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.0.len() > 3 {
+            s.push_str(&format!("; and {} more", self.0.len() - 3));
+        }
+        s
+    }
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for e in &self.0 {
+            writeln!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The resolved configuration of one generation.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The main file.
+    pub main_file: PathBuf,
+    /// `[daemon]`.
+    pub daemon: DaemonSettings,
+    /// `[access]`.
+    pub access: AccessPolicy,
+    /// `[store]`.
+    pub store: StoreSettings,
+    /// `[lockout]`.
+    pub lockout: LockoutSettings,
+    /// `[[authenticators]]`, in login order.
+    pub authenticators: Vec<AuthenticatorSpec>,
+    /// `[[verifiers]]`.
+    pub verifiers: Vec<VerifierSpec>,
+    /// Every configuration file read (main file first).
+    pub files: Vec<PathBuf>,
+    /// Absolute include patterns: a new file matching one triggers a reload.
+    pub include_patterns: Vec<String>,
+}
+
+/// `[daemon]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// The socket path.
+    pub socket: PathBuf,
+    /// The socket file's permission bits.
+    pub socket_mode: u32,
+    /// Where the store and caches live.
+    pub state_dir: PathBuf,
+    /// Directories searched for plugin libraries.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// How long file changes settle before a reload.
+    pub reload_debounce: Duration,
+    /// Default log filter (`RUST_LOG` overrides).
+    pub log_level: String,
+}
+
+/// `[access]`: which peers may call what, by their socket credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// Uids allowed on admin endpoints.
+    pub admin_uids: Vec<u32>,
+    /// Gids allowed on admin endpoints.
+    pub admin_gids: Vec<u32>,
+    /// Uids allowed on client endpoints (empty with `client_gids` empty: anyone).
+    pub client_uids: Vec<u32>,
+    /// Gids allowed on client endpoints.
+    pub client_gids: Vec<u32>,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Which store.
+    pub url: StoreUrl,
+}
+
+/// A store location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+}
+
+/// `[lockout]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutSettings {
+    /// Failures per (authenticator, username) within `window` before lockout.
+    pub max_failures: u32,
+    /// Failures per peer uid within `window` before lockout.
+    pub max_failures_per_peer: u32,
+    /// The counting window (also the lockout duration).
+    pub window: Duration,
+}
+
+/// One `[[authenticators]]` entry.
+#[derive(Clone, Debug)]
+pub struct AuthenticatorSpec {
+    /// Unique name.
+    pub name: String,
+    /// `type`.
+    pub kind: String,
+    /// Whether it takes logins.
+    pub enabled: bool,
+    /// Position in the login order.
+    pub order: i64,
+    /// Create organizations and teams that maps name.
+    pub create_objects: bool,
+    /// Remove memberships the maps no longer grant.
+    pub remove_users: bool,
+    /// Legacy authenticators whose users move here on first login.
+    pub auto_migrate_users_from: Vec<String>,
+    /// An explicit plugin library.
+    pub library: Option<PathBuf>,
+    /// Where the plugin runs.
+    pub isolation: Isolation,
+    /// Settings merged with `additional`, as JSON.
+    pub settings: serde_json::Value,
+    /// Where the entry is.
+    pub location: Location,
+    /// Where its settings are.
+    pub settings_location: Location,
+}
+
+/// One `[[verifiers]]` entry.
+#[derive(Clone, Debug)]
+pub struct VerifierSpec {
+    /// Unique name.
+    pub name: String,
+    /// `type`.
+    pub kind: String,
+    /// An explicit plugin library.
+    pub library: Option<PathBuf>,
+    /// Where the plugin runs.
+    pub isolation: Isolation,
+    /// Settings as JSON.
+    pub settings: serde_json::Value,
+    /// Where the entry is.
+    pub location: Location,
+    /// Where its settings are.
+    pub settings_location: Location,
+}
+
+/// Where a plugin runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// In the daemon's process.
+    #[default]
+    InProcess,
+    /// In a child `gatehoused plugin-host` process.
+    Process,
+}
+
+/// Loads and resolves the configuration rooted at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let main_file = absolute(path);
+    let main = read_source(&main_file)?;
+    let main_raw = parse(&main)?;
+    let base = main_file.parent().unwrap_or(Path::new("/")).to_owned();
+
+    let include: Vec<String> = main_raw
+        .daemon
+        .as_ref()
+        .map(|d| d.get_ref().include.clone())
+        .unwrap_or_default();
+    let mut patterns = Vec::new();
+    let mut drop_ins: Vec<PathBuf> = Vec::new();
+    let mut errors = Vec::new();
+    for pattern in &include {
+        let abs = base.join(pattern).display().to_string();
+        match glob::glob(&abs) {
+            Ok(paths) => {
+                let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+                found.sort();
+                drop_ins.extend(found);
+            }
+            Err(e) => errors.push(
+                Location::file(&main_file).error("daemon.include", format!("bad pattern {pattern:?}: {e}")),
+            ),
+        }
+        patterns.push(abs);
+    }
+    let mut seen = BTreeSet::new();
+    drop_ins.retain(|p| p != &main_file && seen.insert(p.clone()));
+
+    let mut sources = vec![(main, main_raw)];
+    for p in &drop_ins {
+        match read_source(p).and_then(|s| parse(&s).map(|r| (s, r))) {
+            Ok(pair) => sources.push(pair),
+            Err(e) => errors.extend(e.0),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let mut config = resolve(&main_file, &base, sources)?;
+    config.include_patterns = patterns;
+    Ok(config)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_owned())
+    }
+}
+
+fn read_source(path: &Path) -> Result<SourceFile, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(SourceFile {
+            path: path.to_owned(),
+            text,
+        }),
+        Err(e) => Err(ConfigErrors::one(ConfigErrorEntry {
+            file: path.display().to_string(),
+            line: None,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })),
+    }
+}
+
+fn parse(src: &SourceFile) -> Result<RawFile, ConfigErrors> {
+    toml::from_str::<RawFile>(&src.text).map_err(|e| {
+        let span = e.span();
+        ConfigErrors::one(ConfigErrorEntry {
+            file: src.path.display().to_string(),
+            line: span.as_ref().map(|s| src.line_of(s.start)),
+            key: span.as_ref().and_then(|s| src.key_at(s)),
+            message: e.message().trim().to_owned(),
+        })
+    })
+}
+
+/// Collects errors while resolving.
+struct Resolver<'a> {
+    errors: Vec<ConfigErrorEntry>,
+    src: &'a SourceFile,
+}
+
+impl Resolver<'_> {
+    fn err<T>(
+        &mut self,
+        span: &std::ops::Range<usize>,
+        key: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Option<T> {
+        self.errors.push(self.src.at(span).error(key, msg));
+        None
+    }
+}
+
+fn resolve(
+    main_file: &Path,
+    base: &Path,
+    sources: Vec<(SourceFile, RawFile)>,
+) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut daemon = DaemonSettings {
+        socket: PathBuf::from(DEFAULT_SOCKET),
+        socket_mode: 0o660,
+        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        plugin_dirs: Vec::new(),
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        shutdown_timeout: Duration::from_secs(10),
+        reload_debounce: Duration::from_millis(200),
+        log_level: "info".into(),
+    };
+    let mut access = AccessPolicy {
+        admin_uids: vec![0],
+        admin_gids: Vec::new(),
+        client_uids: Vec::new(),
+        client_gids: Vec::new(),
+    };
+    let mut store = None;
+    let mut lockout = LockoutSettings {
+        max_failures: 5,
+        max_failures_per_peer: 50,
+        window: Duration::from_secs(15 * 60),
+    };
+    let mut authenticators: Vec<(AuthenticatorSpec, Option<i64>)> = Vec::new();
+    let mut verifiers = Vec::new();
+    let mut files = Vec::new();
+    // which file set each singleton table, to report duplicates
+    let mut singleton_seen: Vec<(&'static str, String)> = Vec::new();
+
+    for (idx, (src, raw)) in sources.iter().enumerate() {
+        files.push(src.path.clone());
+        let dir = src.path.parent().unwrap_or(base).to_owned();
+        let mut r = Resolver {
+            errors: Vec::new(),
+            src,
+        };
+        let mut singleton = |name: &'static str, span: &std::ops::Range<usize>, r: &mut Resolver<'_>| {
+            if let Some((_, other)) = singleton_seen.iter().find(|(n, _)| *n == name) {
+                r.err::<()>(
+                    span,
+                    name,
+                    format!("[{name}] is already set in {other}; it may appear in one file only"),
+                );
+                false
+            } else {
+                singleton_seen.push((name, src.path.display().to_string()));
+                true
+            }
+        };
+
+        if let Some(d) = &raw.daemon {
+            if idx > 0 {
+                r.err::<()>(
+                    &d.span(),
+                    "daemon",
+                    "[daemon] is only allowed in the main configuration file",
+                );
+            } else {
+                resolve_daemon(&mut r, d.get_ref(), &dir, &mut daemon);
+            }
+        }
+        if let Some(a) = &raw.access
+            && singleton("access", &a.span(), &mut r)
+        {
+            let a = a.get_ref();
+            if let Some(u) = &a.admin_uids {
+                access.admin_uids = u.clone();
+            }
+            access.admin_gids = a.admin_gids.clone();
+            access.client_uids = a.client_uids.clone();
+            access.client_gids = a.client_gids.clone();
+        }
+        if let Some(s) = &raw.store
+            && singleton("store", &s.span(), &mut r)
+        {
+            store = resolve_store(&mut r, &s.get_ref().url);
+        }
+        if let Some(l) = &raw.lockout
+            && singleton("lockout", &l.span(), &mut r)
+        {
+            resolve_lockout(&mut r, l.get_ref(), &mut lockout);
+        }
+        if let Some(i) = &raw.issuer {
+            r.err::<()>(
+                &i.span(),
+                "issuer",
+                "token issuance ([issuer]) is not available in this version of gatehouse",
+            );
+        }
+        for route in &raw.routes {
+            r.err::<()>(
+                &route.span(),
+                "routes",
+                "forward-auth routes ([[routes]]) are not available in this version of gatehouse",
+            );
+        }
+        for a in &raw.authenticators {
+            if let Some(spec) = resolve_authenticator(&mut r, a, &dir) {
+                authenticators.push(spec);
+            }
+        }
+        for v in &raw.verifiers {
+            if let Some(spec) = resolve_verifier(&mut r, v, &dir) {
+                verifiers.push(spec);
+            }
+        }
+        errors.extend(r.errors);
+    }
+
+    // names are unique across authenticators, and across verifiers
+    let mut names = BTreeSet::new();
+    for (a, _) in &authenticators {
+        if !names.insert(a.name.clone()) {
+            errors.push(a.location.error(
+                format!("authenticators[{:?}].name", a.name),
+                format!("duplicate authenticator name {:?}", a.name),
+            ));
+        }
+    }
+    for (a, _) in &authenticators {
+        for legacy in &a.auto_migrate_users_from {
+            if legacy == &a.name {
+                errors.push(a.location.error(
+                    format!("authenticators[{:?}].auto_migrate_users_from", a.name),
+                    "an authenticator cannot migrate users from itself",
+                ));
+            }
+        }
+    }
+    let mut vnames = BTreeSet::new();
+    for v in &verifiers {
+        if !vnames.insert(v.name.clone()) {
+            errors.push(v.location.error(
+                format!("verifiers[{:?}].name", v.name),
+                format!("duplicate verifier name {:?}", v.name),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+
+    // Login order: explicit `order`, else position (1-based); ties keep file order.
+    for (pos, (spec, order)) in authenticators.iter_mut().enumerate() {
+        spec.order = order.unwrap_or(i64::try_from(pos + 1).unwrap_or(i64::MAX));
+    }
+    let mut authenticators: Vec<AuthenticatorSpec> = authenticators.into_iter().map(|(s, _)| s).collect();
+    authenticators.sort_by_key(|a| a.order);
+
+    let store = store.unwrap_or_else(|| StoreSettings {
+        url: StoreUrl::Sqlite(PathBuf::from("gatehouse.db")),
+    });
+    let store = StoreSettings {
+        url: match store.url {
+            StoreUrl::Sqlite(p) if p.is_relative() => StoreUrl::Sqlite(daemon.state_dir.join(p)),
+            other => other,
+        },
+    };
+
+    Ok(Config {
+        main_file: main_file.to_owned(),
+        daemon,
+        access,
+        store,
+        lockout,
+        authenticators,
+        verifiers,
+        files,
+        include_patterns: Vec::new(),
+    })
+}
+
+fn resolve_daemon(r: &mut Resolver<'_>, d: &raw::RawDaemon, dir: &Path, out: &mut DaemonSettings) {
+    if let Some(s) = &d.socket {
+        out.socket = dir.join(s);
+    }
+    if let Some(m) = &d.socket_mode {
+        match u32::from_str_radix(m.get_ref().trim_start_matches("0o"), 8) {
+            Ok(mode) if mode <= 0o777 => out.socket_mode = mode,
+            _ => {
+                r.err::<()>(
+                    &m.span(),
+                    "daemon.socket_mode",
+                    format!("invalid mode {:?}: expected octal like \"0660\"", m.get_ref()),
+                );
+            }
+        }
+    }
+    if let Some(s) = &d.state_dir {
+        out.state_dir = dir.join(s);
+    }
+    out.plugin_dirs = d.plugin_dirs.iter().map(|p| dir.join(p)).collect();
+    if let Some(b) = &d.max_body_bytes {
+        match usize::try_from(*b.get_ref()) {
+            Ok(n) if (1024..=64 * 1024 * 1024).contains(&n) => out.max_body_bytes = n,
+            _ => {
+                r.err::<()>(
+                    &b.span(),
+                    "daemon.max_body_bytes",
+                    "must be between 1024 and 67108864",
+                );
+            }
+        }
+    }
+    if let Some(t) = &d.shutdown_timeout {
+        match parse_duration(t.get_ref()) {
+            Ok(v) => out.shutdown_timeout = v,
+            Err(e) => {
+                r.err::<()>(&t.span(), "daemon.shutdown_timeout", e);
+            }
+        }
+    }
+    if let Some(t) = &d.reload_debounce {
+        match parse_duration(t.get_ref()) {
+            Ok(v) if v <= Duration::from_secs(10) => out.reload_debounce = v,
+            Ok(_) => {
+                r.err::<()>(&t.span(), "daemon.reload_debounce", "must be at most 10s");
+            }
+            Err(e) => {
+                r.err::<()>(&t.span(), "daemon.reload_debounce", e);
+            }
+        }
+    }
+    if let Some(l) = &d.log_level {
+        out.log_level = l.clone();
+    }
+}
+
+fn resolve_store(r: &mut Resolver<'_>, url: &Spanned<String>) -> Option<StoreSettings> {
+    let u = url.get_ref();
+    if let Some(path) = u.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return r.err(&url.span(), "store.url", "sqlite:// needs a file name");
+        }
+        // `sqlite:///abs/path` is absolute; `sqlite://name.db` is relative to state_dir.
+        Some(StoreSettings {
+            url: StoreUrl::Sqlite(PathBuf::from(path)),
+        })
+    } else if u.starts_with("postgres://") || u.starts_with("postgresql://") {
+        r.err(
+            &url.span(),
+            "store.url",
+            "the PostgreSQL store is not available in this version of gatehouse; use sqlite://",
+        )
+    } else {
+        r.err(
+            &url.span(),
+            "store.url",
+            format!("unsupported store URL {u:?}: expected sqlite://FILE"),
+        )
+    }
+}
+
+fn resolve_lockout(r: &mut Resolver<'_>, l: &raw::RawLockout, out: &mut LockoutSettings) {
+    let mut count = |v: &Option<Spanned<i64>>, key: &str, slot: &mut u32| {
+        if let Some(v) = v {
+            match u32::try_from(*v.get_ref()) {
+                Ok(n) if n >= 1 => *slot = n,
+                _ => {
+                    r.err::<()>(&v.span(), key, "must be a positive integer");
+                }
+            }
+        }
+    };
+    count(&l.max_failures, "lockout.max_failures", &mut out.max_failures);
+    count(
+        &l.max_failures_per_peer,
+        "lockout.max_failures_per_peer",
+        &mut out.max_failures_per_peer,
+    );
+    if let Some(w) = &l.window {
+        match parse_duration(w.get_ref()) {
+            Ok(d) if d >= Duration::from_secs(1) => out.window = d,
+            Ok(_) => {
+                r.err::<()>(&w.span(), "lockout.window", "must be at least 1s");
+            }
+            Err(e) => {
+                r.err::<()>(&w.span(), "lockout.window", e);
+            }
+        }
+    }
+}
+
+fn check_name(r: &mut Resolver<'_>, name: &Spanned<String>, key: &str) -> bool {
+    let n = name.get_ref();
+    if n.trim().is_empty() {
+        r.err::<()>(&name.span(), key, "must not be empty");
+        false
+    } else if n.chars().count() > MAX_NAME_LEN {
+        r.err::<()>(
+            &name.span(),
+            key,
+            format!("longer than {MAX_NAME_LEN} characters"),
+        );
+        false
+    } else if n.chars().any(char::is_control) {
+        r.err::<()>(&name.span(), key, "must not contain control characters");
+        false
+    } else {
+        true
+    }
+}
+
+fn isolation(r: &mut Resolver<'_>, v: &Option<Spanned<String>>, key: &str) -> Isolation {
+    match v.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("in_process", _)) => Isolation::InProcess,
+        Some(("process", _)) => Isolation::Process,
+        Some((other, span)) => {
+            r.err::<()>(
+                &span,
+                key,
+                format!("unknown isolation {other:?}: expected \"in_process\" or \"process\""),
+            );
+            Isolation::InProcess
+        }
+    }
+}
+
+fn settings_json(
+    settings: Option<&Spanned<toml::Table>>,
+    additional: Option<&Spanned<toml::Table>>,
+) -> serde_json::Value {
+    let mut table = settings.map(|s| s.get_ref().clone()).unwrap_or_default();
+    if let Some(extra) = additional {
+        for (k, v) in extra.get_ref() {
+            table.insert(k.clone(), v.clone());
+        }
+    }
+    toml_to_json(toml::Value::Table(table))
+}
+
+/// Converts TOML to JSON for plugins (datetimes become RFC 3339 strings).
+pub(crate) fn toml_to_json(v: toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        toml::Value::String(s) => J::String(s),
+        toml::Value::Integer(i) => J::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(a) => J::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => J::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
+    }
+}
+
+fn resolve_authenticator(
+    r: &mut Resolver<'_>,
+    a: &Spanned<RawAuthenticator>,
+    dir: &Path,
+) -> Option<(AuthenticatorSpec, Option<i64>)> {
+    let raw = a.get_ref();
+    let key = format!("authenticators[{:?}]", raw.name.get_ref());
+    let mut ok = check_name(r, &raw.name, &format!("{key}.name"));
+    if raw.kind.get_ref().trim().is_empty() {
+        ok = r
+            .err::<()>(&raw.kind.span(), format!("{key}.type"), "must not be empty")
+            .is_some();
+    }
+    let iso = isolation(r, &raw.isolation, &format!("{key}.isolation"));
+    if let Some(m) = raw.maps.first() {
+        r.err::<()>(
+            &m.span(),
+            format!("{key}.maps"),
+            "authenticator maps are not available in this version of gatehouse",
+        );
+        ok = false;
+    }
+    let location = r.src.at(&a.span());
+    let settings_location = raw
+        .settings
+        .as_ref()
+        .map_or_else(|| location.clone(), |s| r.src.at(&s.span()));
+    ok.then(|| {
+        (
+            AuthenticatorSpec {
+                name: raw.name.get_ref().clone(),
+                kind: raw.kind.get_ref().clone(),
+                enabled: raw.enabled,
+                order: 0,
+                create_objects: raw.create_objects,
+                remove_users: raw.remove_users,
+                auto_migrate_users_from: raw
+                    .auto_migrate_users_from
+                    .iter()
+                    .map(|s| s.get_ref().clone())
+                    .collect(),
+                library: raw.library.as_ref().map(|l| dir.join(l.get_ref())),
+                isolation: iso,
+                settings: settings_json(raw.settings.as_ref(), raw.additional.as_ref()),
+                location,
+                settings_location,
+            },
+            raw.order,
+        )
+    })
+}
+
+fn resolve_verifier(r: &mut Resolver<'_>, v: &Spanned<RawVerifier>, dir: &Path) -> Option<VerifierSpec> {
+    let raw = v.get_ref();
+    let key = format!("verifiers[{:?}]", raw.name.get_ref());
+    let ok = check_name(r, &raw.name, &format!("{key}.name"));
+    let iso = isolation(r, &raw.isolation, &format!("{key}.isolation"));
+    let location = r.src.at(&v.span());
+    let settings_location = raw
+        .settings
+        .as_ref()
+        .map_or_else(|| location.clone(), |s| r.src.at(&s.span()));
+    ok.then(|| VerifierSpec {
+        name: raw.name.get_ref().clone(),
+        kind: raw.kind.get_ref().clone(),
+        library: raw.library.as_ref().map(|l| dir.join(l.get_ref())),
+        isolation: iso,
+        settings: settings_json(raw.settings.as_ref(), None),
+        location,
+        settings_location,
+    })
+}
+
+#[cfg(test)]
+mod tests;

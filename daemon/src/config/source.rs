@@ -1,0 +1,108 @@
+//! Source files and locations: every configuration error names a file, a
+//! line and a key.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use gatehouse_sdk::proto::ConfigErrorEntry;
+
+/// One configuration file as read from disk.
+#[derive(Debug)]
+pub(crate) struct SourceFile {
+    pub(crate) path: PathBuf,
+    pub(crate) text: String,
+}
+
+impl SourceFile {
+    /// 1-based line of a byte offset.
+    pub(crate) fn line_of(&self, offset: usize) -> u32 {
+        let end = offset.min(self.text.len());
+        let line = self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        u32::try_from(line + 1).unwrap_or(u32::MAX)
+    }
+
+    /// A location for a span in this file.
+    pub(crate) fn at(&self, span: &Range<usize>) -> Location {
+        Location {
+            file: self.path.clone(),
+            line: Some(self.line_of(span.start)),
+        }
+    }
+
+    /// The dotted key an error span points at: the table header above the
+    /// span plus the key text under it, e.g. `authenticators.settings.foo`.
+    pub(crate) fn key_at(&self, span: &Range<usize>) -> Option<String> {
+        let start = span.start.min(self.text.len());
+        let end = span.end.min(self.text.len()).max(start);
+        let token = self.text.get(start..end)?.trim();
+        let before = self.text.get(..start)?;
+        let header = before.lines().rev().find_map(|l| {
+            let l = l.trim();
+            let inner = l.strip_prefix("[[").and_then(|s| s.split("]]").next());
+            let inner = inner.or_else(|| l.strip_prefix('[').and_then(|s| s.split(']').next()));
+            inner.map(|s| s.trim().to_owned())
+        });
+        let is_key = !token.is_empty()
+            && token.len() <= 128
+            && token
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '"'));
+        match (header, is_key) {
+            (Some(h), true) if !token.starts_with('[') => Some(format!("{h}.{}", token.trim_matches('"'))),
+            (None, true) => Some(token.trim_matches('"').to_owned()),
+            (Some(h), _) => Some(h),
+            (None, false) => None,
+        }
+    }
+}
+
+/// Where something was configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<u32>,
+}
+
+impl Location {
+    /// A location naming a file only.
+    pub(crate) fn file(path: &Path) -> Self {
+        Self {
+            file: path.to_owned(),
+            line: None,
+        }
+    }
+
+    /// An error at this location.
+    pub(crate) fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigErrorEntry {
+        ConfigErrorEntry {
+            file: self.file.display().to_string(),
+            line: self.line,
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_at_joins_header_and_key() {
+        let src = SourceFile {
+            path: "x.toml".into(),
+            text: "[daemon]\nsocket = \"a\"\n\n[[authenticators]]\nname = \"x\"\nbogus = 1\n".into(),
+        };
+        let off = src.text.find("bogus").unwrap();
+        assert_eq!(
+            src.key_at(&(off..off + 5)).as_deref(),
+            Some("authenticators.bogus")
+        );
+        assert_eq!(src.line_of(off), 6);
+    }
+}

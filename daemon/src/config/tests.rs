@@ -1,0 +1,130 @@
+use super::*;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn defaults_and_relative_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[daemon]\nsocket = \"run/g.sock\"\nstate_dir = \"state\"\n",
+    );
+    let c = load(&main).unwrap();
+    assert_eq!(c.daemon.socket, dir.path().join("run/g.sock"));
+    assert_eq!(c.daemon.socket_mode, 0o660);
+    assert_eq!(
+        c.store.url,
+        StoreUrl::Sqlite(dir.path().join("state/gatehouse.db"))
+    );
+    assert_eq!(c.access.admin_uids, vec![0]);
+    assert_eq!(c.lockout.max_failures, 5);
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[daemon]\nsocket = \"x\"\n\n[[authenticators]]\nname = \"L\"\ntype = \"local\"\nenabeld = true\n",
+    );
+    let e = load(&main).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    let e = &e.0[0];
+    assert_eq!(e.line, Some(7));
+    assert_eq!(e.key.as_deref(), Some("authenticators.enabeld"));
+    assert!(e.message.contains("unknown field"), "{}", e.message);
+    assert!(e.file.ends_with("g.toml"));
+}
+
+#[test]
+fn includes_append_in_sorted_order_and_singletons_clash() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[daemon]\ninclude = [\"conf.d/*.toml\"]\n[access]\nadmin_uids = [0]\n[[authenticators]]\nname = \"A\"\ntype = \"local\"\n",
+    );
+    write(
+        dir.path(),
+        "conf.d/20-b.toml",
+        "[[authenticators]]\nname = \"C\"\ntype = \"local\"\n",
+    );
+    write(
+        dir.path(),
+        "conf.d/10-a.toml",
+        "[[authenticators]]\nname = \"B\"\ntype = \"local\"\n",
+    );
+    let c = load(&main).unwrap();
+    let names: Vec<_> = c.authenticators.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["A", "B", "C"]);
+    assert_eq!(c.files.len(), 3);
+
+    write(dir.path(), "conf.d/30-c.toml", "[access]\nadmin_uids = [1]\n");
+    let e = load(&main).unwrap_err();
+    assert!(e.0[0].message.contains("already set"), "{e}");
+    assert!(e.0[0].file.ends_with("30-c.toml"));
+}
+
+#[test]
+fn all_value_errors_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[daemon]\nsocket_mode = \"999\"\nshutdown_timeout = \"10\"\n[lockout]\nwindow = \"soon\"\n\
+         [[authenticators]]\nname = \"A\"\ntype = \"local\"\n[[authenticators]]\nname = \"A\"\ntype = \"local\"\n",
+    );
+    let e = load(&main).unwrap_err();
+    let keys: Vec<_> = e.0.iter().filter_map(|e| e.key.clone()).collect();
+    assert!(keys.contains(&"daemon.socket_mode".to_owned()), "{keys:?}");
+    assert!(keys.contains(&"daemon.shutdown_timeout".to_owned()), "{keys:?}");
+    assert!(keys.contains(&"lockout.window".to_owned()), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with(".name")), "{keys:?}");
+    assert!(e.0.iter().all(|e| e.line.is_some()));
+}
+
+#[test]
+fn order_defaults_to_position_and_sorts() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[[authenticators]]\nname = \"A\"\ntype = \"local\"\norder = 5\n[[authenticators]]\nname = \"B\"\ntype = \"local\"\n",
+    );
+    let c = load(&main).unwrap();
+    let names: Vec<_> = c
+        .authenticators
+        .iter()
+        .map(|a| (a.name.as_str(), a.order))
+        .collect();
+    assert_eq!(names, [("B", 2), ("A", 5)]);
+}
+
+#[test]
+fn additional_overrides_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[[authenticators]]\nname = \"A\"\ntype = \"local\"\n[authenticators.settings]\nx = 1\ny = 2\n[authenticators.additional]\ny = 3\n",
+    );
+    let c = load(&main).unwrap();
+    assert_eq!(c.authenticators[0].settings, serde_json::json!({"x": 1, "y": 3}));
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(dir.path(), "g.toml", "[daemon]\nsocket = \n");
+    let e = load(&main).unwrap_err();
+    assert_eq!(e.0[0].line, Some(2));
+}

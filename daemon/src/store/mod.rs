@@ -1,0 +1,121 @@
+//! The store: users and their links to authenticators, behind one trait.
+//!
+//! SQLite ([`sqlite::SqliteStore`]) is the default; the trait is shaped so a
+//! PostgreSQL implementation (many hosts sharing users) fits beside it: no
+//! SQLite types leak, every call is async, ids are opaque strings on the
+//! wire.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gatehouse_sdk::Secret;
+
+pub use sqlite::SqliteStore;
+
+use crate::config::StoreUrl;
+
+/// A user row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Store id.
+    pub id: i64,
+    /// Normalised (lowercased) username.
+    pub username: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Superuser status.
+    pub is_superuser: bool,
+    /// Argon2id PHC string, for users of the local authenticator.
+    pub password_hash: Option<Secret>,
+}
+
+impl UserRecord {
+    /// The wire form (no password hash).
+    pub fn to_wire(&self) -> gatehouse_sdk::proto::User {
+        gatehouse_sdk::proto::User {
+            id: self.id.to_string(),
+            username: self.username.clone(),
+            email: self.email.clone(),
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            is_superuser: self.is_superuser,
+        }
+    }
+}
+
+/// A user to create.
+#[derive(Clone, Debug, Default)]
+pub struct NewUser {
+    /// Normalised username.
+    pub username: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Superuser status.
+    pub is_superuser: bool,
+    /// Password hash, for local users.
+    pub password_hash: Option<Secret>,
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint (username) would be violated.
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// The persistent state of the daemon.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a user.
+    async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError>;
+    /// Looks a user up by normalised username.
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Looks a user up by id.
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError>;
+    /// Every user, by username.
+    async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Replaces a user's password hash; false when there is no such user.
+    async fn set_password_hash(&self, username: &str, hash: Secret) -> Result<bool, StoreError>;
+    /// Deletes a user and its links; false when there is no such user.
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+    /// The user linked to `(authenticator, uid)`.
+    async fn linked_user(&self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Links `(authenticator, uid)` to a user (replacing an earlier link).
+    async fn link_user(&self, authenticator: &str, uid: &str, user_id: i64) -> Result<(), StoreError>;
+    /// Records a successful login and refreshes profile fields.
+    async fn touch_login(&self, user_id: i64, profile: Profile) -> Result<(), StoreError>;
+    /// The schema version, for `status`.
+    async fn schema_version(&self) -> Result<u32, StoreError>;
+}
+
+/// Profile fields an authenticator may refresh at login (`None` keeps).
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+}
+
+/// Opens the store a URL names.
+pub fn open(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
+    }
+}

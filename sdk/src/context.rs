@@ -1,0 +1,187 @@
+//! [`Context`]: what the daemon hands every plugin instance.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+/// A source of wall-clock time. Tests substitute a fixed or steppable clock so
+/// expiry and cache behaviour is deterministic.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The real clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// Severity of a plugin log record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Fine-grained tracing.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something is off but the request was served.
+    Warn,
+    /// A failure an operator should look at.
+    Error,
+}
+
+/// Where plugin log records go. The daemon forwards them to its own
+/// `tracing` output, tagged with the plugin instance's name. Never pass a
+/// secret to it.
+pub trait Logger: Send + Sync + 'static {
+    /// Records one message.
+    fn log(&self, level: Level, message: &str);
+}
+
+/// A logger that drops everything (the default in tests).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullLogger;
+
+impl Logger for NullLogger {
+    fn log(&self, _level: Level, _message: &str) {}
+}
+
+/// How a plugin should make outbound HTTP or TLS connections.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct HttpSettings {
+    /// Connect plus response timeout for one request.
+    pub timeout: Duration,
+    /// The `User-Agent` to send.
+    pub user_agent: String,
+    /// Extra PEM CA bundle to trust besides the system roots.
+    pub ca_file: Option<String>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            user_agent: concat!("gatehouse/", env!("CARGO_PKG_VERSION")).to_owned(),
+            ca_file: None,
+        }
+    }
+}
+
+/// The services the daemon offers a plugin instance: a clock, a logger, HTTP
+/// client settings, the instance name and a private state directory.
+///
+/// Cloning is cheap.
+#[derive(Clone)]
+pub struct Context {
+    instance: Arc<str>,
+    clock: Arc<dyn Clock>,
+    logger: Arc<dyn Logger>,
+    http: Arc<HttpSettings>,
+    state_dir: Option<Arc<std::path::Path>>,
+}
+
+impl Context {
+    /// A context with the system clock, no logging, default HTTP settings
+    /// and no state directory: a good start for tests.
+    pub fn new(instance: impl Into<String>) -> Self {
+        Self {
+            instance: Arc::from(instance.into()),
+            clock: Arc::new(SystemClock),
+            logger: Arc::new(NullLogger),
+            http: Arc::new(HttpSettings::default()),
+            state_dir: None,
+        }
+    }
+
+    /// Replaces the clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the logger.
+    pub fn with_logger(mut self, logger: Arc<dyn Logger>) -> Self {
+        self.logger = logger;
+        self
+    }
+
+    /// Replaces the HTTP settings.
+    pub fn with_http(mut self, http: HttpSettings) -> Self {
+        self.http = Arc::new(http);
+        self
+    }
+
+    /// Sets the directory where the instance may keep state (caches).
+    pub fn with_state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.state_dir = Some(Arc::from(dir.into()));
+        self
+    }
+
+    /// The configured name of this plugin instance.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The current time according to the context's clock.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Seconds since the Unix epoch according to the context's clock.
+    pub fn unix_now(&self) -> u64 {
+        self.now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    /// The HTTP client settings.
+    pub fn http(&self) -> &HttpSettings {
+        &self.http
+    }
+
+    /// A directory private to this instance, when the daemon has one.
+    pub fn state_dir(&self) -> Option<&std::path::Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// Logs at `level`.
+    pub fn log(&self, level: Level, message: &str) {
+        self.logger.log(level, message);
+    }
+
+    /// Logs at debug level.
+    pub fn debug(&self, message: &str) {
+        self.log(Level::Debug, message);
+    }
+
+    /// Logs at info level.
+    pub fn info(&self, message: &str) {
+        self.log(Level::Info, message);
+    }
+
+    /// Logs at warn level.
+    pub fn warn(&self, message: &str) {
+        self.log(Level::Warn, message);
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("instance", &self.instance)
+            .field("http", &self.http)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,140 @@
+//! # gatehouse-sdk
+//!
+//! The one crate a gatehouse plugin depends on. A plugin provides
+//! [`Authenticator`]s (login backends) or [`Verifier`]s (token checkers),
+//! built from configuration by a factory. The daemon turns the
+//! [`Identity`] an authenticator returns into a user; the plugin never sees
+//! the daemon's store or another plugin's configuration.
+//!
+//! A complete plugin: a password authenticator that accepts the users listed
+//! in its settings.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use std::sync::Arc;
+//!
+//! use gatehouse_sdk::{
+//!     async_trait, Authenticator, AuthenticatorFactory, Context, Flow, Identity, LoginStep,
+//!     PasswordLogin, PluginConfig, PluginError, Secret,
+//! };
+//! use serde::Deserialize;
+//!
+//! /// `[authenticators.settings]` of a `type = "static"` authenticator.
+//! #[derive(Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Settings {
+//!     /// username → password
+//!     users: BTreeMap<String, Secret>,
+//! }
+//!
+//! struct StaticUsers(Settings);
+//!
+//! #[async_trait]
+//! impl Authenticator for StaticUsers {
+//!     fn flow(&self) -> Flow {
+//!         Flow::Password
+//!     }
+//!
+//!     async fn login(&self, ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
+//!         // Never accept an empty password, and compare in constant time.
+//!         if req.password.is_empty() {
+//!             return Err(PluginError::InvalidCredentials);
+//!         }
+//!         match self.0.users.get(&req.username) {
+//!             Some(pw) if pw.constant_time_eq(req.password.expose().as_bytes()) => {
+//!                 ctx.info(&format!("accepted {}", req.username));
+//!                 Ok(LoginStep::Authenticated(Identity::new(&req.username, &req.username)))
+//!             }
+//!             _ => Err(PluginError::InvalidCredentials),
+//!         }
+//!     }
+//! }
+//!
+//! struct StaticUsersFactory;
+//!
+//! impl AuthenticatorFactory for StaticUsersFactory {
+//!     fn type_name(&self) -> &str {
+//!         "static"
+//!     }
+//!     fn flow(&self) -> Flow {
+//!         Flow::Password
+//!     }
+//!     fn build(&self, config: PluginConfig) -> Result<Arc<dyn Authenticator>, PluginError> {
+//!         Ok(Arc::new(StaticUsers(config.parse()?)))
+//!     }
+//! }
+//!
+//! # tokio_test_block_on(async {
+//! let config = PluginConfig::new("demo", serde_json::json!({"users": {"ann": "s3cret"}}));
+//! let ctx = config.context.clone();
+//! let auth = StaticUsersFactory.build(config).unwrap();
+//! let ok = auth.login(&ctx, PasswordLogin::new("ann", "s3cret")).await;
+//! assert!(matches!(ok, Ok(LoginStep::Authenticated(id)) if id.username == "ann"));
+//! let bad = auth.login(&ctx, PasswordLogin::new("ann", "nope")).await;
+//! assert!(matches!(bad, Err(PluginError::InvalidCredentials)));
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     gatehouse_sdk::block_on(f)
+//! # }
+//! ```
+//!
+//! ## Errors decide what happens next
+//! A plugin answers with a [`PluginError`] variant, and the daemon acts on
+//! it: [`PluginError::InvalidCredentials`] denies (and lets the next
+//! authenticator try), [`PluginError::Unavailable`] skips the backend,
+//! [`PluginError::Misconfigured`] rejects the configuration at load time.
+//!
+//! ## Secrets
+//! Put every secret in a [`Secret`]: its `Debug` output is redacted, and
+//! [`Secret::constant_time_eq`] compares without a timing side channel.
+
+#![deny(missing_docs)]
+
+mod authenticator;
+mod context;
+mod error;
+mod identity;
+mod plugin;
+pub mod proto;
+mod secret;
+mod verifier;
+
+pub use async_trait::async_trait;
+
+pub use authenticator::{
+    Authenticator, Challenge, FinishRequest, Flow, LoginStep, Metadata, PasswordLogin, Redirect, StartRequest,
+};
+pub use context::{Clock, Context, HttpSettings, Level, Logger, NullLogger, SystemClock};
+pub use error::{PluginError, TokenRejection};
+pub use identity::Identity;
+pub use plugin::{AuthenticatorFactory, PluginConfig, VerifierFactory};
+pub use secret::{Secret, constant_time_eq};
+pub use verifier::{OriginalRequest, VerifiedToken, Verifier, VerifyRequest};
+
+/// The SDK version a plugin was built with (semver).
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs a future to completion on the current thread, polling it in a
+/// loop. Meant for examples and simple tests of futures that do not need
+/// an I/O reactor; real plugins run on the daemon's runtime.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context as TaskContext, Poll, Wake, Waker};
+
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => return out,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}

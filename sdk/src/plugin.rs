@@ -1,0 +1,95 @@
+//! Factories: how the daemon builds plugin instances from configuration.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::{Authenticator, Context, Flow, PluginError, Verifier};
+
+/// The configuration of one plugin instance, as the daemon resolved it.
+///
+/// `settings` is the `[authenticators.settings]` (or `[verifiers.settings]`)
+/// table merged with `[authenticators.additional]`, converted to JSON, with
+/// `*_file` and `*_credential` secrets already read into their plain keys.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PluginConfig {
+    /// The instance name (`name = "…"` in the configuration).
+    pub name: String,
+    /// The type-specific settings.
+    pub settings: serde_json::Value,
+    /// Services the daemon offers this instance.
+    pub context: Context,
+}
+
+impl PluginConfig {
+    /// A configuration with a name and settings, and a fresh test context.
+    pub fn new(name: impl Into<String>, settings: serde_json::Value) -> Self {
+        let name = name.into();
+        Self {
+            context: Context::new(name.clone()),
+            name,
+            settings,
+        }
+    }
+
+    /// Replaces the context.
+    pub fn with_context(mut self, context: Context) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Deserializes the settings into the plugin's own settings type.
+    ///
+    /// Errors become [`PluginError::Misconfigured`] naming the offending key,
+    /// which the daemon reports with the file and line of the settings table.
+    /// Use `#[serde(deny_unknown_fields)]` on `T` so typos are caught.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
+        T::deserialize(&self.settings).map_err(|e| PluginError::Misconfigured(e.to_string()))
+    }
+}
+
+/// Builds [`Authenticator`] instances of one type.
+pub trait AuthenticatorFactory: Send + Sync + 'static {
+    /// The `type = "…"` this factory answers to.
+    fn type_name(&self) -> &str;
+
+    /// The login shape of the instances.
+    fn flow(&self) -> Flow;
+
+    /// A JSON Schema of the settings (documentation and up-front checks).
+    fn config_schema(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "object" })
+    }
+
+    /// Settings that hold secrets. For each name `K` listed here the daemon
+    /// also accepts `K_file` (a path) and `K_credential` (a name in
+    /// systemd's `$CREDENTIALS_DIRECTORY`) and reads them into `K`.
+    fn secret_settings(&self) -> &[&str] {
+        &[]
+    }
+
+    /// Checks the settings and builds an instance. Called on every load and
+    /// reload that changed this instance's configuration; must not block
+    /// on the network (connect lazily).
+    fn build(&self, config: PluginConfig) -> Result<Arc<dyn Authenticator>, PluginError>;
+}
+
+/// Builds [`Verifier`] instances of one type.
+pub trait VerifierFactory: Send + Sync + 'static {
+    /// The `type = "…"` this factory answers to.
+    fn type_name(&self) -> &str;
+
+    /// A JSON Schema of the settings.
+    fn config_schema(&self) -> serde_json::Value {
+        serde_json::json!({ "type": "object" })
+    }
+
+    /// Settings that hold secrets (see [`AuthenticatorFactory::secret_settings`]).
+    fn secret_settings(&self) -> &[&str] {
+        &[]
+    }
+
+    /// Checks the settings and builds an instance.
+    fn build(&self, config: PluginConfig) -> Result<Arc<dyn Verifier>, PluginError>;
+}

@@ -1,0 +1,384 @@
+//! Wire types of the socket API v1 (`API.md`): serde only, no I/O.
+//!
+//! The daemon, the `gatehouse` CLI, the tests and third-party clients share
+//! these types. Fields may be added in later 1.x versions; none is renamed
+//! or removed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// The version of this protocol.
+pub const API_VERSION: &str = "v1";
+
+/// Every error code a client can see, with its HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Malformed JSON, a missing or wrongly typed field.
+    BadRequest,
+    /// Wrong username or password, rejected assertion or code.
+    InvalidCredentials,
+    /// A token check failed.
+    InvalidToken,
+    /// The peer may not use this endpoint.
+    Forbidden,
+    /// Credentials fine, but a rule denies the login.
+    LoginDenied,
+    /// Token issuance: the subject has no access to the service.
+    NoAccess,
+    /// No authenticator with that name (or it is disabled).
+    UnknownAuthenticator,
+    /// No verifier with that name.
+    UnknownVerifier,
+    /// No such route or object.
+    NotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The request does not fit the authenticator's flow.
+    FlowMismatch,
+    /// The object exists already.
+    Conflict,
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The body is not JSON.
+    UnsupportedMediaType,
+    /// A reload was refused.
+    InvalidConfig,
+    /// The request is well-formed but its values are not acceptable.
+    Unprocessable,
+    /// Lockout or rate limit.
+    TooManyAttempts,
+    /// Every server of the backend is unreachable.
+    BackendUnavailable,
+    /// A bug in the daemon or a plugin.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidToken => "invalid_token",
+            Self::Forbidden => "forbidden",
+            Self::LoginDenied => "login_denied",
+            Self::NoAccess => "no_access",
+            Self::UnknownAuthenticator => "unknown_authenticator",
+            Self::UnknownVerifier => "unknown_verifier",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::FlowMismatch => "flow_mismatch",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidConfig => "invalid_config",
+            Self::Unprocessable => "unprocessable",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::BackendUnavailable => "backend_unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status that carries this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::InvalidCredentials | Self::InvalidToken => 401,
+            Self::Forbidden | Self::LoginDenied | Self::NoAccess => 403,
+            Self::UnknownAuthenticator | Self::UnknownVerifier | Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::FlowMismatch | Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::InvalidConfig | Self::Unprocessable => 422,
+            Self::TooManyAttempts => 429,
+            Self::Internal => 500,
+            Self::BackendUnavailable => 503,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every non-2xx answer.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The `error` object.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct ErrorDetail {
+    /// Stable snake_case code (see [`ErrorCode`]). Kept as a string so a
+    /// client understands codes added after it was built.
+    pub code: String,
+    /// Human-readable text.
+    pub message: String,
+    /// Structured extra data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+/// One configuration error, as listed in `details.errors` of
+/// `invalid_config` and printed by `--check-config`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ConfigErrorEntry {
+    /// The file the error is in.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<u32>,
+    /// Dotted key path (`authenticators[1].settings.server_uri`), when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigErrorEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// `GET /v1/health`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct Health {
+    /// Always `"ok"` while the daemon serves.
+    pub status: String,
+    /// The daemon's version.
+    pub version: String,
+    /// The configuration generation being served (1 after start).
+    pub generation: u64,
+    /// When the serving generation was loaded (RFC 3339).
+    pub reloaded_at: String,
+    /// Why the last reload was refused, if it was.
+    pub last_reload_error: Option<String>,
+    /// Number of configured authenticators.
+    pub authenticators: usize,
+    /// Number of configured verifiers.
+    pub verifiers: usize,
+}
+
+/// One entry of `GET /v1/authenticators`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct AuthenticatorInfo {
+    /// Unique name.
+    pub name: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether it takes logins.
+    pub enabled: bool,
+    /// Position in the login order.
+    pub order: i64,
+    /// `password` or `redirect`.
+    pub flow: String,
+}
+
+/// `GET /v1/authenticators`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct AuthenticatorList {
+    /// In login order.
+    pub authenticators: Vec<AuthenticatorInfo>,
+}
+
+/// `POST /v1/login`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct LoginRequest {
+    /// The username as typed.
+    pub username: String,
+    /// The password.
+    pub password: Secret,
+    /// Only this authenticator; otherwise every enabled password
+    /// authenticator in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticator: Option<String>,
+    /// The end user's address, passed to backends that want it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_addr: Option<String>,
+    /// Admin peers only: add an explanation of the decision.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
+}
+
+/// `POST /v1/login/continue`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ContinueRequest {
+    /// From the challenge answer.
+    pub login_id: String,
+    /// The user's answer.
+    pub response: Secret,
+}
+
+/// The user part of a [`LoginResult`] and of `GET /v1/users`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct User {
+    /// Store id.
+    pub id: String,
+    /// Normalised username.
+    pub username: String,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Superuser status.
+    pub is_superuser: bool,
+}
+
+/// An organization membership.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct OrganizationMembership {
+    /// Organization name.
+    pub name: String,
+    /// Whether the user administers it.
+    pub admin: bool,
+}
+
+/// A team membership.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct TeamMembership {
+    /// Team name.
+    pub name: String,
+    /// Organization the team belongs to.
+    pub organization: String,
+    /// Whether the user administers it.
+    pub admin: bool,
+}
+
+/// A successful login.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct LoginResult {
+    /// The user.
+    pub user: User,
+    /// The authenticator that accepted.
+    pub authenticator: String,
+    /// The user's uid at that authenticator.
+    pub authenticator_uid: String,
+    /// Groups reported by the authenticator.
+    pub groups: Vec<String>,
+    /// Organizations after the maps ran.
+    pub organizations: Vec<OrganizationMembership>,
+    /// Teams after the maps ran.
+    pub teams: Vec<TeamMembership>,
+    /// Attributes reported by the authenticator.
+    pub attributes: BTreeMap<String, Vec<String>>,
+    /// A service access token, when the daemon's issuer is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Admin `explain` output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<serde_json::Value>,
+}
+
+/// A challenge: answer it with `POST /v1/login/continue`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ChallengeAnswer {
+    /// Pass back with the response.
+    pub login_id: String,
+    /// Text to show.
+    pub prompt: String,
+    /// Whether the answer may be echoed.
+    pub echo: bool,
+}
+
+/// The `200` answer of `/v1/login` and `/v1/login/continue`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum LoginResponse {
+    /// Logged in.
+    Ok(Box<LoginResult>),
+    /// One more step.
+    Challenge(ChallengeAnswer),
+}
+
+/// `POST /v1/reload` success.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ReloadAnswer {
+    /// The generation now serving.
+    pub generation: u64,
+}
+
+/// `POST /v1/users`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct CreateUser {
+    /// Username (stored lowercased).
+    pub username: String,
+    /// Initial password.
+    pub password: Secret,
+    /// E-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Given name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Family name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+    /// Superuser status.
+    #[serde(default)]
+    pub is_superuser: bool,
+}
+
+/// `PUT /v1/users/{username}/password`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct SetPassword {
+    /// The new password.
+    pub password: Secret,
+}
+
+/// `GET /v1/users`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct UserList {
+    /// Every user, by username.
+    pub users: Vec<User>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_response_is_tagged_by_status() {
+        let c = LoginResponse::Challenge(ChallengeAnswer {
+            login_id: "x".into(),
+            prompt: "Code".into(),
+            echo: false,
+        });
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["status"], "challenge");
+        assert_eq!(v["login_id"], "x");
+    }
+
+    #[test]
+    fn every_code_has_a_client_or_server_error_status() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::InvalidConfig,
+            ErrorCode::TooManyAttempts,
+            ErrorCode::BackendUnavailable,
+        ] {
+            let s = code.http_status();
+            assert!((400..600).contains(&s), "{code}");
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+    }
+}
