@@ -20,6 +20,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Methods for an `Allow` header (405).
     pub allow: Option<&'static str>,
+    /// Close the connection after answering (an unread body is left).
+    pub close: bool,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             details: None,
             retry_after: None,
             allow: None,
+            close: false,
         }
     }
 

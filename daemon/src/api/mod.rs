@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -222,33 +222,77 @@ fn redact_serde(e: &serde_json::Error) -> String {
     out
 }
 
+/// Bodies up to this size are read and discarded after a 413, so the
+/// keep-alive connection stays usable; larger ones close the connection.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
 async fn json_body(req: Request<Incoming>, max: usize) -> Result<JsonBody, ApiError> {
-    let too_large = || {
-        ApiError::new(
+    let too_large = |close: bool| {
+        let mut e = ApiError::new(
             gatehouse_sdk::proto::ErrorCode::PayloadTooLarge,
             format!("request body is larger than {max} bytes"),
-        )
+        );
+        e.close = close;
+        e
     };
-    if let Some(len) = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()) {
-        match len.parse::<u64>() {
-            Ok(n) if n > max as u64 => return Err(too_large()),
-            Ok(_) => {}
-            Err(_) => return Err(ApiError::bad_request("invalid Content-Length")),
-        }
+    let declared = match req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .map(|v| v.to_str().map(str::parse::<u64>))
+    {
+        Some(Ok(Ok(n))) => Some(n),
+        Some(_) => return Err(ApiError::bad_request("invalid Content-Length")),
+        None => None,
+    };
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
+        return Err(too_large(true));
     }
-    if let Some(ct) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let Some(ct) = content_type
         && !ct.starts_with("application/json")
     {
-        return Err(ApiError::new(
+        let drained = drain(req.into_body()).await;
+        let mut e = ApiError::new(
             gatehouse_sdk::proto::ErrorCode::UnsupportedMediaType,
             format!("expected Content-Type application/json, got {ct:?}"),
-        ));
+        );
+        e.close = !drained;
+        return Err(e);
     }
-    match Limited::new(req.into_body(), max).collect().await {
-        Ok(c) => Ok(JsonBody(c.to_bytes())),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(format!("could not read the body: {e}"))),
+    let mut body = req.into_body();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            if buf.len() + data.len() > max {
+                let drained = buf.len() + data.len() <= DRAIN_LIMIT && drain(body).await;
+                return Err(too_large(!drained));
+            }
+            buf.extend_from_slice(data);
+        }
     }
+    Ok(JsonBody(buf.freeze()))
+}
+
+/// Reads and discards the rest of a body, up to [`DRAIN_LIMIT`]; false when
+/// it was longer or broken (the connection must then close).
+async fn drain(mut body: Incoming) -> bool {
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                seen += f.data_ref().map_or(0, Bytes::len);
+                if seen > DRAIN_LIMIT {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// A JSON response.

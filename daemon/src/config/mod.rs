@@ -227,7 +227,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let mut drop_ins: Vec<PathBuf> = Vec::new();
     let mut errors = Vec::new();
     for pattern in &include {
-        let abs = base.join(pattern).display().to_string();
+        let abs = join(&base, pattern).display().to_string();
         match glob::glob(&abs) {
             Ok(paths) => {
                 let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
@@ -260,12 +260,35 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
-        path.to_owned()
+        clean(path)
     } else {
         std::env::current_dir()
-            .map(|d| d.join(path))
+            .map(|d| clean(&d.join(path)))
             .unwrap_or_else(|_| path.to_owned())
     }
+}
+
+/// `dir.join(rel)` with `.` and `..` removed lexically (the socket path must
+/// stay short, and logs should show the real location).
+pub(crate) fn join(dir: &Path, rel: impl AsRef<Path>) -> PathBuf {
+    clean(&dir.join(rel))
+}
+
+fn clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 fn read_source(path: &Path) -> Result<SourceFile, ConfigErrors> {
@@ -472,7 +495,7 @@ fn resolve(
     });
     let store = StoreSettings {
         url: match store.url {
-            StoreUrl::Sqlite(p) if p.is_relative() => StoreUrl::Sqlite(daemon.state_dir.join(p)),
+            StoreUrl::Sqlite(p) if p.is_relative() => StoreUrl::Sqlite(join(&daemon.state_dir, p)),
             other => other,
         },
     };
@@ -492,7 +515,7 @@ fn resolve(
 
 fn resolve_daemon(r: &mut Resolver<'_>, d: &raw::RawDaemon, dir: &Path, out: &mut DaemonSettings) {
     if let Some(s) = &d.socket {
-        out.socket = dir.join(s);
+        out.socket = join(dir, s);
     }
     if let Some(m) = &d.socket_mode {
         match u32::from_str_radix(m.get_ref().trim_start_matches("0o"), 8) {
@@ -507,9 +530,9 @@ fn resolve_daemon(r: &mut Resolver<'_>, d: &raw::RawDaemon, dir: &Path, out: &mu
         }
     }
     if let Some(s) = &d.state_dir {
-        out.state_dir = dir.join(s);
+        out.state_dir = join(dir, s);
     }
-    out.plugin_dirs = d.plugin_dirs.iter().map(|p| dir.join(p)).collect();
+    out.plugin_dirs = d.plugin_dirs.iter().map(|p| join(dir, p)).collect();
     if let Some(b) = &d.max_body_bytes {
         match usize::try_from(*b.get_ref()) {
             Ok(n) if (1024..=64 * 1024 * 1024).contains(&n) => out.max_body_bytes = n,
@@ -704,7 +727,7 @@ fn resolve_authenticator(
                     .iter()
                     .map(|s| s.get_ref().clone())
                     .collect(),
-                library: raw.library.as_ref().map(|l| dir.join(l.get_ref())),
+                library: raw.library.as_ref().map(|l| join(dir, l.get_ref())),
                 isolation: iso,
                 settings: settings_json(raw.settings.as_ref(), raw.additional.as_ref()),
                 location,
@@ -728,7 +751,7 @@ fn resolve_verifier(r: &mut Resolver<'_>, v: &Spanned<RawVerifier>, dir: &Path) 
     ok.then(|| VerifierSpec {
         name: raw.name.get_ref().clone(),
         kind: raw.kind.get_ref().clone(),
-        library: raw.library.as_ref().map(|l| dir.join(l.get_ref())),
+        library: raw.library.as_ref().map(|l| join(dir, l.get_ref())),
         isolation: iso,
         settings: settings_json(raw.settings.as_ref(), None),
         location,
