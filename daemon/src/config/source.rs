@@ -38,6 +38,13 @@ impl SourceFile {
         let start = span.start.min(self.text.len());
         let end = span.end.min(self.text.len()).max(start);
         let token = self.text.get(start..end)?.trim();
+        // A span that covers a whole table starts with its header.
+        if let Some(first) = token.lines().next()
+            && first.starts_with('[')
+        {
+            let name = first.trim_matches(|c| c == '[' || c == ']').trim();
+            return Some(name.to_owned());
+        }
         let before = self.text.get(..start)?;
         let header = before.lines().rev().find_map(|l| {
             let l = l.trim();
@@ -104,5 +111,7 @@ mod tests {
             Some("authenticators.bogus")
         );
         assert_eq!(src.line_of(off), 6);
+        let table = src.text.find("[[authenticators]]").unwrap();
+        assert_eq!(src.key_at(&(table..src.text.len())).as_deref(), Some("authenticators"));
     }
 }
