@@ -15,7 +15,10 @@ fn text(out: &std::process::Output) -> String {
 #[tokio::test]
 async fn cli_user_add_then_login_by_cli_and_api() {
     let d = Daemon::start(Setup::default());
-    let out = d.cli(&["user", "add", "Erin", "--email", "erin@example.test"], "erin's password\n");
+    let out = d.cli(
+        &["user", "add", "Erin", "--email", "erin@example.test"],
+        "erin's password\n",
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     let out = d.cli(&["login", "erin"], "erin's password\n");
@@ -32,7 +35,11 @@ async fn cli_user_add_then_login_by_cli_and_api() {
 
     // list (text and JSON)
     let out = d.cli(&["user", "list"], "");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("erin"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("erin"),
+        "{}",
+        text(&out)
+    );
     let out = d.cli(&["--json", "user", "list"], "");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["users"][0]["username"], "erin");
@@ -47,7 +54,10 @@ async fn cli_user_add_then_login_by_cli_and_api() {
     let dup = add_user(&mut c, "ERIN", "whatever long").await;
     assert_eq!((dup.status, dup.code().as_deref()), (409, Some("conflict")));
     let weak = add_user(&mut c, "frank", "short").await;
-    assert_eq!((weak.status, weak.code().as_deref()), (422, Some("unprocessable")));
+    assert_eq!(
+        (weak.status, weak.code().as_deref()),
+        (422, Some("unprocessable"))
+    );
     let bad = add_user(&mut c, "has space", "long enough pw").await;
     assert_eq!(bad.status, 400);
 
@@ -60,7 +70,10 @@ async fn cli_user_add_then_login_by_cli_and_api() {
 
     // the password never reaches the log
     let logs = d.logs();
-    assert!(!logs.contains("erin's password") && !logs.contains("a brand new one"), "{logs}");
+    assert!(
+        !logs.contains("erin's password") && !logs.contains("a brand new one"),
+        "{logs}"
+    );
 }
 
 #[tokio::test]
@@ -99,7 +112,11 @@ async fn a_non_admin_peer_is_refused_admin_endpoints() {
         vec!["user", "passwd", "gina"],
         vec!["user", "del", "gina"],
     ] {
-        let out = d.cli_as("nobody", &[&["--json"], args.as_slice()].concat(), "mallory password\n");
+        let out = d.cli_as(
+            "nobody",
+            &[&["--json"], args.as_slice()].concat(),
+            "mallory password\n",
+        );
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         assert_eq!(v["error"]["code"], "forbidden", "{args:?}: {}", text(&out));

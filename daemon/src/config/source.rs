@@ -112,6 +112,9 @@ mod tests {
         );
         assert_eq!(src.line_of(off), 6);
         let table = src.text.find("[[authenticators]]").unwrap();
-        assert_eq!(src.key_at(&(table..src.text.len())).as_deref(), Some("authenticators"));
+        assert_eq!(
+            src.key_at(&(table..src.text.len())).as_deref(),
+            Some("authenticators")
+        );
     }
 }
