@@ -1,6 +1,8 @@
 //! The socket API: every route, every error path, and the daemon keeps
 //! serving after bad input.
 
+#![allow(clippy::unwrap_used)]
+
 use gatehouse_e2e::{Daemon, Setup, add_user, login};
 use http::Method;
 
@@ -87,7 +89,9 @@ async fn bad_requests_get_codes_and_the_daemon_keeps_serving() {
     let d = Daemon::start(Setup::default());
     let mut c = d.client().await;
     let json = Some("application/json");
-    let cases: Vec<(Method, &str, Option<&str>, String, u16, &str)> = vec![
+    // (method, path, content type, body, expected status, expected code)
+    type Case<'a> = (Method, &'a str, Option<&'a str>, String, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             Method::POST,
             "/v1/login",

@@ -1,6 +1,8 @@
 //! Process lifecycle: socket files (stale, live, mode), socket activation,
 //! systemd notifications, graceful shutdown, offline config checks.
 
+#![allow(clippy::unwrap_used)]
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::process::Command;

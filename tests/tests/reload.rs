@@ -2,6 +2,8 @@
 //! drop-in; a broken configuration changes nothing and is reported; reloads
 //! under load drop no request.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

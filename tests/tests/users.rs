@@ -1,6 +1,8 @@
 //! User administration and peer credentials: the CLI and the API, an admin
 //! peer and a real second uid.
 
+#![allow(clippy::unwrap_used)]
+
 use gatehouse_e2e::{Daemon, Setup, add_user, is_root, login};
 
 fn text(out: &std::process::Output) -> String {

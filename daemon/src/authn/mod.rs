@@ -17,6 +17,9 @@ pub struct Resources {
     pub hashing: Arc<tokio::sync::Semaphore>,
 }
 
+/// Builds an instance of a built-in type.
+pub type BuildFn = fn(PluginConfig, &Resources) -> Result<Arc<dyn Authenticator>, PluginError>;
+
 /// A built-in authenticator type.
 pub struct Builtin {
     /// `type = "…"`.
@@ -26,7 +29,7 @@ pub struct Builtin {
     /// Settings that hold secrets.
     pub secret_settings: &'static [&'static str],
     /// Builds an instance.
-    pub build: fn(PluginConfig, &Resources) -> Result<Arc<dyn Authenticator>, PluginError>,
+    pub build: BuildFn,
 }
 
 /// Every built-in authenticator type.

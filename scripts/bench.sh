@@ -1,0 +1,7 @@
+#!/bin/bash
+# Builds release binaries and runs the benchmarks; prints figures (see
+# docs/benchmarks.md for recorded ones).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --workspace --bins
+cargo bench -p gatehouse-e2e --bench socket

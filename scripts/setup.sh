@@ -1,0 +1,36 @@
+#!/bin/bash
+# Installs what the build and the test suite need on a fresh Debian machine
+# (idempotent: only what is missing). Run as root, or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+need_pkgs=()
+command -v systemd-socket-activate >/dev/null || need_pkgs+=(systemd)
+command -v runuser >/dev/null || need_pkgs+=(util-linux)
+command -v cc >/dev/null || need_pkgs+=(gcc libc6-dev)
+command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "setup: installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q >/dev/null
+  # policy-rc.d keeps package scripts from starting system services
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  $SUDO apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  [ "$own_policy" = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+
+id nobody >/dev/null 2>&1 || $SUDO useradd --system --no-create-home --shell /usr/sbin/nologin nobody
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+echo "setup: ok"
