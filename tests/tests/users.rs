@@ -169,3 +169,33 @@ async fn explain_is_for_admins() {
         a.value()
     );
 }
+
+#[tokio::test]
+async fn changed_hash_parameters_rehash_on_login() {
+    let d = Daemon::start(Setup::default());
+    let mut c = d.client().await;
+    assert_eq!(add_user(&mut c, "ivy", "ivy password").await.status, 201);
+    let db = d.dir().join("state/gatehouse.db");
+    let stored = || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("SELECT password_hash FROM users WHERE username = 'ivy'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap()
+    };
+    let before = stored();
+    assert!(before.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{before}");
+
+    d.write_config(&Setup::with_body(
+        &gatehouse_e2e::LOCAL_AUTH.replace("argon2_memory_kib = 64", "argon2_memory_kib = 128"),
+    ));
+    d.wait_generation(2).await;
+    // a wrong password changes nothing
+    assert_eq!(login(&mut c, "ivy", "not ivy's").await.status, 401);
+    assert_eq!(stored(), before);
+    // the right one is accepted and the hash upgraded
+    assert_eq!(login(&mut c, "ivy", "ivy password").await.status, 200);
+    let after = stored();
+    assert!(after.starts_with("$argon2id$v=19$m=128,t=1,p=1$"), "{after}");
+    assert_eq!(login(&mut c, "ivy", "ivy password").await.status, 200);
+}
