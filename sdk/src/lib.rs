@@ -90,6 +90,7 @@
 
 #![deny(missing_docs)]
 
+pub mod abi;
 mod authenticator;
 mod context;
 mod error;
@@ -107,7 +108,7 @@ pub use authenticator::{
 pub use context::{Clock, Context, HttpSettings, Level, Logger, NullLogger, SystemClock};
 pub use error::{PluginError, TokenRejection};
 pub use identity::Identity;
-pub use plugin::{AuthenticatorFactory, PluginConfig, VerifierFactory};
+pub use plugin::{AuthenticatorFactory, Plugin, PluginConfig, VerifierFactory};
 pub use secret::{Secret, constant_time_eq};
 pub use verifier::{OriginalRequest, VerifiedToken, Verifier, VerifyRequest};
 
@@ -136,5 +137,25 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
             Poll::Ready(out) => return out,
             Poll::Pending => std::thread::park(),
         }
+    }
+}
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// Runs CPU-heavy or blocking work (password hashing, file reads) off the
+/// async workers, on the runtime the plugin runs on.
+#[cfg(any(feature = "export", feature = "testing", feature = "host"))]
+pub async fn blocking<F, R>(f: F) -> Result<R, PluginError>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => h
+            .spawn_blocking(f)
+            .await
+            .map_err(|e| PluginError::Internal(format!("blocking task failed: {e}"))),
+        Err(_) => Ok(f()),
     }
 }

@@ -93,3 +93,21 @@ pub trait VerifierFactory: Send + Sync + 'static {
     /// Checks the settings and builds an instance.
     fn build(&self, config: PluginConfig) -> Result<Arc<dyn Verifier>, PluginError>;
 }
+
+/// A plugin: a set of authenticator and verifier types. Export one from a
+/// `cdylib` with [`export_plugin!`](crate::export_plugin); the daemon can
+/// also link one in directly.
+pub trait Plugin: Send + Sync + 'static {
+    /// A name for logs.
+    fn name(&self) -> &str;
+
+    /// The authenticator types.
+    fn authenticators(&self) -> Vec<Box<dyn AuthenticatorFactory>> {
+        Vec::new()
+    }
+
+    /// The verifier types.
+    fn verifiers(&self) -> Vec<Box<dyn VerifierFactory>> {
+        Vec::new()
+    }
+}
