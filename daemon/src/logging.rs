@@ -25,3 +25,17 @@ pub fn init(default_level: &str) {
         eprintln!("gatehoused: logging already initialised: {e}");
     }
 }
+
+/// Sends log lines of dynamically loaded plugins to `tracing`.
+pub fn forward_plugin_logs() {
+    gatehouse_sdk::abi::host::set_log_sink(|level, instance, message| {
+        use gatehouse_sdk::Level;
+        match level {
+            Level::Trace => tracing::trace!(plugin = instance, "{message}"),
+            Level::Debug => tracing::debug!(plugin = instance, "{message}"),
+            Level::Info => tracing::info!(plugin = instance, "{message}"),
+            Level::Warn => tracing::warn!(plugin = instance, "{message}"),
+            Level::Error => tracing::error!(plugin = instance, "{message}"),
+        }
+    });
+}

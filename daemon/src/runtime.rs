@@ -14,7 +14,62 @@ use gatehouse_sdk::{Authenticator, Context, Flow, Level, Logger, PluginConfig, P
 use crate::authn::local::{LocalSettings, PasswordPolicy};
 use crate::authn::{self, Resources};
 use crate::config::{AuthenticatorSpec, Config, ConfigErrors, Isolation, Location};
+use crate::isolation::supervisor::Isolated;
+use crate::plugins::Catalog;
 use crate::store::{self, Store};
+use gatehouse_sdk::abi::CreateConfig;
+use gatehouse_sdk::abi::host::Library;
+
+/// Where an authenticator type comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    Builtin(&'static authn::Builtin),
+    Library(&'static Library),
+}
+
+impl Source {
+    fn library_path(self) -> Option<PathBuf> {
+        match self {
+            Self::Builtin(_) => None,
+            Self::Library(l) => Some(l.path.clone()),
+        }
+    }
+}
+
+/// Builds an instance from a plugin library, in this process or in a child.
+fn build_from_library(
+    lib: &'static Library,
+    spec: &AuthenticatorSpec,
+    settings: serde_json::Value,
+    context: &Context,
+) -> Result<(Arc<dyn Authenticator>, Flow), PluginError> {
+    let flow = lib
+        .descriptor
+        .authenticators
+        .iter()
+        .find(|t| t.type_name == spec.kind)
+        .map_or(Flow::Password, |t| t.flow);
+    let create = CreateConfig {
+        name: spec.name.clone(),
+        settings,
+        state_dir: context.state_dir().map(|d| d.display().to_string()),
+        config_dir: spec
+            .settings_location
+            .file
+            .parent()
+            .map(|d| d.display().to_string()),
+    };
+    match spec.isolation {
+        Isolation::InProcess => lib.create_authenticator(&spec.kind, &create).map(|a| (a, flow)),
+        Isolation::Process => {
+            let handle = tokio::runtime::Handle::try_current()
+                .map_err(|_| PluginError::Internal("process isolation needs the async runtime".into()))?;
+            let isolated =
+                handle.block_on(Isolated::start(lib.path.clone(), spec.kind.clone(), flow, create))?;
+            Ok((Arc::new(isolated), flow))
+        }
+    }
+}
 
 /// A constructed authenticator.
 pub struct AuthenticatorEntry {
@@ -26,6 +81,10 @@ pub struct AuthenticatorEntry {
     pub plugin: Arc<dyn Authenticator>,
     /// The context handed to its calls.
     pub context: Context,
+    /// Its settings with secrets resolved (to detect changes on reload).
+    pub resolved_settings: serde_json::Value,
+    /// The plugin library it came from, if any.
+    pub library: Option<PathBuf>,
 }
 
 /// One generation.
@@ -207,38 +266,49 @@ pub fn build(
     let mut authenticators = Vec::new();
     let mut passwords = None;
 
+    let catalog = Catalog::scan(&config, &mut errors);
     for spec in &config.authenticators {
         let key = format!("authenticators[{:?}]", spec.name);
-        let Some(builtin) = authn::builtin(&spec.kind) else {
-            let known: Vec<_> = authn::BUILTINS.iter().map(|b| b.type_name).collect();
-            errors.push(spec.location.error(
-                format!("{key}.type"),
-                format!(
-                    "unknown authenticator type {:?} (available: {})",
-                    spec.kind,
-                    known.join(", ")
-                ),
-            ));
-            continue;
+        let source = match authn::builtin(&spec.kind) {
+            Some(builtin) => {
+                if spec.library.is_some() {
+                    errors.push(spec.location.error(
+                        format!("{key}.library"),
+                        format!("type {:?} is built in; it cannot come from a library", spec.kind),
+                    ));
+                    continue;
+                }
+                if spec.isolation == Isolation::Process {
+                    errors.push(spec.location.error(
+                        format!("{key}.isolation"),
+                        "built-in authenticators run in the daemon's process; isolation = \"process\" is for plugin libraries",
+                    ));
+                    continue;
+                }
+                Source::Builtin(builtin)
+            }
+            None => match catalog.authenticator_library(spec) {
+                Ok(lib) => Source::Library(lib),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
         };
-        if spec.library.is_some() {
-            errors.push(spec.location.error(
-                format!("{key}.library"),
-                format!("type {:?} is built in; it cannot come from a library", spec.kind),
-            ));
-            continue;
-        }
-        if spec.isolation == Isolation::Process {
-            errors.push(spec.location.error(
-                format!("{key}.isolation"),
-                "built-in authenticators run in the daemon's process; isolation = \"process\" is for plugin libraries",
-            ));
-            continue;
-        }
+        let secret_keys: Vec<&str> = match source {
+            Source::Builtin(b) => b.secret_settings.to_vec(),
+            Source::Library(lib) => lib
+                .descriptor
+                .authenticators
+                .iter()
+                .find(|t| t.type_name == spec.kind)
+                .map(|t| t.secret_settings.iter().map(String::as_str).collect())
+                .unwrap_or_default(),
+        };
         let mut settings = spec.settings.clone();
         resolve_secrets(
             &mut settings,
-            builtin.secret_settings,
+            &secret_keys,
             &spec.settings_location,
             &format!("{key}.settings"),
             &mut watched,
@@ -250,12 +320,14 @@ pub fn build(
                 passwords = PasswordPolicy::new(&s).ok();
             }
         }
-        // Reuse an unchanged instance from the previous generation.
+        // Reuse an unchanged instance from the previous generation (secret
+        // files included: a changed secret builds a new instance).
         if let Some(old) = previous.and_then(|p| p.authenticator(&spec.name)).filter(|old| {
             old.spec.kind == spec.kind
-                && old.spec.settings == spec.settings
+                && old.resolved_settings == settings
                 && old.spec.library == spec.library
                 && old.spec.isolation == spec.isolation
+                && old.library == source.library_path()
                 && store_reused
         }) {
             authenticators.push(AuthenticatorEntry {
@@ -263,17 +335,31 @@ pub fn build(
                 flow: old.flow,
                 plugin: Arc::clone(&old.plugin),
                 context: old.context.clone(),
+                resolved_settings: settings,
+                library: old.library.clone(),
             });
             continue;
         }
-        let context = plugin_context(&spec.name, &config);
-        let plugin_config = PluginConfig::new(spec.name.clone(), settings).with_context(context.clone());
-        match (builtin.build)(plugin_config, &resources) {
-            Ok(plugin) => authenticators.push(AuthenticatorEntry {
+        let mut context = plugin_context(&spec.name, &config);
+        if let Some(dir) = spec.settings_location.file.parent() {
+            context = context.with_config_dir(dir);
+        }
+        let built = match source {
+            Source::Builtin(builtin) => {
+                let plugin_config =
+                    PluginConfig::new(spec.name.clone(), settings.clone()).with_context(context.clone());
+                (builtin.build)(plugin_config, &resources).map(|p| (p, builtin.flow))
+            }
+            Source::Library(lib) => build_from_library(lib, spec, settings.clone(), &context),
+        };
+        match built {
+            Ok((plugin, flow)) => authenticators.push(AuthenticatorEntry {
                 spec: spec.clone(),
-                flow: builtin.flow,
+                flow,
                 plugin,
                 context,
+                resolved_settings: settings,
+                library: source.library_path(),
             }),
             Err(PluginError::Misconfigured(m)) => {
                 errors.push(spec.settings_location.error(format!("{key}.settings"), m));

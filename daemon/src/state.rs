@@ -62,11 +62,25 @@ fn hashing_permits() -> usize {
 }
 
 impl Daemon {
-    /// Loads the configuration and builds generation 1.
-    pub fn start(options: Options) -> Result<Arc<Self>, ConfigErrors> {
-        let config = load_config(&options)?;
+    /// Loads the configuration and builds generation 1 (on a blocking
+    /// thread: plugin construction may wait for child processes).
+    pub async fn start(options: Options) -> Result<Arc<Self>, ConfigErrors> {
         let hashing = Arc::new(tokio::sync::Semaphore::new(hashing_permits()));
-        let runtime = runtime::build(config, 1, None, &hashing)?;
+        let h = Arc::clone(&hashing);
+        let o = options.clone();
+        let runtime = tokio::task::spawn_blocking(move || {
+            let config = load_config(&o)?;
+            runtime::build(config, 1, None, &h)
+        })
+        .await
+        .map_err(|e| {
+            ConfigErrors::one(ConfigErrorEntry {
+                file: options.config_path.display().to_string(),
+                line: None,
+                key: None,
+                message: format!("startup task failed: {e}"),
+            })
+        })??;
         let metrics = Metrics::default();
         metrics.reload(true, 1);
         let (reload_notify, _) = tokio::sync::watch::channel(1);

@@ -81,7 +81,8 @@ typedef struct gh_plugin_v1 {
       "verifiers":[{"type":"…","config_schema":{…},"secret_settings":[]}]} */
   const char *descriptor;
   /* Create an instance of `type_name` (GH_KIND_*). `config` is
-     {"name":"…","settings":{…},"state_dir":"…"|null}.
+     {"name":"…","settings":{…},"state_dir":"…"|null,
+     "config_dir":"…"|null} (config_dir: for relative paths in settings).
      Returns an opaque handle, or NULL after calling on_error(user_data,
      GH_ERROR, PluginError JSON). */
   void *(*create)(uint32_t kind, const uint8_t *type_name, size_t type_len,

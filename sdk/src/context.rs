@@ -88,6 +88,7 @@ pub struct Context {
     logger: Arc<dyn Logger>,
     http: Arc<HttpSettings>,
     state_dir: Option<Arc<std::path::Path>>,
+    config_dir: Option<Arc<std::path::Path>>,
 }
 
 impl Context {
@@ -100,6 +101,7 @@ impl Context {
             logger: Arc::new(NullLogger),
             http: Arc::new(HttpSettings::default()),
             state_dir: None,
+            config_dir: None,
         }
     }
 
@@ -125,6 +127,23 @@ impl Context {
     pub fn with_state_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.state_dir = Some(Arc::from(dir.into()));
         self
+    }
+
+    /// Sets the directory of the configuration file the instance was
+    /// configured in.
+    pub fn with_config_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config_dir = Some(Arc::from(dir.into()));
+        self
+    }
+
+    /// Resolves a path from the settings: relative paths are relative to
+    /// the directory of the configuration file that set them.
+    pub fn resolve_path(&self, path: impl AsRef<std::path::Path>) -> std::path::PathBuf {
+        let path = path.as_ref();
+        match &self.config_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_owned(),
+        }
     }
 
     /// The configured name of this plugin instance.

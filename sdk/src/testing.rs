@@ -16,7 +16,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Waker};
 
-use crate::{Authenticator, AuthenticatorFactory, Context, Flow, LoginStep, PasswordLogin, PluginConfig, PluginError};
+use crate::{
+    Authenticator, AuthenticatorFactory, Context, Flow, LoginStep, PasswordLogin, PluginConfig, PluginError,
+};
 
 /// Builds instances for the suite: a factory (linked-in form) or a loaded
 /// library (dynamic form).
@@ -96,7 +98,9 @@ impl<'a> AuthenticatorSuite<'a> {
             if schema.get("type").and_then(|t| t.as_str()) == Some("object") {
                 Ok(())
             } else {
-                Err(format!("the settings schema must be a JSON Schema object, got {schema}"))
+                Err(format!(
+                    "the settings schema must be a JSON Schema object, got {schema}"
+                ))
             },
         );
         for bad in &self.bad_settings {
@@ -114,7 +118,10 @@ impl<'a> AuthenticatorSuite<'a> {
             Err(e) => return Err(format!("cannot build with the suite's settings: {e}")),
         };
         let ctx = Context::new("conformance");
-        check("no secret in Debug output", self.no_secret_in(&format!("{ctx:?}")));
+        check(
+            "no secret in Debug output",
+            self.no_secret_in(&format!("{ctx:?}")),
+        );
         if auth.flow() == Flow::Password {
             let _guard = rt.enter();
             let (user, pw) = self.good.clone().unwrap_or_default();
@@ -132,7 +139,10 @@ impl<'a> AuthenticatorSuite<'a> {
                         other => Err(format!("expected an identity, got {other:?}")),
                     },
                 );
-                check("wrong password", expect_invalid(login(&user, &format!("{pw}-wrong"))));
+                check(
+                    "wrong password",
+                    expect_invalid(login(&user, &format!("{pw}-wrong"))),
+                );
                 check("empty password", expect_invalid(login(&user, "")));
                 let debug = format!("{:?}", PasswordLogin::new(user.clone(), pw.clone()));
                 check(
@@ -182,7 +192,10 @@ impl<'a> AuthenticatorSuite<'a> {
                     );
                 }
             }
-            check("unknown user", expect_invalid(login("no-such-user-conformance", "whatever")));
+            check(
+                "unknown user",
+                expect_invalid(login("no-such-user-conformance", "whatever")),
+            );
             for injection in ["*", ")(uid=*", "\0", "admin\0", "a:b", "../../etc/passwd"] {
                 check(
                     "odd usernames are just wrong",
@@ -193,7 +206,11 @@ impl<'a> AuthenticatorSuite<'a> {
                 );
             }
         }
-        if failures.is_empty() { Ok(()) } else { Err(failures.join("\n")) }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("\n"))
+        }
     }
 
     fn no_secret_in(&self, text: &str) -> Result<(), String> {
@@ -240,6 +257,7 @@ impl Subject for Loaded {
                 name: "conformance".into(),
                 settings,
                 state_dir: None,
+                config_dir: None,
             },
         )
     }

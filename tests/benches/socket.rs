@@ -22,21 +22,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let conns: Vec<usize> = std::env::var("BENCH_CONNECTIONS")
         .unwrap_or_else(|_| "1,8,64".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let path = std::env::var("BENCH_PATH").unwrap_or_else(|_| "/v1/health".into());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let daemon = Daemon::start(Setup::default());
     println!(
         "gatehoused {} — GET {path}, {seconds}s per run, {} CPUs shared by client and daemon",
         gatehouse_e2e::bin("gatehoused").display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("{:>6} {:>12} {:>10} {:>10} {:>10}", "conns", "requests/s", "p50", "p99", "max");
+    println!(
+        "{:>6} {:>12} {:>10} {:>10} {:>10}",
+        "conns", "requests/s", "p50", "p99", "max"
+    );
     for n in conns {
         let (count, mut lat) = rt.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(seconds);

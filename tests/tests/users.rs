@@ -178,9 +178,11 @@ async fn changed_hash_parameters_rehash_on_login() {
     let db = d.dir().join("state/gatehouse.db");
     let stored = || {
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.query_row("SELECT password_hash FROM users WHERE username = 'ivy'", [], |r| {
-            r.get::<_, String>(0)
-        })
+        conn.query_row(
+            "SELECT password_hash FROM users WHERE username = 'ivy'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
         .unwrap()
     };
     let before = stored();

@@ -23,10 +23,27 @@ struct Args {
     /// valid, 1 with the error list otherwise.
     #[arg(long, value_name = "FILE")]
     check_config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Internal: host a plugin library for `isolation = "process"`
+    /// (started by the daemon; speaks JSON frames on stdin/stdout).
+    #[command(hide = true)]
+    PluginHost {
+        /// The plugin library.
+        library: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::PluginHost { library }) = &args.command {
+        let code = gatehouse_daemon::isolation::child::run(library);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     if let Some(file) = args.check_config {
         return check_config(file);
     }
@@ -44,6 +61,7 @@ fn main() -> ExitCode {
         }
     };
     gatehouse_daemon::logging::init(&config.daemon.log_level);
+    gatehouse_daemon::logging::forward_plugin_logs();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -52,7 +70,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let daemon = match Daemon::start(options) {
+        let daemon = match Daemon::start(options).await {
             Ok(d) => d,
             Err(errors) => {
                 for e in &errors.0 {
@@ -87,12 +105,28 @@ fn check_config(file: PathBuf) -> ExitCode {
         config_path: file.clone(),
         socket_override: None,
     };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
+        eprintln!("cannot start the async runtime");
+        return ExitCode::from(1);
+    };
     let result = load_config(&options).and_then(|mut config| {
         // Never create or migrate the real store while validating.
         let scratch = tempdir_for_check();
         config.store.url = gatehouse_daemon::config::StoreUrl::Sqlite(scratch.join("check.db"));
         let hashing = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
-        let built = gatehouse_daemon::runtime::build(config, 1, None, &hashing).map(|_| ());
+        // Plugins are constructed for real (on a blocking thread, as the
+        // daemon does), so their own setting checks run too.
+        let task = rt
+            .spawn_blocking(move || gatehouse_daemon::runtime::build(config, 1, None, &hashing).map(|_| ()));
+        let built = rt.block_on(task).unwrap_or_else(|e| {
+            Err(gatehouse_daemon::config::ConfigErrors::one(
+                gatehouse_daemon::config::Location {
+                    file: file.clone(),
+                    line: None,
+                }
+                .error("", format!("validation failed: {e}")),
+            ))
+        });
         let _ = std::fs::remove_dir_all(&scratch);
         built
     });

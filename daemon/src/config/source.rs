@@ -85,7 +85,7 @@ impl Location {
     }
 
     /// An error at this location.
-    pub(crate) fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigErrorEntry {
+    pub fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigErrorEntry {
         ConfigErrorEntry {
             file: self.file.display().to_string(),
             line: self.line,

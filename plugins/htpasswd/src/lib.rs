@@ -9,7 +9,7 @@
 //! name = "Web users"
 //! type = "htpasswd"
 //! [authenticators.settings]
-//! file = "/etc/gatehouse/users.htpasswd"
+//! file = "users.htpasswd"   # relative to this configuration file
 //! ```
 //!
 //! The file is re-read when its modification time changes; a file that
@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use gatehouse_sdk::{
-    Authenticator, AuthenticatorFactory, Context, Flow, Identity, LoginStep, PasswordLogin, Plugin, PluginConfig,
-    PluginError, async_trait, blocking,
+    Authenticator, AuthenticatorFactory, Context, Flow, Identity, LoginStep, PasswordLogin, Plugin,
+    PluginConfig, PluginError, async_trait, blocking,
 };
 use serde::Deserialize;
 
@@ -76,9 +76,10 @@ impl AuthenticatorFactory for HtpasswdFactory {
 
     fn build(&self, config: PluginConfig) -> Result<Arc<dyn Authenticator>, PluginError> {
         let settings: Settings = config.parse()?;
-        let (entries, mtime) = read(&settings.file).map_err(PluginError::Misconfigured)?;
+        let file = config.context.resolve_path(&settings.file);
+        let (entries, mtime) = read(&file).map_err(PluginError::Misconfigured)?;
         Ok(Arc::new(Htpasswd {
-            file: settings.file,
+            file,
             state: Mutex::new(Loaded { entries, mtime }),
         }))
     }
@@ -102,12 +103,15 @@ fn dummy_hash() -> &'static str {
 }
 
 fn supported(hash: &str) -> bool {
-    ["$2y$", "$2b$", "$2a$", "$5$", "$6$"].iter().any(|p| hash.starts_with(p))
+    ["$2y$", "$2b$", "$2a$", "$5$", "$6$"]
+        .iter()
+        .any(|p| hash.starts_with(p))
 }
 
 fn read(path: &PathBuf) -> Result<(Arc<BTreeMap<String, String>>, Option<SystemTime>), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("file: cannot read {}: {e}", path.display()))?;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("file: cannot read {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("file: cannot read {}: {e}", path.display()))?;
     let mut entries = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -125,7 +129,11 @@ fn read(path: &PathBuf) -> Result<(Arc<BTreeMap<String, String>>, Option<SystemT
             ));
         }
         if entries.insert(user.to_owned(), hash.to_owned()).is_some() {
-            return Err(format!("{}:{}: user {user:?} appears twice", path.display(), i + 1));
+            return Err(format!(
+                "{}:{}: user {user:?} appears twice",
+                path.display(),
+                i + 1
+            ));
         }
     }
     Ok((Arc::new(entries), meta.modified().ok()))
@@ -135,11 +143,18 @@ impl Htpasswd {
     /// The current entries, re-read when the file's mtime changed.
     fn entries(&self, ctx: &Context) -> Arc<BTreeMap<String, String>> {
         let mtime = std::fs::metadata(&self.file).and_then(|m| m.modified()).ok();
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if mtime.is_some() && mtime != state.mtime {
             match read(&self.file) {
                 Ok((entries, mtime)) => {
-                    ctx.info(&format!("reloaded {} ({} users)", self.file.display(), entries.len()));
+                    ctx.info(&format!(
+                        "reloaded {} ({} users)",
+                        self.file.display(),
+                        entries.len()
+                    ));
                     *state = Loaded { entries, mtime };
                 }
                 Err(e) => {

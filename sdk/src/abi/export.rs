@@ -8,8 +8,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
 use super::{
-    ContinueLogin, CreateConfig, Descriptor, HostV1, KIND_AUTHENTICATOR, KIND_VERIFIER, PluginV1, STATUS_ERROR,
-    STATUS_OK, copy_bytes, method,
+    ContinueLogin, CreateConfig, Descriptor, HostV1, KIND_AUTHENTICATOR, KIND_VERIFIER, PluginV1,
+    STATUS_ERROR, STATUS_OK, copy_bytes, method,
 };
 use crate::{
     Authenticator, AuthenticatorFactory, Context, Level, Logger, Plugin, PluginConfig, PluginError, Verifier,
@@ -131,7 +131,8 @@ impl Logger for HostLogger {
 }
 
 fn error_json(e: &PluginError) -> Vec<u8> {
-    serde_json::to_vec(e).unwrap_or_else(|_| br#"{"kind":"internal","message":"unserializable error"}"#.to_vec())
+    serde_json::to_vec(e)
+        .unwrap_or_else(|_| br#"{"kind":"internal","message":"unserializable error"}"#.to_vec())
 }
 
 fn build_instance(kind: u32, type_name: &str, config: &[u8]) -> Result<Instance, PluginError> {
@@ -145,6 +146,9 @@ fn build_instance(kind: u32, type_name: &str, config: &[u8]) -> Result<Instance,
     }));
     if let Some(dir) = &config.state_dir {
         ctx = ctx.with_state_dir(dir);
+    }
+    if let Some(dir) = &config.config_dir {
+        ctx = ctx.with_config_dir(dir);
     }
     let plugin_config = PluginConfig::new(config.name, config.settings).with_context(ctx.clone());
     // Factories may spawn tasks or create I/O objects: run them inside the
@@ -167,7 +171,9 @@ fn build_instance(kind: u32, type_name: &str, config: &[u8]) -> Result<Instance,
                 .ok_or_else(|| PluginError::Misconfigured(format!("no verifier type {type_name:?}")))?;
             Ok(Instance::Verifier(f.build(plugin_config)?, ctx))
         }
-        other => Err(PluginError::Misconfigured(format!("unknown instance kind {other}"))),
+        other => Err(PluginError::Misconfigured(format!(
+            "unknown instance kind {other}"
+        ))),
     }
 }
 
@@ -186,7 +192,11 @@ unsafe extern "C" fn create(
         let type_name = String::from_utf8_lossy(&type_name).into_owned();
         build_instance(kind, &type_name, &config)
     }))
-    .unwrap_or_else(|_| Err(PluginError::Internal("the plugin panicked while building an instance".into())));
+    .unwrap_or_else(|_| {
+        Err(PluginError::Internal(
+            "the plugin panicked while building an instance".into(),
+        ))
+    });
     match result {
         Ok(instance) => Box::into_raw(Box::new(instance)).cast::<c_void>(),
         Err(e) => {
@@ -216,7 +226,9 @@ async fn dispatch(instance: Instance, method: String, request: Vec<u8>) -> Resul
         (Instance::Authenticator(a, ctx), method::FINISH) => out(&a.finish(&ctx, parse(&request)?).await?),
         (Instance::Authenticator(a, ctx), method::METADATA) => out(&a.metadata(&ctx).await?),
         (Instance::Verifier(v, ctx), method::VERIFY) => out(&v.verify(&ctx, &parse(&request)?).await?),
-        (_, other) => Err(PluginError::Unsupported(format!("no method {other:?} on this instance"))),
+        (_, other) => Err(PluginError::Unsupported(format!(
+            "no method {other:?} on this instance"
+        ))),
     }
 }
 

@@ -43,7 +43,10 @@ impl std::fmt::Display for LoadError {
         match self {
             Self::Open(e) => write!(f, "cannot load: {e}"),
             Self::MissingSymbol => write!(f, "not a gatehouse plugin: the symbol {ENTRY_SYMBOL} is missing"),
-            Self::NullEntry => write!(f, "{ENTRY_SYMBOL} returned null (the plugin failed to initialise)"),
+            Self::NullEntry => write!(
+                f,
+                "{ENTRY_SYMBOL} returned null (the plugin failed to initialise)"
+            ),
             Self::AbiMismatch { found } => write!(
                 f,
                 "plugin ABI version {found} is not supported (this gatehouse speaks ABI {ABI_MAJOR}.x)"
@@ -82,10 +85,21 @@ pub fn set_log_sink(sink: LogSink) {
     let _ = LOG_SINK.set(sink);
 }
 
-unsafe extern "C" fn host_log(level: u32, instance: *const u8, instance_len: usize, message: *const u8, message_len: usize) {
+unsafe extern "C" fn host_log(
+    level: u32,
+    instance: *const u8,
+    instance_len: usize,
+    message: *const u8,
+    message_len: usize,
+) {
     let _ = catch_unwind(|| {
         // SAFETY: the plugin passes buffers valid for this call.
-        let (instance, message) = unsafe { (copy_bytes(instance, instance_len), copy_bytes(message, message_len)) };
+        let (instance, message) = unsafe {
+            (
+                copy_bytes(instance, instance_len),
+                copy_bytes(message, message_len),
+            )
+        };
         let level = match level {
             0 => Level::Trace,
             1 => Level::Debug,
@@ -94,7 +108,11 @@ unsafe extern "C" fn host_log(level: u32, instance: *const u8, instance_len: usi
             _ => Level::Error,
         };
         if let Some(sink) = LOG_SINK.get() {
-            sink(level, &String::from_utf8_lossy(&instance), &String::from_utf8_lossy(&message));
+            sink(
+                level,
+                &String::from_utf8_lossy(&instance),
+                &String::from_utf8_lossy(&message),
+            );
         }
     });
 }
@@ -113,7 +131,9 @@ type EntryFn = unsafe extern "C" fn(*const HostV1) -> *const PluginV1;
 pub fn load(path: &Path) -> Result<&'static Library, LoadError> {
     let canonical = std::fs::canonicalize(path).map_err(|e| LoadError::Open(e.to_string()))?;
     let cache = LIBRARIES.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut cache = cache.lock().map_err(|_| LoadError::Open("loader lock poisoned".into()))?;
+    let mut cache = cache
+        .lock()
+        .map_err(|_| LoadError::Open("loader lock poisoned".into()))?;
     if let Some(lib) = cache.get(&canonical) {
         return Ok(lib);
     }
@@ -143,7 +163,9 @@ pub fn load(path: &Path) -> Result<&'static Library, LoadError> {
     }
     // SAFETY: checked non-null; the ABI requires a NUL-terminated string
     // valid forever.
-    let text = unsafe { CStr::from_ptr(vtable.descriptor) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(vtable.descriptor) }
+        .to_string_lossy()
+        .into_owned();
     let descriptor: Descriptor = match serde_json::from_str(&text) {
         Ok(d) => d,
         Err(e) => {
@@ -249,13 +271,19 @@ impl Handle {
     ) -> Result<Res, PluginError> {
         let bytes = serde_json::to_vec(request).map_err(|e| PluginError::Internal(e.to_string()))?;
         let out = self.invoke(method, bytes).await?;
-        serde_json::from_slice(&out)
-            .map_err(|e| PluginError::Internal(format!("the plugin returned an unreadable {method} result: {e}")))
+        serde_json::from_slice(&out).map_err(|e| {
+            PluginError::Internal(format!("the plugin returned an unreadable {method} result: {e}"))
+        })
     }
 }
 
 impl Library {
-    fn create(&'static self, kind: u32, type_name: &str, config: &CreateConfig) -> Result<Handle, PluginError> {
+    fn create(
+        &'static self,
+        kind: u32,
+        type_name: &str,
+        config: &CreateConfig,
+    ) -> Result<Handle, PluginError> {
         let bytes = serde_json::to_vec(config).map_err(|e| PluginError::Internal(e.to_string()))?;
         let mut error: Option<Vec<u8>> = None;
         // SAFETY: the buffers outlive the call; `complete_sync` writes into
@@ -293,13 +321,22 @@ impl Library {
             .iter()
             .find(|a| a.type_name == type_name)
             .map(|a| a.flow)
-            .ok_or_else(|| PluginError::Misconfigured(format!("{} has no authenticator type {type_name:?}", self.path.display())))?;
+            .ok_or_else(|| {
+                PluginError::Misconfigured(format!(
+                    "{} has no authenticator type {type_name:?}",
+                    self.path.display()
+                ))
+            })?;
         let handle = self.create(KIND_AUTHENTICATOR, type_name, config)?;
         Ok(Arc::new(DynAuthenticator { handle, flow }))
     }
 
     /// Creates a verifier instance of `type_name`.
-    pub fn create_verifier(&'static self, type_name: &str, config: &CreateConfig) -> Result<Arc<dyn Verifier>, PluginError> {
+    pub fn create_verifier(
+        &'static self,
+        type_name: &str,
+        config: &CreateConfig,
+    ) -> Result<Arc<dyn Verifier>, PluginError> {
         let handle = self.create(KIND_VERIFIER, type_name, config)?;
         Ok(Arc::new(DynVerifier { handle }))
     }

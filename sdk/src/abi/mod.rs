@@ -53,7 +53,13 @@ pub struct HostV1 {
     /// [`ABI_MINOR`].
     pub abi_minor: u32,
     /// Forwards a log line.
-    pub log: unsafe extern "C" fn(level: u32, instance: *const u8, instance_len: usize, message: *const u8, message_len: usize),
+    pub log: unsafe extern "C" fn(
+        level: u32,
+        instance: *const u8,
+        instance_len: usize,
+        message: *const u8,
+        message_len: usize,
+    ),
 }
 
 /// `gh_plugin_v1`: what a plugin offers the daemon.
@@ -151,6 +157,9 @@ pub struct CreateConfig {
     /// Private state directory.
     #[serde(default)]
     pub state_dir: Option<String>,
+    /// Directory of the configuration file (for relative paths).
+    #[serde(default)]
+    pub config_dir: Option<String>,
 }
 
 /// The request of `continue_login`.

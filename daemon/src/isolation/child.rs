@@ -1,0 +1,144 @@
+//! The child side: `gatehoused plugin-host LIBRARY`.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use gatehouse_sdk::abi::{KIND_AUTHENTICATOR, host};
+use gatehouse_sdk::{Authenticator, Context, PluginError};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::{Reply, Request};
+
+/// Runs the host until stdin closes. Returns the process exit code.
+pub fn run(library: &Path) -> i32 {
+    // Frames go to the original stdout; anything the plugin prints goes to
+    // stderr instead, so it cannot corrupt the protocol.
+    let frames: OwnedFd = match rustix::io::dup(std::io::stdout()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("plugin-host: cannot dup stdout: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = rustix::stdio::dup2_stdout(std::io::stderr()) {
+        eprintln!("plugin-host: cannot redirect stdout: {e}");
+        return 2;
+    }
+    let out = Arc::new(Mutex::new(std::fs::File::from(frames)));
+    host::set_log_sink(|level, instance, message| {
+        eprintln!(
+            "plugin-host[{}] {level:?} {instance}: {message}",
+            std::process::id()
+        );
+    });
+    let lib = match host::load(library) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("plugin-host: {}: {e}", library.display());
+            return 3;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("plugin-host: {e}");
+            return 2;
+        }
+    };
+    rt.block_on(async move {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        let mut instance: Option<Arc<dyn Authenticator>> = None;
+        let ctx = Context::new("plugin-host");
+        while let Ok(Some(line)) = lines.next_line().await {
+            let req: Request = match serde_json::from_str(&line) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("plugin-host: bad frame: {e}");
+                    continue;
+                }
+            };
+            match req {
+                Request::Create {
+                    id,
+                    kind,
+                    type_name,
+                    config,
+                } => {
+                    let result = if kind == KIND_AUTHENTICATOR {
+                        lib.create_authenticator(&type_name, &config).map(|a| {
+                            instance = Some(a);
+                            serde_json::Value::Null
+                        })
+                    } else {
+                        Err(PluginError::Misconfigured(
+                            "only authenticators can be isolated so far".into(),
+                        ))
+                    };
+                    send(&out, &Reply { id, result });
+                }
+                Request::Call { id, method, request } => {
+                    let Some(auth) = instance.clone() else {
+                        send(
+                            &out,
+                            &Reply {
+                                id,
+                                result: Err(PluginError::Internal("no instance".into())),
+                            },
+                        );
+                        continue;
+                    };
+                    let out = Arc::clone(&out);
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        let result = dispatch(auth.as_ref(), &ctx, &method, request).await;
+                        send(&out, &Reply { id, result });
+                    });
+                }
+            }
+        }
+    });
+    0
+}
+
+async fn dispatch(
+    auth: &dyn Authenticator,
+    ctx: &Context,
+    method: &str,
+    request: serde_json::Value,
+) -> Result<serde_json::Value, PluginError> {
+    use gatehouse_sdk::abi::method as m;
+    fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, PluginError> {
+        serde_json::from_value(v).map_err(|e| PluginError::BadRequest(e.to_string()))
+    }
+    fn out<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, PluginError> {
+        serde_json::to_value(v).map_err(|e| PluginError::Internal(e.to_string()))
+    }
+    match method {
+        m::LOGIN => out(&auth.login(ctx, parse(request)?).await?),
+        m::CONTINUE_LOGIN => {
+            let r: gatehouse_sdk::abi::ContinueLogin = parse(request)?;
+            out(&auth.continue_login(ctx, r.state, r.response).await?)
+        }
+        m::START => out(&auth.start(ctx, parse(request)?).await?),
+        m::FINISH => out(&auth.finish(ctx, parse(request)?).await?),
+        m::METADATA => out(&auth.metadata(ctx).await?),
+        other => Err(PluginError::Unsupported(format!("no method {other:?}"))),
+    }
+}
+
+fn send(out: &Mutex<std::fs::File>, reply: &Reply) {
+    let Ok(mut line) = serde_json::to_vec(reply) else {
+        return;
+    };
+    line.push(b'\n');
+    if let Ok(mut f) = out.lock() {
+        let _ = f.write_all(&line);
+        let _ = f.flush();
+    }
+}

@@ -1,0 +1,183 @@
+//! Test fixtures (not for production): a plugin library with authenticator
+//! types whose behaviour the end-to-end tests control.
+//!
+//! - `testkit_users`: accepts the users of `users` (username → identity
+//!   fields) with the one `password` (a secret setting: `password_file` and
+//!   `password_credential` work too).
+//! - `testkit_down`: always [`PluginError::Unavailable`].
+//! - `testkit_panic`: panics in `login`.
+//! - `testkit_abort`: aborts the process in `login` (for `isolation = "process"`).
+//! - `testkit_accept`: accepts anyone with a non-empty password, at once
+//!   (the trivial authenticator of the overhead benchmark).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gatehouse_sdk::{
+    Authenticator, AuthenticatorFactory, Context, Flow, Identity, LoginStep, PasswordLogin, Plugin,
+    PluginConfig, PluginError, Secret, async_trait,
+};
+use serde::Deserialize;
+
+/// The fixture plugin.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Testkit;
+
+impl Plugin for Testkit {
+    fn name(&self) -> &str {
+        "testkit"
+    }
+
+    fn authenticators(&self) -> Vec<Box<dyn AuthenticatorFactory>> {
+        vec![
+            Box::new(Factory(Kind::Users)),
+            Box::new(Factory(Kind::Down)),
+            Box::new(Factory(Kind::Panic)),
+            Box::new(Factory(Kind::Abort)),
+            Box::new(Factory(Kind::Accept)),
+        ]
+    }
+}
+
+gatehouse_sdk::export_plugin!(Testkit);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Users,
+    Down,
+    Panic,
+    Abort,
+    Accept,
+}
+
+/// One fixture type.
+#[derive(Clone, Copy, Debug)]
+struct Factory(Kind);
+
+/// Identity fields of a `testkit_users` user.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserSpec {
+    uid: Option<String>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersSettings {
+    password: Secret,
+    #[serde(default)]
+    case_insensitive: bool,
+    #[serde(default)]
+    users: BTreeMap<String, UserSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoSettings {}
+
+impl AuthenticatorFactory for Factory {
+    fn type_name(&self) -> &str {
+        match self.0 {
+            Kind::Users => "testkit_users",
+            Kind::Down => "testkit_down",
+            Kind::Panic => "testkit_panic",
+            Kind::Abort => "testkit_abort",
+            Kind::Accept => "testkit_accept",
+        }
+    }
+
+    fn flow(&self) -> Flow {
+        Flow::Password
+    }
+
+    fn secret_settings(&self) -> &[&str] {
+        if self.0 == Kind::Users { &["password"] } else { &[] }
+    }
+
+    fn build(&self, config: PluginConfig) -> Result<Arc<dyn Authenticator>, PluginError> {
+        Ok(match self.0 {
+            Kind::Users => {
+                let s: UsersSettings = config.parse()?;
+                if s.password.is_empty() {
+                    return Err(PluginError::Misconfigured("password: must not be empty".into()));
+                }
+                Arc::new(Users(s))
+            }
+            other => {
+                let _: NoSettings = config.parse()?;
+                Arc::new(Fixed(other))
+            }
+        })
+    }
+}
+
+struct Users(UsersSettings);
+
+#[async_trait]
+impl Authenticator for Users {
+    fn flow(&self) -> Flow {
+        Flow::Password
+    }
+
+    async fn login(&self, _ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
+        let key = if self.0.case_insensitive {
+            req.username.to_lowercase()
+        } else {
+            req.username.clone()
+        };
+        let user = self.0.users.iter().find(|(name, _)| {
+            if self.0.case_insensitive {
+                name.to_lowercase() == key
+            } else {
+                **name == key
+            }
+        });
+        let ok =
+            !req.password.is_empty() && self.0.password.constant_time_eq(req.password.expose().as_bytes());
+        match (ok, user) {
+            (true, Some((name, spec))) => {
+                let mut id = Identity::new(
+                    spec.uid.clone().unwrap_or_else(|| name.clone()),
+                    req.username.clone(),
+                )
+                .case_insensitive(self.0.case_insensitive);
+                id.email = spec.email.clone();
+                id.first_name = spec.first_name.clone();
+                id.last_name = spec.last_name.clone();
+                id.groups = spec.groups.clone();
+                id.attributes = spec.attributes.clone();
+                Ok(LoginStep::Authenticated(id))
+            }
+            _ => Err(PluginError::InvalidCredentials),
+        }
+    }
+}
+
+struct Fixed(Kind);
+
+#[async_trait]
+impl Authenticator for Fixed {
+    fn flow(&self) -> Flow {
+        Flow::Password
+    }
+
+    async fn login(&self, _ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
+        match self.0 {
+            Kind::Down => Err(PluginError::Unavailable("testkit_down is always down".into())),
+            Kind::Panic => panic!("testkit_panic panics on purpose"),
+            Kind::Abort => std::process::abort(),
+            Kind::Accept if !req.password.is_empty() => Ok(LoginStep::Authenticated(Identity::new(
+                req.username.clone(),
+                req.username,
+            ))),
+            _ => Err(PluginError::InvalidCredentials),
+        }
+    }
+}
