@@ -3,5 +3,6 @@
 # docs/benchmarks.md for recorded ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --workspace --bins
+cargo build --release --workspace
 cargo bench -p gatehouse-e2e --bench socket
+cargo bench -p gatehouse-e2e --bench plugin_modes

@@ -6,5 +6,5 @@
 #   echo 'a long password' | target/debug/gatehouse --socket run/gatehouse.sock user add alice
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --workspace --bins
+cargo build --workspace
 exec target/debug/gatehoused --config etc/dev.toml "$@"

@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cargo build --workspace --bins --locked
+cargo build --workspace --locked
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --doc --locked

@@ -66,6 +66,17 @@ impl Isolated {
     ) -> Result<Self, PluginError> {
         let exe = std::env::current_exe()
             .map_err(|e| PluginError::Internal(format!("cannot find the gatehoused binary: {e}")))?;
+        Self::start_with(exe, library, type_name, flow, config).await
+    }
+
+    /// As [`Isolated::start`], with the `gatehoused` binary to run as host.
+    pub async fn start_with(
+        exe: PathBuf,
+        library: PathBuf,
+        type_name: String,
+        flow: Flow,
+        config: CreateConfig,
+    ) -> Result<Self, PluginError> {
         let inner = Arc::new(Inner {
             exe,
             library,

@@ -1,0 +1,62 @@
+//! The SDK's conformance kit on first-party plugins, in both forms: linked
+//! in (the Rust factory) and loaded through the C ABI from the cdylib.
+
+#![allow(clippy::unwrap_used)]
+
+use gatehouse_e2e::plugin_library;
+use gatehouse_sdk::abi::host;
+use gatehouse_sdk::testing::{AuthenticatorSuite, Loaded, Subject};
+
+#[test]
+fn testkit_users_linked_in_and_dynamic() {
+    let settings = serde_json::json!({"password": "the shared secret", "users": {"pat": {"groups": ["g"]}}});
+    let run = |subject: &dyn Subject| {
+        AuthenticatorSuite::new(subject, settings.clone())
+            .good("pat", "the shared secret")
+            .secret("the shared secret")
+            .bad_settings(serde_json::json!({"password": ""}))
+            .run()
+            .unwrap();
+    };
+    let factory = gatehouse_sdk::Plugin::authenticators(&gatehouse_plugin_testkit::Testkit)
+        .into_iter()
+        .find(|f| f.type_name() == "testkit_users")
+        .unwrap();
+    run(&FactoryRef(factory.as_ref()));
+    let library = host::load(&plugin_library("gatehouse_plugin_testkit")).unwrap();
+    run(&Loaded {
+        library,
+        type_name: "testkit_users".into(),
+    });
+}
+
+#[test]
+fn the_kit_catches_a_broken_plugin() {
+    // testkit_accept accepts any password: the suite must fail it.
+    let library = host::load(&plugin_library("gatehouse_plugin_testkit")).unwrap();
+    let result = AuthenticatorSuite::new(
+        &Loaded {
+            library,
+            type_name: "testkit_accept".into(),
+        },
+        serde_json::json!({}),
+    )
+    .good("anyone", "anything")
+    .run();
+    let err = result.unwrap_err();
+    assert!(err.contains("wrong password"), "{err}");
+}
+
+struct FactoryRef<'a>(&'a dyn gatehouse_sdk::AuthenticatorFactory);
+
+impl Subject for FactoryRef<'_> {
+    fn build(
+        &self,
+        settings: serde_json::Value,
+    ) -> Result<std::sync::Arc<dyn gatehouse_sdk::Authenticator>, gatehouse_sdk::PluginError> {
+        self.0.build(gatehouse_sdk::PluginConfig::new("conformance", settings))
+    }
+    fn schema(&self) -> serde_json::Value {
+        self.0.config_schema()
+    }
+}
