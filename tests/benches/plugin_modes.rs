@@ -55,8 +55,14 @@ async fn measure(name: &str, auth: Arc<dyn Authenticator>, seconds: u64, concurr
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let linked = gatehouse_plugin_testkit::Testkit
             .authenticators()
@@ -86,7 +92,10 @@ fn main() {
             .unwrap(),
         );
         println!("plugin call overhead, testkit_accept login, {seconds}s per row");
-        println!("{:<28} {:>5} {:>12} {:>10} {:>10}", "mode", "conc", "calls/s", "p50", "p99");
+        println!(
+            "{:<28} {:>5} {:>12} {:>10} {:>10}",
+            "mode", "conc", "calls/s", "p50", "p99"
+        );
         for conc in [1, 8] {
             measure("linked-in (trait call)", Arc::clone(&linked), seconds, conc).await;
             measure("dynamic in-process (C ABI)", Arc::clone(&dynamic), seconds, conc).await;

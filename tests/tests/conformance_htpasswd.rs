@@ -10,9 +10,16 @@ use gatehouse_sdk::abi::host;
 use gatehouse_sdk::testing::{AuthenticatorSuite, Loaded, Subject};
 
 fn htpasswd_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let out = Command::new("openssl").args(["passwd", "-6", "ann's password"]).output().unwrap();
+    let out = Command::new("openssl")
+        .args(["passwd", "-6", "ann's password"])
+        .output()
+        .unwrap();
     let file = dir.join("users");
-    std::fs::write(&file, format!("ann:{}\n", String::from_utf8(out.stdout).unwrap().trim())).unwrap();
+    std::fs::write(
+        &file,
+        format!("ann:{}\n", String::from_utf8(out.stdout).unwrap().trim()),
+    )
+    .unwrap();
     file
 }
 
@@ -39,4 +46,3 @@ fn htpasswd_linked_in_and_dynamic() {
         &file,
     );
 }
-

@@ -54,7 +54,8 @@ impl Subject for FactoryRef<'_> {
         &self,
         settings: serde_json::Value,
     ) -> Result<std::sync::Arc<dyn gatehouse_sdk::Authenticator>, gatehouse_sdk::PluginError> {
-        self.0.build(gatehouse_sdk::PluginConfig::new("conformance", settings))
+        self.0
+            .build(gatehouse_sdk::PluginConfig::new("conformance", settings))
     }
     fn schema(&self) -> serde_json::Value {
         self.0.config_schema()

@@ -86,7 +86,7 @@ impl AuthenticatorFactory for HtpasswdFactory {
 }
 
 struct Loaded {
-    entries: Arc<BTreeMap<String, String>>,
+    entries: Entries,
     mtime: Option<SystemTime>,
 }
 
@@ -108,7 +108,10 @@ fn supported(hash: &str) -> bool {
         .any(|p| hash.starts_with(p))
 }
 
-fn read(path: &PathBuf) -> Result<(Arc<BTreeMap<String, String>>, Option<SystemTime>), String> {
+/// Users and hashes by username.
+type Entries = Arc<BTreeMap<String, String>>;
+
+fn read(path: &PathBuf) -> Result<(Entries, Option<SystemTime>), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("file: cannot read {}: {e}", path.display()))?;
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("file: cannot read {}: {e}", path.display()))?;
@@ -141,7 +144,7 @@ fn read(path: &PathBuf) -> Result<(Arc<BTreeMap<String, String>>, Option<SystemT
 
 impl Htpasswd {
     /// The current entries, re-read when the file's mtime changed.
-    fn entries(&self, ctx: &Context) -> Arc<BTreeMap<String, String>> {
+    fn entries(&self, ctx: &Context) -> Entries {
         let mtime = std::fs::metadata(&self.file).and_then(|m| m.modified()).ok();
         let mut state = self
             .state

@@ -271,7 +271,19 @@ unsafe extern "C" fn call(
     }));
     match started {
         Ok(Ok((state, inst, method))) => {
-            let work = state.runtime.spawn(dispatch(inst, method, request));
+            // Poll once on the caller's thread: a call that needs no I/O
+            // (a cache hit, a rejected input) completes without a thread
+            // hop. Otherwise the runtime takes over; its first poll
+            // registers a real waker.
+            let _guard = state.runtime.enter();
+            let mut fut = Box::pin(dispatch(inst, method, request));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let fut = match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+                Ok(std::task::Poll::Ready(result)) => return finish(result),
+                Ok(std::task::Poll::Pending) => fut,
+                Err(_) => return finish(Err(PluginError::Internal("the plugin panicked".into()))),
+            };
+            let work = state.runtime.spawn(fut);
             state.runtime.spawn(async move {
                 let result = match work.await {
                     Ok(r) => r,
