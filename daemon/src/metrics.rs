@@ -37,6 +37,7 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
     logins: Mutex<BTreeMap<(String, &'static str), u64>>,
+    tokens: Mutex<BTreeMap<(String, &'static str), u64>>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     generation: AtomicU64,
@@ -58,6 +59,13 @@ impl Metrics {
     pub fn login(&self, authenticator: &str, outcome: &'static str) {
         if let Ok(mut m) = self.logins.lock() {
             *m.entry((authenticator.to_owned(), outcome)).or_default() += 1;
+        }
+    }
+
+    /// Counts a token check by verifier and outcome (`valid` or a reason).
+    pub fn token(&self, verifier: &str, outcome: &'static str) {
+        if let Ok(mut m) = self.tokens.lock() {
+            *m.entry((verifier.to_owned(), outcome)).or_default() += 1;
         }
     }
 
@@ -124,6 +132,17 @@ impl Metrics {
                     out,
                     "gatehouse_logins_total{{authenticator=\"{}\",outcome=\"{outcome}\"}} {n}",
                     escape_label(auth)
+                );
+            }
+        }
+        out.push_str("# HELP gatehouse_token_checks_total Token checks, by verifier and outcome.\n");
+        out.push_str("# TYPE gatehouse_token_checks_total counter\n");
+        if let Ok(m) = self.tokens.lock() {
+            for ((verifier, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "gatehouse_token_checks_total{{verifier=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape_label(verifier)
                 );
             }
         }

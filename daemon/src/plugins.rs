@@ -8,11 +8,12 @@ use gatehouse_sdk::abi::host::{self, Library};
 use gatehouse_sdk::proto::ConfigErrorEntry;
 
 use crate::authn;
-use crate::config::{AuthenticatorSpec, Config, Location};
+use crate::config::{AuthenticatorSpec, Config, Location, VerifierSpec};
 
 /// Every authenticator type the plugin directories provide.
 pub struct Catalog {
     authenticators: BTreeMap<String, &'static Library>,
+    verifiers: BTreeMap<String, &'static Library>,
 }
 
 fn is_library(p: &Path) -> bool {
@@ -26,6 +27,7 @@ impl Catalog {
     pub fn scan(config: &Config, errors: &mut Vec<ConfigErrorEntry>) -> Self {
         let loc = Location::file(&config.main_file);
         let mut authenticators: BTreeMap<String, &'static Library> = BTreeMap::new();
+        let mut verifiers: BTreeMap<String, &'static Library> = BTreeMap::new();
         for dir in &config.daemon.plugin_dirs {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 tracing::debug!("plugin directory {} does not exist; skipped", dir.display());
@@ -70,9 +72,62 @@ impl Catalog {
                         authenticators.insert(t.type_name.clone(), lib);
                     }
                 }
+                for t in &lib.descriptor.verifiers {
+                    if let Some(other) = verifiers.get(&t.type_name)
+                        && other.path != lib.path
+                    {
+                        errors.push(loc.error(
+                            "daemon.plugin_dirs",
+                            format!(
+                                "verifier type {:?} is provided by both {} and {}",
+                                t.type_name,
+                                other.path.display(),
+                                lib.path.display()
+                            ),
+                        ));
+                    } else {
+                        verifiers.insert(t.type_name.clone(), lib);
+                    }
+                }
             }
         }
-        Self { authenticators }
+        Self {
+            authenticators,
+            verifiers,
+        }
+    }
+
+    /// The library for a verifier entry.
+    pub fn verifier_library(&self, spec: &VerifierSpec) -> Result<&'static Library, ConfigErrorEntry> {
+        let key = format!("verifiers[{:?}]", spec.name);
+        if let Some(path) = &spec.library {
+            let lib = host::load(path).map_err(|e| {
+                spec.location
+                    .error(format!("{key}.library"), format!("{}: {e}", path.display()))
+            })?;
+            if !lib.descriptor.verifiers.iter().any(|t| t.type_name == spec.kind) {
+                return Err(spec.location.error(
+                    format!("{key}.type"),
+                    format!("{} provides no verifier type {:?}", path.display(), spec.kind),
+                ));
+            }
+            return Ok(lib);
+        }
+        self.verifiers.get(&spec.kind).copied().ok_or_else(|| {
+            let known: Vec<&str> = self.verifiers.keys().map(String::as_str).collect();
+            spec.location.error(
+                format!("{key}.type"),
+                format!(
+                    "unknown verifier type {:?} (available: {})",
+                    spec.kind,
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        })
     }
 
     /// The library for an authenticator entry: its `library`, else the one

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use gatehouse_sdk::proto::ConfigErrorEntry;
-use gatehouse_sdk::{Authenticator, Context, Flow, Level, Logger, PluginConfig, PluginError};
+use gatehouse_sdk::{Authenticator, Context, Flow, Level, Logger, PluginConfig, PluginError, Verifier};
 
 use crate::authn::local::{LocalSettings, PasswordPolicy};
 use crate::authn::{self, Resources};
-use crate::config::{AuthenticatorSpec, Config, ConfigErrors, Isolation, Location};
+use crate::config::{AuthenticatorSpec, Config, ConfigErrors, Isolation, Location, VerifierSpec};
 use crate::isolation::supervisor::Isolated;
 use crate::plugins::Catalog;
 use crate::store::{self, Store};
@@ -97,6 +97,8 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// Authenticators in login order.
     pub authenticators: Vec<AuthenticatorEntry>,
+    /// Verifiers in configuration order.
+    pub verifiers: Vec<VerifierEntry>,
     /// The store.
     pub store: Arc<dyn Store>,
     /// Password rules for user administration (the first local
@@ -106,7 +108,26 @@ pub struct Runtime {
     pub watched_files: Vec<PathBuf>,
 }
 
+/// A constructed verifier.
+pub struct VerifierEntry {
+    /// Its configuration.
+    pub spec: VerifierSpec,
+    /// The instance.
+    pub plugin: Arc<dyn Verifier>,
+    /// The context handed to its calls.
+    pub context: Context,
+    /// Settings with secrets resolved.
+    pub resolved_settings: serde_json::Value,
+    /// The plugin library it came from.
+    pub library: PathBuf,
+}
+
 impl Runtime {
+    /// The verifier called `name`.
+    pub fn verifier(&self, name: &str) -> Option<&VerifierEntry> {
+        self.verifiers.iter().find(|v| v.spec.name == name)
+    }
+
     /// The authenticator called `name`.
     pub fn authenticator(&self, name: &str) -> Option<&AuthenticatorEntry> {
         self.authenticators.iter().find(|a| a.spec.name == name)
@@ -370,14 +391,91 @@ pub fn build(
             ),
         }
     }
+    let mut verifiers = Vec::new();
     for spec in &config.verifiers {
-        errors.push(spec.location.error(
-            format!("verifiers[{:?}].type", spec.name),
-            format!(
-                "unknown verifier type {:?} (none are available in this version)",
-                spec.kind
+        let key = format!("verifiers[{:?}]", spec.name);
+        let lib = match catalog.verifier_library(spec) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let secret_keys: Vec<&str> = lib
+            .descriptor
+            .verifiers
+            .iter()
+            .find(|t| t.type_name == spec.kind)
+            .map(|t| t.secret_settings.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut settings = spec.settings.clone();
+        resolve_secrets(
+            &mut settings,
+            &secret_keys,
+            &spec.settings_location,
+            &format!("{key}.settings"),
+            &mut watched,
+            &mut errors,
+        );
+        if let Some(old) = previous.and_then(|p| p.verifier(&spec.name)).filter(|old| {
+            old.spec.kind == spec.kind
+                && old.resolved_settings == settings
+                && old.spec.library == spec.library
+                && old.spec.isolation == spec.isolation
+                && old.library == lib.path
+        }) {
+            verifiers.push(VerifierEntry {
+                spec: spec.clone(),
+                plugin: Arc::clone(&old.plugin),
+                context: old.context.clone(),
+                resolved_settings: settings,
+                library: old.library.clone(),
+            });
+            continue;
+        }
+        let mut context = plugin_context(&spec.name, &config);
+        if let Some(dir) = spec.settings_location.file.parent() {
+            context = context.with_config_dir(dir);
+        }
+        let create = CreateConfig {
+            name: spec.name.clone(),
+            settings: settings.clone(),
+            state_dir: context.state_dir().map(|d| d.display().to_string()),
+            config_dir: spec
+                .settings_location
+                .file
+                .parent()
+                .map(|d| d.display().to_string()),
+        };
+        let built: Result<Arc<dyn Verifier>, PluginError> = match spec.isolation {
+            Isolation::InProcess => lib.create_verifier(&spec.kind, &create),
+            Isolation::Process => tokio::runtime::Handle::try_current()
+                .map_err(|_| PluginError::Internal("process isolation needs the async runtime".into()))
+                .and_then(|h| {
+                    h.block_on(Isolated::start_verifier(
+                        lib.path.clone(),
+                        spec.kind.clone(),
+                        create,
+                    ))
+                })
+                .map(|v| Arc::new(v) as Arc<dyn Verifier>),
+        };
+        match built {
+            Ok(plugin) => verifiers.push(VerifierEntry {
+                spec: spec.clone(),
+                plugin,
+                context,
+                resolved_settings: settings,
+                library: lib.path.clone(),
+            }),
+            Err(PluginError::Misconfigured(m)) => {
+                errors.push(spec.settings_location.error(format!("{key}.settings"), m));
+            }
+            Err(e) => errors.push(
+                spec.settings_location
+                    .error(format!("{key}.settings"), e.to_string()),
             ),
-        ));
+        }
     }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
@@ -395,6 +493,7 @@ pub fn build(
         loaded_at: SystemTime::now(),
         config: Arc::new(config),
         authenticators,
+        verifiers,
         store,
         passwords,
         watched_files: watched,

@@ -352,6 +352,52 @@ pub struct UserList {
     pub users: Vec<User>,
 }
 
+/// `POST /v1/tokens/verify`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct VerifyTokenRequest {
+    /// The token.
+    pub token: Secret,
+    /// Only this verifier; otherwise each in order until one accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
+    /// Required audience (overrides the verifier's configured one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// A unit primitive that must be in the token's `scopes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_primitive: Option<String>,
+}
+
+/// The `200` answer of `POST /v1/tokens/verify`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct TokenVerified {
+    /// Always true.
+    pub valid: bool,
+    /// The verifier that accepted.
+    pub verifier: String,
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// `aud`.
+    pub audience: Vec<String>,
+    /// `scopes`.
+    pub scopes: Vec<String>,
+    /// `exp`.
+    pub expires_at: Option<u64>,
+    /// Every claim.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The `401` answer of `POST /v1/tokens/verify`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct TokenRejected {
+    /// Always false.
+    pub valid: bool,
+    /// `invalid_token` with `details.reason`.
+    pub error: ErrorDetail,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

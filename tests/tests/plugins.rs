@@ -365,3 +365,99 @@ async fn a_new_library_is_loaded_on_reload() {
     d.wait_generation(2).await;
     assert_eq!(login(&mut c, "o", "o password").await.status, 200);
 }
+
+fn tokens_verifier(isolation: &str) -> String {
+    format!(
+        r#"
+[[verifiers]]
+name = "test tokens"
+type = "testkit_tokens"
+isolation = "{isolation}"
+[verifiers.settings]
+audience = "gitlab-ai-gateway"
+revoked = ["tok-revoked"]
+[verifiers.settings.tokens]
+tok-good = {{ subject = "alice", audience = ["gitlab-ai-gateway"], scopes = ["duo_chat", "code_suggestions"] }}
+tok-other-aud = {{ subject = "bob", audience = ["elsewhere"], scopes = ["duo_chat"] }}
+"#
+    )
+}
+
+async fn check_verifier(d: &Daemon) {
+    let mut c = d.client().await;
+    let verify = |token: &str, up: Option<&str>| {
+        let mut body = serde_json::json!({"token": token});
+        if let Some(up) = up {
+            body["unit_primitive"] = up.into();
+        }
+        body
+    };
+    let a = c
+        .post("/v1/tokens/verify", &verify("tok-good", Some("duo_chat")))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{:?}", a.value());
+    let v = a.value();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["verifier"], "test tokens");
+    assert_eq!(v["subject"], "alice");
+    assert_eq!(v["issuer"], "testkit");
+    assert_eq!(v["scopes"], serde_json::json!(["duo_chat", "code_suggestions"]));
+
+    for (token, up, reason) in [
+        ("tok-good", Some("self_hosted_models"), "missing_scope"),
+        ("tok-other-aud", None, "wrong_audience"),
+        ("tok-revoked", None, "revoked"),
+        ("tok-forged", None, "bad_signature"),
+        ("", None, "malformed"),
+    ] {
+        let a = c.post("/v1/tokens/verify", &verify(token, up)).await.unwrap();
+        assert_eq!(a.status, 401, "{token}: {:?}", a.value());
+        let v = a.value();
+        assert_eq!(v["valid"], false);
+        assert_eq!(v["error"]["code"], "invalid_token");
+        assert_eq!(v["error"]["details"]["reason"], reason, "{token}");
+    }
+    let a = c
+        .post(
+            "/v1/tokens/verify",
+            &serde_json::json!({"token": "tok-good", "verifier": "nope"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((a.status, a.code().as_deref()), (404, Some("unknown_verifier")));
+
+    // the CLI: exit 0 valid, 1 invalid; "-" reads the token from stdin
+    let out = d.cli(&["verify", "-", "--unit-primitive", "duo_chat"], "tok-good\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alice"));
+    let out = d.cli(&["verify", "tok-good", "--unit-primitive", "nope"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_token"));
+
+    let h = c.get("/v1/health").await.unwrap().value();
+    assert_eq!(h["verifiers"], 1);
+    let m = String::from_utf8(c.get("/v1/metrics").await.unwrap().body.to_vec()).unwrap();
+    assert!(
+        m.contains("gatehouse_token_checks_total{verifier=\"test tokens\",outcome=\"missing_scope\"} "),
+        "{m}"
+    );
+    assert!(!d.logs().contains("tok-good"), "a token reached the log");
+}
+
+#[tokio::test]
+async fn a_verifier_plugin_in_process() {
+    let d = start(&format!("{LOCAL_AUTH}{}", tokens_verifier("in_process")));
+    check_verifier(&d).await;
+}
+
+#[tokio::test]
+async fn a_verifier_plugin_in_a_child_process() {
+    let d = start(&format!("{LOCAL_AUTH}{}", tokens_verifier("process")));
+    check_verifier(&d).await;
+}

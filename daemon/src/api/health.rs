@@ -17,7 +17,7 @@ pub(super) fn health(call: &Call) -> Result<Response<Body>, ApiError> {
             reloaded_at: crate::state::rfc3339(rt.loaded_at),
             last_reload_error: call.daemon.last_reload_error(),
             authenticators: rt.authenticators.len(),
-            verifiers: rt.config.verifiers.len(),
+            verifiers: rt.verifiers.len(),
         },
     ))
 }

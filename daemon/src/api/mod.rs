@@ -3,6 +3,7 @@
 mod error;
 mod health;
 mod login;
+mod tokens;
 mod users;
 
 use std::sync::Arc;
@@ -118,6 +119,12 @@ async fn route(
         ["v1", "login", "continue"] => on!("/v1/login/continue", "POST", {
             Method::POST => match json_body(req, max_body).await {
                 Ok(body) => login::continue_login(&call, body).await,
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "tokens", "verify"] => on!("/v1/tokens/verify", "POST", {
+            Method::POST => match json_body(req, max_body).await {
+                Ok(body) => tokens::verify(&call, body).await,
                 Err(e) => Err(e),
             }
         }),

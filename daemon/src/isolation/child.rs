@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use gatehouse_sdk::abi::{KIND_AUTHENTICATOR, host};
-use gatehouse_sdk::{Authenticator, Context, PluginError};
+use gatehouse_sdk::{Authenticator, Context, PluginError, Verifier};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{Reply, Request};
@@ -53,7 +53,7 @@ pub fn run(library: &Path) -> i32 {
     };
     rt.block_on(async move {
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
-        let mut instance: Option<Arc<dyn Authenticator>> = None;
+        let mut instance: Option<Instance> = None;
         let ctx = Context::new("plugin-host");
         while let Ok(Some(line)) = lines.next_line().await {
             let req: Request = match serde_json::from_str(&line) {
@@ -70,20 +70,20 @@ pub fn run(library: &Path) -> i32 {
                     type_name,
                     config,
                 } => {
-                    let result = if kind == KIND_AUTHENTICATOR {
-                        lib.create_authenticator(&type_name, &config).map(|a| {
-                            instance = Some(a);
-                            serde_json::Value::Null
-                        })
+                    let created = if kind == KIND_AUTHENTICATOR {
+                        lib.create_authenticator(&type_name, &config)
+                            .map(Instance::Authenticator)
                     } else {
-                        Err(PluginError::Misconfigured(
-                            "only authenticators can be isolated so far".into(),
-                        ))
+                        lib.create_verifier(&type_name, &config).map(Instance::Verifier)
                     };
+                    let result = created.map(|i| {
+                        instance = Some(i);
+                        serde_json::Value::Null
+                    });
                     send(&out, &Reply { id, result });
                 }
                 Request::Call { id, method, request } => {
-                    let Some(auth) = instance.clone() else {
+                    let Some(target) = instance.clone() else {
                         send(
                             &out,
                             &Reply {
@@ -96,7 +96,10 @@ pub fn run(library: &Path) -> i32 {
                     let out = Arc::clone(&out);
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
-                        let result = dispatch(auth.as_ref(), &ctx, &method, request).await;
+                        let result = match target {
+                            Instance::Authenticator(a) => dispatch(a.as_ref(), &ctx, &method, request).await,
+                            Instance::Verifier(v) => verify(v.as_ref(), &ctx, &method, request).await,
+                        };
                         send(&out, &Reply { id, result });
                     });
                 }
@@ -104,6 +107,28 @@ pub fn run(library: &Path) -> i32 {
         }
     });
     0
+}
+
+/// The instance a child hosts.
+#[derive(Clone)]
+enum Instance {
+    Authenticator(Arc<dyn Authenticator>),
+    Verifier(Arc<dyn Verifier>),
+}
+
+async fn verify(
+    v: &dyn Verifier,
+    ctx: &Context,
+    method: &str,
+    request: serde_json::Value,
+) -> Result<serde_json::Value, PluginError> {
+    if method != gatehouse_sdk::abi::method::VERIFY {
+        return Err(PluginError::Unsupported(format!(
+            "no method {method:?} on a verifier"
+        )));
+    }
+    let req = serde_json::from_value(request).map_err(|e| PluginError::BadRequest(e.to_string()))?;
+    serde_json::to_value(v.verify(ctx, &req).await?).map_err(|e| PluginError::Internal(e.to_string()))
 }
 
 async fn dispatch(

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use gatehouse_sdk::abi::{CreateConfig, KIND_AUTHENTICATOR, method};
+use gatehouse_sdk::abi::{CreateConfig, KIND_AUTHENTICATOR, KIND_VERIFIER, method};
 use gatehouse_sdk::{
     Authenticator, Context, FinishRequest, Flow, Identity, LoginStep, Metadata, PasswordLogin, PluginError,
-    Redirect, Secret, StartRequest, async_trait,
+    Redirect, Secret, StartRequest, VerifiedToken, Verifier, VerifyRequest, async_trait,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -41,6 +41,7 @@ enum State {
 struct Inner {
     exe: PathBuf,
     library: PathBuf,
+    kind: u32,
     type_name: String,
     config: CreateConfig,
     state: tokio::sync::Mutex<State>,
@@ -49,7 +50,7 @@ struct Inner {
     starts: AtomicU64,
 }
 
-/// An authenticator hosted in a child process.
+/// An authenticator or verifier hosted in a child process.
 pub struct Isolated {
     inner: Arc<Inner>,
     flow: Flow,
@@ -69,6 +70,17 @@ impl Isolated {
         Self::start_with(exe, library, type_name, flow, config).await
     }
 
+    /// Starts a child hosting a verifier.
+    pub async fn start_verifier(
+        library: PathBuf,
+        type_name: String,
+        config: CreateConfig,
+    ) -> Result<Self, PluginError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| PluginError::Internal(format!("cannot find the gatehoused binary: {e}")))?;
+        Self::launch(exe, library, KIND_VERIFIER, type_name, Flow::Password, config).await
+    }
+
     /// As [`Isolated::start`], with the `gatehoused` binary to run as host.
     pub async fn start_with(
         exe: PathBuf,
@@ -77,9 +89,21 @@ impl Isolated {
         flow: Flow,
         config: CreateConfig,
     ) -> Result<Self, PluginError> {
+        Self::launch(exe, library, KIND_AUTHENTICATOR, type_name, flow, config).await
+    }
+
+    async fn launch(
+        exe: PathBuf,
+        library: PathBuf,
+        kind: u32,
+        type_name: String,
+        flow: Flow,
+        config: CreateConfig,
+    ) -> Result<Self, PluginError> {
         let inner = Arc::new(Inner {
             exe,
             library,
+            kind,
             type_name,
             config,
             state: tokio::sync::Mutex::new(State::Down {
@@ -184,7 +208,7 @@ impl Inner {
                 &conn,
                 &Request::Create {
                     id,
-                    kind: KIND_AUTHENTICATOR,
+                    kind: this.kind,
                     type_name: this.type_name.clone(),
                     config: this.config.clone(),
                 },
@@ -335,5 +359,12 @@ impl Authenticator for Isolated {
 
     async fn metadata(&self, _ctx: &Context) -> Result<Metadata, PluginError> {
         self.call(method::METADATA, &serde_json::json!({})).await
+    }
+}
+
+#[async_trait]
+impl Verifier for Isolated {
+    async fn verify(&self, _ctx: &Context, request: &VerifyRequest) -> Result<VerifiedToken, PluginError> {
+        self.call(method::VERIFY, request).await
     }
 }

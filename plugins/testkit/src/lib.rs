@@ -9,13 +9,17 @@
 //! - `testkit_abort`: aborts the process in `login` (for `isolation = "process"`).
 //! - `testkit_accept`: accepts anyone with a non-empty password, at once
 //!   (the trivial authenticator of the overhead benchmark).
+//! - verifier `testkit_tokens`: the tokens of `tokens` (token → claims) are
+//!   valid, those in `revoked` are revoked; audience and unit primitive are
+//!   checked like the real JWT verifier does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gatehouse_sdk::{
     Authenticator, AuthenticatorFactory, Context, Flow, Identity, LoginStep, PasswordLogin, Plugin,
-    PluginConfig, PluginError, Secret, async_trait,
+    PluginConfig, PluginError, Secret, TokenRejection, VerifiedToken, Verifier, VerifierFactory,
+    VerifyRequest, async_trait,
 };
 use serde::Deserialize;
 
@@ -26,6 +30,10 @@ pub struct Testkit;
 impl Plugin for Testkit {
     fn name(&self) -> &str {
         "testkit"
+    }
+
+    fn verifiers(&self) -> Vec<Box<dyn VerifierFactory>> {
+        vec![Box::new(TokensFactory)]
     }
 
     fn authenticators(&self) -> Vec<Box<dyn AuthenticatorFactory>> {
@@ -179,5 +187,84 @@ impl Authenticator for Fixed {
             ))),
             _ => Err(PluginError::InvalidCredentials),
         }
+    }
+}
+
+/// Claims of a `testkit_tokens` token.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenSpec {
+    subject: String,
+    #[serde(default = "default_issuer")]
+    issuer: String,
+    #[serde(default)]
+    audience: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+fn default_issuer() -> String {
+    "testkit".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensSettings {
+    tokens: BTreeMap<String, TokenSpec>,
+    #[serde(default)]
+    revoked: Vec<String>,
+    audience: Option<String>,
+}
+
+struct TokensFactory;
+
+impl VerifierFactory for TokensFactory {
+    fn type_name(&self) -> &str {
+        "testkit_tokens"
+    }
+
+    fn build(&self, config: PluginConfig) -> Result<Arc<dyn Verifier>, PluginError> {
+        Ok(Arc::new(Tokens(config.parse()?)))
+    }
+}
+
+struct Tokens(TokensSettings);
+
+#[async_trait]
+impl Verifier for Tokens {
+    async fn verify(&self, _ctx: &Context, req: &VerifyRequest) -> Result<VerifiedToken, PluginError> {
+        let token = req.token.expose();
+        if self.0.revoked.iter().any(|t| t == token) {
+            return Err(PluginError::invalid_token(
+                TokenRejection::Revoked,
+                "the token was revoked",
+            ));
+        }
+        let Some(spec) = self.0.tokens.get(token) else {
+            return Err(PluginError::invalid_token(
+                TokenRejection::BadSignature,
+                "unknown token",
+            ));
+        };
+        if let Some(aud) = req.audience.as_ref().or(self.0.audience.as_ref())
+            && !spec.audience.contains(aud)
+        {
+            return Err(PluginError::invalid_token(
+                TokenRejection::WrongAudience,
+                format!("the token is not for {aud:?}"),
+            ));
+        }
+        if let Some(up) = &req.unit_primitive
+            && !spec.scopes.contains(up)
+        {
+            return Err(PluginError::invalid_token(
+                TokenRejection::MissingScope,
+                format!("the token lacks the scope {up:?}"),
+            ));
+        }
+        let mut t = VerifiedToken::new(spec.issuer.clone(), spec.subject.clone());
+        t.audience = spec.audience.clone();
+        t.scopes = spec.scopes.clone();
+        Ok(t)
     }
 }

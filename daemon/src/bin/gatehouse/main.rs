@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use gatehouse_daemon::client::{Answer, Client, encode_segment};
 use gatehouse_sdk::Secret;
 use gatehouse_sdk::proto::{
-    AuthenticatorList, CreateUser, Health, LoginRequest, LoginResponse, ReloadAnswer, SetPassword, UserList,
+    AuthenticatorList, CreateUser, Health, LoginRequest, LoginResponse, ReloadAnswer, SetPassword,
+    TokenVerified, UserList, VerifyTokenRequest,
 };
 
 /// Talk to the gatehouse daemon.
@@ -48,6 +49,20 @@ enum Command {
         authenticator: Option<String>,
         /// The username.
         user: String,
+    },
+    /// Check a token (`-` reads it from stdin, keeping it out of `ps`).
+    Verify {
+        /// The token, or `-`.
+        token: String,
+        /// A unit primitive the token's scopes must contain.
+        #[arg(long)]
+        unit_primitive: Option<String>,
+        /// The audience the token must be for.
+        #[arg(long)]
+        audience: Option<String>,
+        /// Only this verifier.
+        #[arg(long)]
+        verifier: Option<String>,
     },
     /// Reload the daemon's configuration (admin).
     Reload,
@@ -184,6 +199,34 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                         c.prompt
                     )));
                 }
+            }
+        }
+        Command::Verify {
+            token,
+            unit_primitive,
+            audience,
+            verifier,
+        } => {
+            let token = if token == "-" {
+                read_password("Token: ", false)?
+            } else {
+                Secret::new(token.clone())
+            };
+            let req = VerifyTokenRequest {
+                token,
+                verifier: verifier.clone(),
+                audience: audience.clone(),
+                unit_primitive: unit_primitive.clone(),
+            };
+            let a = client.post("/v1/tokens/verify", &req).await.map_err(transport)?;
+            let t: TokenVerified = expect(cli, &a)?;
+            println!("valid (verifier {})", t.verifier);
+            println!("issuer:   {}", t.issuer);
+            println!("subject:  {}", t.subject);
+            println!("audience: {}", t.audience.join(", "));
+            println!("scopes:   {}", t.scopes.join(", "));
+            if let Some(exp) = t.expires_at {
+                println!("expires:  {exp}");
             }
         }
         Command::Reload => {

@@ -1,0 +1,110 @@
+//! `POST /v1/tokens/verify`.
+
+use gatehouse_sdk::proto::{ErrorCode, ErrorDetail, TokenRejected, TokenVerified, VerifyTokenRequest};
+use gatehouse_sdk::{PluginError, TokenRejection, VerifyRequest};
+use http::{Response, StatusCode};
+
+use super::{ApiError, Body, Call, JsonBody, json};
+use crate::runtime::VerifierEntry;
+
+/// The longest a verifier may take.
+const VERIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>, ApiError> {
+    let req: VerifyTokenRequest = body.parse()?;
+    let rt = &call.runtime;
+    let candidates: Vec<&VerifierEntry> = match &req.verifier {
+        Some(name) => vec![rt.verifier(name).ok_or_else(|| {
+            ApiError::new(ErrorCode::UnknownVerifier, format!("no verifier named {name:?}"))
+        })?],
+        None => rt.verifiers.iter().collect(),
+    };
+    if candidates.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::UnknownVerifier,
+            "no verifier is configured",
+        ));
+    }
+    if req.token.is_empty() {
+        return Ok(rejected(TokenRejection::Malformed, "the token is empty"));
+    }
+    let mut request = VerifyRequest::new(req.token.clone());
+    request.audience = req.audience.clone();
+    request.unit_primitive = req.unit_primitive.clone();
+
+    let mut first_rejection: Option<(TokenRejection, String)> = None;
+    let mut unavailable = Vec::new();
+    for entry in candidates {
+        let name = entry.spec.name.as_str();
+        match call_verify(entry, request.clone()).await {
+            Ok(t) => {
+                call.daemon.metrics.token(name, "valid");
+                return Ok(json(
+                    StatusCode::OK,
+                    &TokenVerified {
+                        valid: true,
+                        verifier: name.to_owned(),
+                        issuer: t.issuer,
+                        subject: t.subject,
+                        audience: t.audience,
+                        scopes: t.scopes,
+                        expires_at: t.expires_at,
+                        claims: t.claims,
+                    },
+                ));
+            }
+            Err(PluginError::InvalidToken { reason, detail }) => {
+                call.daemon.metrics.token(name, reason.as_str());
+                first_rejection.get_or_insert((reason, detail));
+            }
+            Err(e @ (PluginError::BadRequest(_) | PluginError::Unsupported(_))) => return Err(e.into()),
+            Err(e) => {
+                call.daemon.metrics.token(name, "unavailable");
+                tracing::warn!(verifier = name, "verifier skipped: {e}");
+                unavailable.push(name.to_owned());
+            }
+        }
+    }
+    match first_rejection {
+        Some((reason, detail)) => Ok(rejected(reason, &detail)),
+        None => Err(
+            ApiError::new(ErrorCode::BackendUnavailable, "no verifier could check the token")
+                .with_details(serde_json::json!({ "unavailable": unavailable })),
+        ),
+    }
+}
+
+fn rejected(reason: TokenRejection, detail: &str) -> Response<Body> {
+    json(
+        StatusCode::UNAUTHORIZED,
+        &TokenRejected {
+            valid: false,
+            error: ErrorDetail {
+                code: ErrorCode::InvalidToken.as_str().to_owned(),
+                message: detail.to_owned(),
+                details: Some(serde_json::json!({ "reason": reason.as_str() })),
+            },
+        },
+    )
+}
+
+async fn call_verify(
+    entry: &VerifierEntry,
+    request: VerifyRequest,
+) -> Result<gatehouse_sdk::VerifiedToken, PluginError> {
+    let plugin = std::sync::Arc::clone(&entry.plugin);
+    let ctx = entry.context.clone();
+    let task = tokio::spawn(async move { plugin.verify(&ctx, &request).await });
+    let abort = task.abort_handle();
+    match tokio::time::timeout(VERIFY_TIMEOUT, task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) if e.is_panic() => Err(PluginError::Internal("the verifier panicked".into())),
+        Ok(Err(e)) => Err(PluginError::Internal(format!("verify task failed: {e}"))),
+        Err(_) => {
+            abort.abort();
+            Err(PluginError::Unavailable(
+                "the verifier did not answer in time".into(),
+            ))
+        }
+    }
+}
