@@ -6,10 +6,15 @@
 //! yields a distinct, deterministic `<uid>-<hash>` username, so no
 //! authenticator can silently take over another's account.
 
+use std::collections::BTreeSet;
+
 use gatehouse_sdk::Identity;
+use gatehouse_sdk::proto::{OrganizationMembership, TeamMembership};
+use serde::Serialize;
 
 use crate::config::AuthenticatorSpec;
-use crate::store::{NewUser, Profile, Store, StoreError, UserRecord};
+use crate::maps::{self, Evaluation, Target};
+use crate::store::{GrantRecord, NewUser, Profile, Store, StoreError, UserRecord};
 
 /// Normalises a username the way the store keeps it.
 pub fn normalize(identity: &Identity) -> String {
@@ -65,6 +70,22 @@ pub async fn resolve_user(
         store.touch_login(user.id, profile).await?;
         return Ok(user);
     }
+    // A user of a legacy authenticator moves here on first login, with the
+    // memberships that authenticator granted.
+    for legacy in &spec.auto_migrate_users_from {
+        if let Some(user_id) = store.move_link(legacy, &spec.name, &uid).await?
+            && let Some(user) = store.user_by_id(user_id).await?
+        {
+            tracing::info!(
+                username = %user.username,
+                from = %legacy,
+                to = %spec.name,
+                "user migrated to a new authenticator"
+            );
+            store.touch_login(user.id, profile).await?;
+            return Ok(user);
+        }
+    }
     let username = normalize(identity);
     let existing = store.user_by_username(&username).await?;
     let user = match existing {
@@ -95,6 +116,151 @@ async fn create(store: &dyn Store, username: String, identity: &Identity) -> Res
             password_hash: None,
         })
         .await
+}
+
+/// What applying maps changed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Applied {
+    /// Organizations and teams created (`create_objects`).
+    pub created: Vec<String>,
+    /// Targets skipped because their object is missing and
+    /// `create_objects` is off.
+    pub skipped: Vec<String>,
+    /// Roles granted now.
+    pub granted: Vec<String>,
+    /// Roles removed (a revoking map, or `remove_users`).
+    pub removed: Vec<String>,
+    /// The superuser decision applied, if any.
+    pub superuser: Option<bool>,
+}
+
+fn describe(organization: Option<&str>, team: Option<&str>, role: &str) -> String {
+    match (organization, team) {
+        (Some(o), Some(t)) => format!("{role} of team {o}/{t}"),
+        (Some(o), None) => format!("{role} of organization {o}"),
+        _ => format!("{role} (global)"),
+    }
+}
+
+/// Applies a map evaluation to a user: superuser status, grants, revokes,
+/// and (`remove_users`) removal of grants this authenticator made before
+/// that no map grants now.
+pub async fn apply_maps(
+    store: &dyn Store,
+    spec: &AuthenticatorSpec,
+    user: &UserRecord,
+    eval: &Evaluation,
+) -> Result<Applied, StoreError> {
+    let mut applied = Applied::default();
+    if let Some(su) = eval.superuser()
+        && su != user.is_superuser
+    {
+        store.set_superuser(user.id, su).await?;
+        applied.superuser = Some(su);
+    }
+    // (organization id, team id, role) granted by this login
+    let mut kept: BTreeSet<(Option<i64>, Option<i64>, String)> = BTreeSet::new();
+    for (target, grant) in &eval.decisions {
+        let Target::Role {
+            organization,
+            team,
+            role,
+        } = target
+        else {
+            continue;
+        };
+        let what = describe(organization.as_deref(), team.as_deref(), role);
+        let create = *grant && spec.create_objects;
+        let org_id = match organization {
+            None => None,
+            Some(o) => match store.organization(o, create).await? {
+                Some((id, created)) => {
+                    if created {
+                        applied.created.push(format!("organization {o}"));
+                    }
+                    Some(id)
+                }
+                None => {
+                    if *grant {
+                        tracing::info!(authenticator = %spec.name, "map skipped: organization {o:?} does not exist and create_objects is off");
+                        applied.skipped.push(what);
+                    }
+                    continue;
+                }
+            },
+        };
+        let team_id = match (team, org_id) {
+            (Some(t), Some(org)) => match store.team(org, t, create).await? {
+                Some((id, created)) => {
+                    if created {
+                        applied.created.push(format!("team {}/{t}", organization.as_deref().unwrap_or("")));
+                    }
+                    Some(id)
+                }
+                None => {
+                    if *grant {
+                        tracing::info!(authenticator = %spec.name, "map skipped: team {t:?} does not exist and create_objects is off");
+                        applied.skipped.push(what);
+                    }
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        if *grant {
+            store.grant(user.id, org_id, team_id, role, &spec.name).await?;
+            kept.insert((org_id, team_id, role.clone()));
+            applied.granted.push(what);
+        } else if store.revoke(user.id, org_id, team_id, role).await? {
+            applied.removed.push(what);
+        }
+    }
+    if spec.remove_users {
+        for g in store.grants(user.id).await? {
+            if g.authenticator == spec.name && !kept.contains(&(g.organization_id, g.team_id, g.role.clone())) {
+                store.revoke(user.id, g.organization_id, g.team_id, &g.role).await?;
+                applied.removed.push(describe(g.organization.as_deref(), g.team.as_deref(), &g.role));
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// A user's memberships as the wire lists them.
+pub fn memberships(grants: &[GrantRecord]) -> (Vec<OrganizationMembership>, Vec<TeamMembership>, Vec<String>) {
+    let mut orgs: Vec<OrganizationMembership> = Vec::new();
+    let mut teams: Vec<TeamMembership> = Vec::new();
+    let mut roles = Vec::new();
+    for g in grants {
+        match (&g.organization, &g.team) {
+            (Some(o), None) => {
+                let admin = g.role == maps::ORG_ADMIN;
+                match orgs.iter_mut().find(|m| &m.name == o) {
+                    Some(m) => m.admin |= admin,
+                    None => orgs.push(OrganizationMembership { name: o.clone(), admin }),
+                }
+                if g.role != maps::ORG_MEMBER && g.role != maps::ORG_ADMIN {
+                    roles.push(format!("{o}: {}", g.role));
+                }
+            }
+            (Some(o), Some(t)) => {
+                let admin = g.role == maps::TEAM_ADMIN;
+                match teams.iter_mut().find(|m| &m.name == t && &m.organization == o) {
+                    Some(m) => m.admin |= admin,
+                    None => teams.push(TeamMembership {
+                        name: t.clone(),
+                        organization: o.clone(),
+                        admin,
+                    }),
+                }
+                if g.role != maps::TEAM_MEMBER && g.role != maps::TEAM_ADMIN {
+                    roles.push(format!("{o}/{t}: {}", g.role));
+                }
+            }
+            _ => roles.push(g.role.clone()),
+        }
+    }
+    (orgs, teams, roles)
 }
 
 #[cfg(test)]

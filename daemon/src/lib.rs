@@ -7,13 +7,16 @@
 //! through [`client`], never through these internals.
 
 pub mod access;
+pub mod audit;
 pub mod api;
 pub mod authn;
 pub mod client;
 pub mod config;
 pub mod identity;
 pub mod isolation;
+pub mod lockout;
 pub mod logging;
+pub mod maps;
 pub mod metrics;
 pub mod password;
 pub mod plugins;

@@ -42,6 +42,10 @@ pub struct Daemon {
     pub daemon_uid: u32,
     /// Limits concurrent password hashing.
     pub hashing: Arc<tokio::sync::Semaphore>,
+    /// Failed-login counters (outlive generations).
+    pub lockout: crate::lockout::Lockout,
+    /// The audit trail.
+    pub audit: crate::audit::Audit,
     options: Options,
     reload_lock: tokio::sync::Mutex<()>,
     last_reload_error: Mutex<Option<String>>,
@@ -84,11 +88,14 @@ impl Daemon {
         let metrics = Metrics::default();
         metrics.reload(true, 1);
         let (reload_notify, _) = tokio::sync::watch::channel(1);
+        let audit = crate::audit::Audit::new(&runtime.config.daemon.state_dir);
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
             daemon_uid: current_uid(),
             hashing,
+            lockout: crate::lockout::Lockout::default(),
+            audit,
             options,
             reload_lock: tokio::sync::Mutex::new(()),
             last_reload_error: Mutex::new(None),

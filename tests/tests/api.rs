@@ -270,6 +270,8 @@ async fn unknown_users_cost_as_much_as_wrong_passwords() {
     let body = gatehouse_e2e::LOCAL_AUTH
         .replace("argon2_memory_kib = 64", "argon2_memory_kib = 8192")
         .replace("argon2_iterations = 1", "argon2_iterations = 3");
+    // no lockout in the way of the repeated failures
+    let body = format!("[lockout]\nmax_failures = 100\n{body}");
     let d = Daemon::start(Setup::with_body(&body));
     let mut c = d.client().await;
     assert_eq!(add_user(&mut c, "timing", "right password").await.status, 201);

@@ -128,6 +128,15 @@ async fn route(
                 Err(e) => Err(e),
             }
         }),
+        ["v1", "maps", "simulate"] => on!("/v1/maps/simulate", "POST", {
+            Method::POST => match call.require_admin() {
+                Ok(()) => match json_body(req, max_body).await {
+                    Ok(body) => login::simulate(&call, body).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        }),
         ["v1", "reload"] => on!("/v1/reload", "POST", {
             Method::POST => reload(&call).await
         }),

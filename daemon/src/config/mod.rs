@@ -180,6 +180,8 @@ pub struct AuthenticatorSpec {
     pub location: Location,
     /// Where its settings are.
     pub settings_location: Location,
+    /// Its maps, in order.
+    pub maps: Vec<crate::maps::Map>,
 }
 
 /// One `[[verifiers]]` entry.
@@ -700,12 +702,8 @@ fn resolve_authenticator(
             .is_some();
     }
     let iso = isolation(r, &raw.isolation, &format!("{key}.isolation"));
-    if let Some(m) = raw.maps.first() {
-        r.err::<()>(
-            &m.span(),
-            format!("{key}.maps"),
-            "authenticator maps are not available in this version of gatehouse",
-        );
+    let maps = resolve_maps(r, &raw.maps, &key);
+    if maps.is_none() {
         ok = false;
     }
     let location = r.src.at(&a.span());
@@ -729,6 +727,7 @@ fn resolve_authenticator(
                     .collect(),
                 library: raw.library.as_ref().map(|l| join(dir, l.get_ref())),
                 isolation: iso,
+                maps: maps.unwrap_or_default(),
                 settings: settings_json(raw.settings.as_ref(), raw.additional.as_ref()),
                 location,
                 settings_location,
@@ -736,6 +735,139 @@ fn resolve_authenticator(
             raw.order,
         )
     })
+}
+
+fn resolve_maps(r: &mut Resolver<'_>, raw: &[Spanned<raw::RawMap>], key: &str) -> Option<Vec<crate::maps::Map>> {
+    use crate::maps::{self, AttributeTrigger, Map, RawCondition, Target, Trigger};
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, m) in raw.iter().enumerate() {
+        let span = m.span();
+        let m = m.get_ref();
+        let mkey = format!("{key}.maps[{i}]");
+        let fail = |r: &mut Resolver<'_>, sub: &str, msg: String| {
+            r.err::<()>(&span, format!("{mkey}{sub}"), msg);
+            false
+        };
+        let role_or = |default: &str, allowed: &[&str], r: &mut Resolver<'_>| -> Option<String> {
+            match &m.role {
+                None => Some(default.to_owned()),
+                Some(x) if allowed.contains(&x.as_str()) => Some(x.clone()),
+                Some(x) => {
+                    r.err::<()>(&span, format!("{mkey}.role"), format!("{x:?} is not one of {allowed:?}"));
+                    None
+                }
+            }
+        };
+        let target = match m.map_type.get_ref().as_str() {
+            "allow" => Some(Target::Allow),
+            "is_superuser" => Some(Target::Superuser),
+            "organization" => match &m.organization {
+                Some(o) if !o.trim().is_empty() => role_or(maps::ORG_MEMBER, &[maps::ORG_MEMBER, maps::ORG_ADMIN], r)
+                    .map(|role| Target::Role { organization: Some(o.clone()), team: None, role }),
+                _ => {
+                    ok = fail(r, ".organization", "an organization map needs `organization`".into());
+                    None
+                }
+            },
+            "team" => match (&m.organization, &m.team) {
+                (Some(o), Some(t)) if !o.trim().is_empty() && !t.trim().is_empty() => {
+                    role_or(maps::TEAM_MEMBER, &[maps::TEAM_MEMBER, maps::TEAM_ADMIN], r).map(|role| Target::Role {
+                        organization: Some(o.clone()),
+                        team: Some(t.clone()),
+                        role,
+                    })
+                }
+                _ => {
+                    ok = fail(r, ".team", "a team map needs `organization` and `team`".into());
+                    None
+                }
+            },
+            "role" => match (&m.role, &m.organization, &m.team) {
+                (None, _, _) => {
+                    ok = fail(r, ".role", "a role map needs `role`".into());
+                    None
+                }
+                (Some(_), None, Some(_)) => {
+                    ok = fail(r, ".organization", "a team role needs the team's `organization`".into());
+                    None
+                }
+                (Some(role), o, t) => Some(Target::Role { organization: o.clone(), team: t.clone(), role: role.clone() }),
+            },
+            other => {
+                r.err::<()>(
+                    &m.map_type.span(),
+                    format!("{mkey}.map_type"),
+                    format!("unknown map_type {other:?} (allow, is_superuser, organization, team, role)"),
+                );
+                None
+            }
+        };
+        let Some(triggers) = &m.triggers else {
+            ok = fail(r, ".triggers", "a map needs a trigger (always, never, groups or attributes)".into());
+            continue;
+        };
+        let tspan = triggers.span();
+        let t = triggers.get_ref();
+        let mut trigger = Trigger {
+            always: t.always.is_some(),
+            never: t.never.is_some(),
+            groups: t.groups.clone(),
+            attributes: None,
+        };
+        if let Some(attrs) = &t.attributes {
+            let mut at = AttributeTrigger::default();
+            for (name, value) in attrs {
+                if name == "join_condition" {
+                    match value.as_str() {
+                        Some("or") => at.all = false,
+                        Some("and") => at.all = true,
+                        _ => {
+                            r.err::<()>(&tspan, format!("{mkey}.triggers.attributes.join_condition"), "must be \"and\" or \"or\"");
+                            ok = false;
+                        }
+                    }
+                    continue;
+                }
+                match value.clone().try_into::<RawCondition>().map_err(|e| e.to_string()).and_then(RawCondition::resolve) {
+                    Ok(c) => at.conditions.push((name.clone(), c)),
+                    Err(e) => {
+                        r.err::<()>(&tspan, format!("{mkey}.triggers.attributes.{name}"), e.trim().to_owned());
+                        ok = false;
+                    }
+                }
+            }
+            if at.conditions.is_empty() {
+                r.err::<()>(&tspan, format!("{mkey}.triggers.attributes"), "needs at least one attribute condition");
+                ok = false;
+            }
+            trigger.attributes = Some(at);
+        }
+        if !trigger.always && !trigger.never && trigger.groups.is_none() && trigger.attributes.is_none() {
+            ok = fail(r, ".triggers", "a map needs a trigger (always, never, groups or attributes)".into());
+        }
+        if let Some(g) = &trigger.groups
+            && g.has_or.is_empty()
+            && g.has_and.is_empty()
+            && g.has_not.is_empty()
+        {
+            ok = fail(r, ".triggers.groups", "needs has_or, has_and or has_not".into());
+        }
+        if let Some(target) = target {
+            out.push(Map {
+                name: m.name.clone().unwrap_or_else(|| format!("{} map #{}", m.map_type.get_ref(), i + 1)),
+                map_type: m.map_type.get_ref().clone(),
+                target,
+                revoke: m.revoke,
+                order: m.order.unwrap_or(i64::try_from(i + 1).unwrap_or(i64::MAX)),
+                trigger,
+            });
+        } else {
+            ok = false;
+        }
+    }
+    out.sort_by_key(|m| m.order);
+    ok.then_some(out)
 }
 
 fn resolve_verifier(r: &mut Resolver<'_>, v: &Spanned<RawVerifier>, dir: &Path) -> Option<VerifierSpec> {

@@ -88,7 +88,6 @@ pub(crate) struct RawAuthenticator {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // parsed so errors point at the right place; maps are refused until the identity pipeline lands
 pub(crate) struct RawMap {
     pub(crate) name: Option<String>,
     pub(crate) map_type: Spanned<String>,
@@ -98,7 +97,16 @@ pub(crate) struct RawMap {
     #[serde(default)]
     pub(crate) revoke: bool,
     pub(crate) order: Option<i64>,
-    pub(crate) triggers: Option<Spanned<toml::Table>>,
+    pub(crate) triggers: Option<Spanned<RawTriggers>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTriggers {
+    pub(crate) always: Option<toml::Table>,
+    pub(crate) never: Option<toml::Table>,
+    pub(crate) groups: Option<crate::maps::GroupTrigger>,
+    pub(crate) attributes: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]

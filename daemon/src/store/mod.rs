@@ -98,8 +98,54 @@ pub trait Store: Send + Sync + 'static {
     async fn link_user(&self, authenticator: &str, uid: &str, user_id: i64) -> Result<(), StoreError>;
     /// Records a successful login and refreshes profile fields.
     async fn touch_login(&self, user_id: i64, profile: Profile) -> Result<(), StoreError>;
+    /// The id of an organization, creating it when `create` (the bool:
+    /// whether it was created now); `None` when missing and not created.
+    async fn organization(&self, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError>;
+    /// The id of a team of an organization, as [`Store::organization`].
+    async fn team(&self, organization_id: i64, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError>;
+    /// Every grant a user holds.
+    async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Grants a role (idempotent; records the granting authenticator).
+    async fn grant(
+        &self,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+        authenticator: &str,
+    ) -> Result<bool, StoreError>;
+    /// Revokes a role; false when the user did not hold it.
+    async fn revoke(
+        &self,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+    ) -> Result<bool, StoreError>;
+    /// Sets superuser status.
+    async fn set_superuser(&self, user_id: i64, value: bool) -> Result<(), StoreError>;
+    /// Moves the link `(from, uid)` to `(to, uid)` with the grants `from`
+    /// made; returns the user id when there was such a link.
+    async fn move_link(&self, from: &str, to: &str, uid: &str) -> Result<Option<i64>, StoreError>;
     /// The schema version, for `status`.
     async fn schema_version(&self) -> Result<u32, StoreError>;
+}
+
+/// A role a user holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantRecord {
+    /// Organization id (none: a global role).
+    pub organization_id: Option<i64>,
+    /// Organization name.
+    pub organization: Option<String>,
+    /// Team id.
+    pub team_id: Option<i64>,
+    /// Team name.
+    pub team: Option<String>,
+    /// Role name.
+    pub role: String,
+    /// The authenticator whose maps granted it.
+    pub authenticator: String,
 }
 
 /// Profile fields an authenticator may refresh at login (`None` keeps).

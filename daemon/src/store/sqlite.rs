@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{NewUser, Profile, Store, StoreError, UserRecord};
+use super::{GrantRecord, NewUser, Profile, Store, StoreError, UserRecord};
 
 /// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
 /// Never edit a released entry: append a new one.
@@ -33,6 +33,28 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (authenticator, uid)
     );
     CREATE INDEX authenticator_users_user ON authenticator_users(user_id);",
+    // 2: organizations, teams and the grants maps make
+    "CREATE TABLE organizations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE teams (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        organization_id INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (organization_id, name)
+    );
+    CREATE TABLE grants (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        organization_id INTEGER REFERENCES organizations(id) ON DELETE CASCADE,
+        team_id INTEGER REFERENCES teams(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        authenticator TEXT NOT NULL,
+        granted_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX grants_unique ON grants(user_id, IFNULL(organization_id, 0), IFNULL(team_id, 0), role);",
 ];
 
 /// An SQLite-backed [`Store`].
@@ -276,6 +298,170 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn organization(&self, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            let found: Option<i64> = c
+                .query_row("SELECT id FROM organizations WHERE name = ?1", params![name], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            match (found, create) {
+                (Some(id), _) => Ok(Some((id, false))),
+                (None, false) => Ok(None),
+                (None, true) => {
+                    c.execute(
+                        "INSERT INTO organizations (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                        params![name, now()],
+                    )
+                    .map_err(backend)?;
+                    let id = c
+                        .query_row("SELECT id FROM organizations WHERE name = ?1", params![name], |r| r.get(0))
+                        .map_err(backend)?;
+                    Ok(Some((id, true)))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn team(&self, organization_id: i64, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            let q = "SELECT id FROM teams WHERE organization_id = ?1 AND name = ?2";
+            let found: Option<i64> = c
+                .query_row(q, params![organization_id, name], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            match (found, create) {
+                (Some(id), _) => Ok(Some((id, false))),
+                (None, false) => Ok(None),
+                (None, true) => {
+                    c.execute(
+                        "INSERT INTO teams (organization_id, name, created_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (organization_id, name) DO NOTHING",
+                        params![organization_id, name, now()],
+                    )
+                    .map_err(backend)?;
+                    let id = c.query_row(q, params![organization_id, name], |r| r.get(0)).map_err(backend)?;
+                    Ok(Some((id, true)))
+                }
+            }
+        })
+        .await
+    }
+
+    async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT g.organization_id, o.name, g.team_id, t.name, g.role, g.authenticator
+                     FROM grants g
+                     LEFT JOIN organizations o ON o.id = g.organization_id
+                     LEFT JOIN teams t ON t.id = g.team_id
+                     WHERE g.user_id = ?1
+                     ORDER BY o.name, t.name, g.role",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![user_id], |r| {
+                    Ok(GrantRecord {
+                        organization_id: r.get(0)?,
+                        organization: r.get(1)?,
+                        team_id: r.get(2)?,
+                        team: r.get(3)?,
+                        role: r.get(4)?,
+                        authenticator: r.get(5)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn grant(
+        &self,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+        authenticator: &str,
+    ) -> Result<bool, StoreError> {
+        let (role, authenticator) = (role.to_owned(), authenticator.to_owned());
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "INSERT INTO grants (user_id, organization_id, team_id, role, authenticator, granted_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT DO UPDATE SET authenticator = excluded.authenticator",
+                    params![user_id, organization_id, team_id, role, authenticator, now()],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn revoke(
+        &self,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+    ) -> Result<bool, StoreError> {
+        let role = role.to_owned();
+        self.with(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM grants WHERE user_id = ?1 AND IFNULL(organization_id, 0) = IFNULL(?2, 0)
+                     AND IFNULL(team_id, 0) = IFNULL(?3, 0) AND role = ?4",
+                    params![user_id, organization_id, team_id, role],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn set_superuser(&self, user_id: i64, value: bool) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute("UPDATE users SET is_superuser = ?1 WHERE id = ?2", params![value, user_id])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn move_link(&self, from: &str, to: &str, uid: &str) -> Result<Option<i64>, StoreError> {
+        let (from, to, uid) = (from.to_owned(), to.to_owned(), uid.to_owned());
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let user: Option<i64> = tx
+                .query_row(
+                    "SELECT user_id FROM authenticator_users WHERE authenticator = ?1 AND uid = ?2",
+                    params![from, uid],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(user_id) = user {
+                tx.execute(
+                    "UPDATE authenticator_users SET authenticator = ?1, linked_at = ?2 WHERE authenticator = ?3 AND uid = ?4",
+                    params![to, now(), from, uid],
+                )
+                .map_err(backend)?;
+                tx.execute(
+                    "UPDATE grants SET authenticator = ?1 WHERE user_id = ?2 AND authenticator = ?3",
+                    params![to, user_id, from],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(user)
+        })
+        .await
+    }
+
     async fn schema_version(&self) -> Result<u32, StoreError> {
         self.with(|c| {
             c.pragma_query_value(None, "user_version", |r| r.get(0))
@@ -293,7 +479,7 @@ mod tests {
     async fn users_round_trip_and_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("g.db")).unwrap();
-        assert_eq!(s.schema_version().await.unwrap(), 1);
+        assert_eq!(s.schema_version().await.unwrap(), 2);
         let u = s
             .create_user(NewUser {
                 username: "ann".into(),
@@ -320,6 +506,39 @@ mod tests {
         assert!(s.delete_user("ann").await.unwrap());
         assert!(s.linked_user("Local", "ann").await.unwrap().is_none());
         assert!(!s.delete_user("ann").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn organizations_teams_grants() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("g.db")).unwrap();
+        let u = s
+            .create_user(NewUser {
+                username: "ann".into(),
+                ..NewUser::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(s.organization("Default", false).await.unwrap(), None);
+        let (org, created) = s.organization("Default", true).await.unwrap().unwrap();
+        assert!(created);
+        assert_eq!(s.organization("Default", true).await.unwrap(), Some((org, false)));
+        let (team, _) = s.team(org, "Devs", true).await.unwrap().unwrap();
+        s.grant(u.id, Some(org), None, "Organization Member", "A").await.unwrap();
+        s.grant(u.id, Some(org), Some(team), "Team Member", "A").await.unwrap();
+        s.grant(u.id, Some(org), Some(team), "Team Member", "B").await.unwrap();
+        s.grant(u.id, None, None, "Auditor", "A").await.unwrap();
+        let g = s.grants(u.id).await.unwrap();
+        assert_eq!(g.len(), 3, "{g:?}");
+        assert!(g.iter().any(|g| g.team.as_deref() == Some("Devs") && g.authenticator == "B"));
+        assert!(s.revoke(u.id, None, None, "Auditor").await.unwrap());
+        assert!(!s.revoke(u.id, None, None, "Auditor").await.unwrap());
+        s.link_user("A", "ann", u.id).await.unwrap();
+        assert_eq!(s.move_link("A", "C", "ann").await.unwrap(), Some(u.id));
+        assert!(s.linked_user("A", "ann").await.unwrap().is_none());
+        assert_eq!(s.linked_user("C", "ann").await.unwrap().unwrap().id, u.id);
+        let g = s.grants(u.id).await.unwrap();
+        assert!(g.iter().filter(|g| g.role == "Organization Member").all(|g| g.authenticator == "C"));
     }
 
     #[tokio::test]
