@@ -193,7 +193,9 @@ pub async fn apply_maps(
             (Some(t), Some(org)) => match store.team(org, t, create).await? {
                 Some((id, created)) => {
                     if created {
-                        applied.created.push(format!("team {}/{t}", organization.as_deref().unwrap_or("")));
+                        applied
+                            .created
+                            .push(format!("team {}/{t}", organization.as_deref().unwrap_or("")));
                     }
                     Some(id)
                 }
@@ -217,9 +219,14 @@ pub async fn apply_maps(
     }
     if spec.remove_users {
         for g in store.grants(user.id).await? {
-            if g.authenticator == spec.name && !kept.contains(&(g.organization_id, g.team_id, g.role.clone())) {
-                store.revoke(user.id, g.organization_id, g.team_id, &g.role).await?;
-                applied.removed.push(describe(g.organization.as_deref(), g.team.as_deref(), &g.role));
+            if g.authenticator == spec.name && !kept.contains(&(g.organization_id, g.team_id, g.role.clone()))
+            {
+                store
+                    .revoke(user.id, g.organization_id, g.team_id, &g.role)
+                    .await?;
+                applied
+                    .removed
+                    .push(describe(g.organization.as_deref(), g.team.as_deref(), &g.role));
             }
         }
     }
@@ -227,7 +234,9 @@ pub async fn apply_maps(
 }
 
 /// A user's memberships as the wire lists them.
-pub fn memberships(grants: &[GrantRecord]) -> (Vec<OrganizationMembership>, Vec<TeamMembership>, Vec<String>) {
+pub fn memberships(
+    grants: &[GrantRecord],
+) -> (Vec<OrganizationMembership>, Vec<TeamMembership>, Vec<String>) {
     let mut orgs: Vec<OrganizationMembership> = Vec::new();
     let mut teams: Vec<TeamMembership> = Vec::new();
     let mut roles = Vec::new();
@@ -237,7 +246,10 @@ pub fn memberships(grants: &[GrantRecord]) -> (Vec<OrganizationMembership>, Vec<
                 let admin = g.role == maps::ORG_ADMIN;
                 match orgs.iter_mut().find(|m| &m.name == o) {
                     Some(m) => m.admin |= admin,
-                    None => orgs.push(OrganizationMembership { name: o.clone(), admin }),
+                    None => orgs.push(OrganizationMembership {
+                        name: o.clone(),
+                        admin,
+                    }),
                 }
                 if g.role != maps::ORG_MEMBER && g.role != maps::ORG_ADMIN {
                     roles.push(format!("{o}: {}", g.role));

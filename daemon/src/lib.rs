@@ -7,8 +7,8 @@
 //! through [`client`], never through these internals.
 
 pub mod access;
-pub mod audit;
 pub mod api;
+pub mod audit;
 pub mod authn;
 pub mod client;
 pub mod config;

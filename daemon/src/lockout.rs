@@ -70,7 +70,8 @@ impl Lockout {
                 q.pop_front();
             }
             if q.len() >= max as usize {
-                q.front().map(|oldest| s.window.saturating_sub(now.duration_since(*oldest)))
+                q.front()
+                    .map(|oldest| s.window.saturating_sub(now.duration_since(*oldest)))
             } else {
                 None
             }
@@ -85,7 +86,14 @@ impl Lockout {
     }
 
     /// Records a failed login.
-    pub fn failure(&self, s: &LockoutSettings, authenticator: Option<&str>, username: &str, peer_uid: u32, now: Instant) {
+    pub fn failure(
+        &self,
+        s: &LockoutSettings,
+        authenticator: Option<&str>,
+        username: &str,
+        peer_uid: u32,
+        now: Instant,
+    ) {
         let Ok(mut map) = self.failures.lock() else {
             return;
         };
@@ -136,10 +144,15 @@ mod tests {
             assert!(l.check(&s, None, "Ann", 1, t0).is_ok(), "attempt {i}");
             l.failure(&s, None, "ann", 1, t0);
         }
-        let locked = l.check(&s, None, "ANN", 1, t0 + Duration::from_secs(10)).unwrap_err();
+        let locked = l
+            .check(&s, None, "ANN", 1, t0 + Duration::from_secs(10))
+            .unwrap_err();
         assert_eq!(locked, Locked::User(Duration::from_secs(50)));
         assert_eq!(locked.retry_after(), 50);
-        assert!(l.check(&s, None, "bob", 2, t0).is_ok(), "other users and peers unaffected");
+        assert!(
+            l.check(&s, None, "bob", 2, t0).is_ok(),
+            "other users and peers unaffected"
+        );
         assert!(l.check(&s, None, "ann", 1, t0 + Duration::from_secs(61)).is_ok());
     }
 

@@ -170,7 +170,9 @@ impl RawCondition {
             .map(OneOrMany::into_vec)
             .unwrap_or_default()
             .into_iter()
-            .map(|re| Regex::new(&format!("^(?:{re})$")).map_err(|e| format!("matches: invalid regex {re:?}: {e}")))
+            .map(|re| {
+                Regex::new(&format!("^(?:{re})$")).map_err(|e| format!("matches: invalid regex {re:?}: {e}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let c = Condition {
             equals: self.equals.map(OneOrMany::into_vec).unwrap_or_default(),
@@ -179,7 +181,12 @@ impl RawCondition {
             matches,
             is_in: self.is_in.unwrap_or_default(),
         };
-        if c.equals.is_empty() && c.contains.is_empty() && c.ends_with.is_empty() && c.matches.is_empty() && c.is_in.is_empty() {
+        if c.equals.is_empty()
+            && c.contains.is_empty()
+            && c.ends_with.is_empty()
+            && c.matches.is_empty()
+            && c.is_in.is_empty()
+        {
             return Err("a condition needs at least one of equals, contains, ends_with, matches, in".into());
         }
         Ok(c)
@@ -253,11 +260,17 @@ impl Trigger {
                 .conditions
                 .iter()
                 .map(|(name, cond)| {
-                    let ok = attrs.get(name).is_some_and(|vals| vals.iter().any(|v| cond.holds(v)));
+                    let ok = attrs
+                        .get(name)
+                        .is_some_and(|vals| vals.iter().any(|v| cond.holds(v)));
                     (name.clone(), ok)
                 })
                 .collect();
-            let ok = if at.all { results.iter().all(|r| r.1) } else { results.iter().any(|r| r.1) };
+            let ok = if at.all {
+                results.iter().all(|r| r.1)
+            } else {
+                results.iter().any(|r| r.1)
+            };
             let join = if at.all { "and" } else { "or" };
             let detail: Vec<String> = results.iter().map(|(n, ok)| format!("{n}={ok}")).collect();
             if !ok {
@@ -316,7 +329,11 @@ pub fn evaluate(maps: &[Map], identity: &Identity) -> Evaluation {
         } else if m.revoke || m.target == Target::Allow {
             // A false allow trigger always decides: it denies.
             decisions.insert(m.target.clone(), false);
-            if m.target == Target::Allow { "deny" } else { "revoke" }
+            if m.target == Target::Allow {
+                "deny"
+            } else {
+                "revoke"
+            }
         } else {
             "none"
         };
@@ -372,14 +389,32 @@ mod tests {
 
     #[test]
     fn group_operators() {
-        let id = Identity::new("u", "u").with_group("CN=Admins,DC=x").with_group("cn=devs,dc=x");
-        assert!(groups(&["cn=admins,dc=x"], &[], &[]).evaluate(&id).0, "case-insensitive");
+        let id = Identity::new("u", "u")
+            .with_group("CN=Admins,DC=x")
+            .with_group("cn=devs,dc=x");
+        assert!(
+            groups(&["cn=admins,dc=x"], &[], &[]).evaluate(&id).0,
+            "case-insensitive"
+        );
         assert!(!groups(&["cn=ops,dc=x"], &[], &[]).evaluate(&id).0);
-        assert!(groups(&[], &["cn=admins,dc=x", "cn=devs,dc=x"], &[]).evaluate(&id).0);
-        assert!(!groups(&[], &["cn=admins,dc=x", "cn=ops,dc=x"], &[]).evaluate(&id).0);
+        assert!(
+            groups(&[], &["cn=admins,dc=x", "cn=devs,dc=x"], &[])
+                .evaluate(&id)
+                .0
+        );
+        assert!(
+            !groups(&[], &["cn=admins,dc=x", "cn=ops,dc=x"], &[])
+                .evaluate(&id)
+                .0
+        );
         assert!(groups(&[], &[], &["cn=ops,dc=x"]).evaluate(&id).0);
         assert!(!groups(&[], &[], &["cn=devs,dc=x"]).evaluate(&id).0);
-        assert!(!groups(&["cn=admins,dc=x"], &[], &["cn=devs,dc=x"]).evaluate(&id).0, "operators AND");
+        assert!(
+            !groups(&["cn=admins,dc=x"], &[], &["cn=devs,dc=x"])
+                .evaluate(&id)
+                .0,
+            "operators AND"
+        );
     }
 
     #[test]
@@ -399,16 +434,52 @@ mod tests {
             }),
             ..Trigger::default()
         };
-        assert!(at(false, vec![("email", cond("ends_with = [\"@example.com\"]"))]).evaluate(&id).0);
-        assert!(at(false, vec![("dept", cond("equals = \"R&D\""))]).evaluate(&id).0, "any value");
-        assert!(at(false, vec![("dept", cond("contains = \"gineer\""))]).evaluate(&id).0);
-        assert!(at(false, vec![("dept", cond("matches = \"Eng.*\""))]).evaluate(&id).0);
-        assert!(!at(false, vec![("dept", cond("matches = \"Eng\""))]).evaluate(&id).0, "whole value");
-        assert!(at(false, vec![("username", cond("in = [\"jdoe\", \"x\"]"))]).evaluate(&id).0);
-        assert!(!at(false, vec![("missing", cond("equals = \"x\""))]).evaluate(&id).0);
-        let mixed = vec![("dept", cond("equals = \"Sales\"")), ("email", cond("ends_with = \"@example.com\""))];
+        assert!(
+            at(false, vec![("email", cond("ends_with = [\"@example.com\"]"))])
+                .evaluate(&id)
+                .0
+        );
+        assert!(
+            at(false, vec![("dept", cond("equals = \"R&D\""))])
+                .evaluate(&id)
+                .0,
+            "any value"
+        );
+        assert!(
+            at(false, vec![("dept", cond("contains = \"gineer\""))])
+                .evaluate(&id)
+                .0
+        );
+        assert!(
+            at(false, vec![("dept", cond("matches = \"Eng.*\""))])
+                .evaluate(&id)
+                .0
+        );
+        assert!(
+            !at(false, vec![("dept", cond("matches = \"Eng\""))])
+                .evaluate(&id)
+                .0,
+            "whole value"
+        );
+        assert!(
+            at(false, vec![("username", cond("in = [\"jdoe\", \"x\"]"))])
+                .evaluate(&id)
+                .0
+        );
+        assert!(
+            !at(false, vec![("missing", cond("equals = \"x\""))])
+                .evaluate(&id)
+                .0
+        );
+        let mixed = vec![
+            ("dept", cond("equals = \"Sales\"")),
+            ("email", cond("ends_with = \"@example.com\"")),
+        ];
         assert!(at(false, mixed).evaluate(&id).0, "or");
-        let mixed = vec![("dept", cond("equals = \"Sales\"")), ("email", cond("ends_with = \"@example.com\""))];
+        let mixed = vec![
+            ("dept", cond("equals = \"Sales\"")),
+            ("email", cond("ends_with = \"@example.com\"")),
+        ];
         assert!(!at(true, mixed).evaluate(&id).0, "and");
     }
 
@@ -457,11 +528,18 @@ mod tests {
         );
         assert!(e.allowed);
         assert_eq!(e.decisions.get(&org("O")), Some(&false), "later revoke overrides");
-        assert_eq!(e.decisions.get(&org("P")), None, "false without revoke changes nothing");
+        assert_eq!(
+            e.decisions.get(&org("P")),
+            None,
+            "false without revoke changes nothing"
+        );
         assert_eq!(e.superuser(), Some(true));
         assert_eq!(e.trace[2].action, "none");
 
-        let denied = evaluate(&[map("allow", Target::Allow, false, groups(&["admins"], &[], &[]))], &id);
+        let denied = evaluate(
+            &[map("allow", Target::Allow, false, groups(&["admins"], &[], &[]))],
+            &id,
+        );
         assert!(!denied.allowed);
         let reallowed = evaluate(
             &[

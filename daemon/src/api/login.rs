@@ -17,7 +17,14 @@ use crate::runtime::AuthenticatorEntry;
 /// The longest a backend may take for one login step.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn audit(call: &Call, authenticator: Option<&str>, username: &str, outcome: &'static str, reason: Option<String>, maps: Vec<String>) {
+fn audit(
+    call: &Call,
+    authenticator: Option<&str>,
+    username: &str,
+    outcome: &'static str,
+    reason: Option<String>,
+    maps: Vec<String>,
+) {
     call.daemon.audit.record(&Event {
         time: crate::state::rfc3339(std::time::SystemTime::now()),
         event: "login",
@@ -46,7 +53,10 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
     let candidates: Vec<&AuthenticatorEntry> = match &req.authenticator {
         Some(name) => {
             let entry = rt.authenticator(name).ok_or_else(|| {
-                ApiError::new(ErrorCode::UnknownAuthenticator, format!("no authenticator named {name:?}"))
+                ApiError::new(
+                    ErrorCode::UnknownAuthenticator,
+                    format!("no authenticator named {name:?}"),
+                )
             })?;
             if !entry.spec.enabled {
                 return Err(ApiError::new(
@@ -78,10 +88,24 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
     // Lockout before any backend is asked.
     let lockout = &rt.config.lockout;
     let scope = req.authenticator.as_deref();
-    if let Err(locked) = call.daemon.lockout.check(lockout, scope, &req.username, call.peer.uid, Instant::now()) {
+    if let Err(locked) =
+        call.daemon
+            .lockout
+            .check(lockout, scope, &req.username, call.peer.uid, Instant::now())
+    {
         call.daemon.metrics.login(scope.unwrap_or("*"), "locked");
-        audit(call, scope, &req.username, "locked", Some("too_many_attempts".into()), vec![]);
-        let mut e = ApiError::new(ErrorCode::TooManyAttempts, "too many failed logins; try again later");
+        audit(
+            call,
+            scope,
+            &req.username,
+            "locked",
+            Some("too_many_attempts".into()),
+            vec![],
+        );
+        let mut e = ApiError::new(
+            ErrorCode::TooManyAttempts,
+            "too many failed logins; try again later",
+        );
         e.retry_after = Some(locked.retry_after());
         return Err(e);
     }
@@ -113,7 +137,14 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
             }
             Err(PluginError::Denied(reason)) => {
                 call.daemon.metrics.login(name, "denied");
-                audit(call, Some(name), &req.username, "denied", Some(reason.clone()), vec![]);
+                audit(
+                    call,
+                    Some(name),
+                    &req.username,
+                    "denied",
+                    Some(reason.clone()),
+                    vec![],
+                );
                 return Err(ApiError::new(ErrorCode::LoginDenied, reason));
             }
             Err(e @ (PluginError::BadRequest(_) | PluginError::Unsupported(_))) => {
@@ -135,13 +166,30 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
         json!({ "unavailable": unavailable })
     };
     if rejected == 0 && !unavailable.is_empty() {
-        audit(call, scope, &req.username, "unavailable", Some("backend_unavailable".into()), vec![]);
-        Err(ApiError::new(ErrorCode::BackendUnavailable, "no authenticator could be reached").with_details(details))
+        audit(
+            call,
+            scope,
+            &req.username,
+            "unavailable",
+            Some("backend_unavailable".into()),
+            vec![],
+        );
+        Err(
+            ApiError::new(ErrorCode::BackendUnavailable, "no authenticator could be reached")
+                .with_details(details),
+        )
     } else {
         call.daemon
             .lockout
             .failure(lockout, scope, &req.username, call.peer.uid, Instant::now());
-        audit(call, scope, &req.username, "invalid_credentials", Some("invalid_credentials".into()), vec![]);
+        audit(
+            call,
+            scope,
+            &req.username,
+            "invalid_credentials",
+            Some("invalid_credentials".into()),
+            vec![],
+        );
         Err(ApiError::new(ErrorCode::InvalidCredentials, "invalid credentials").with_details(details))
     }
 }
@@ -166,7 +214,14 @@ async fn finish_login(
         .collect();
     if !eval.allowed {
         call.daemon.metrics.login(name, "denied");
-        audit(call, Some(name), username, "denied", Some("allow_map".into()), acted);
+        audit(
+            call,
+            Some(name),
+            username,
+            "denied",
+            Some("allow_map".into()),
+            acted,
+        );
         let mut e = ApiError::new(ErrorCode::LoginDenied, "an allow map denies this user");
         if explain {
             e = e.with_details(json!({ "explanation": { "authenticators": tried, "maps": eval.trace } }));
@@ -196,7 +251,11 @@ async fn finish_login(
     let result = LoginResult {
         user: user.to_wire(),
         authenticator: name.to_owned(),
-        authenticator_uid: if identity.case_insensitive { identity.uid.to_lowercase() } else { identity.uid },
+        authenticator_uid: if identity.case_insensitive {
+            identity.uid.to_lowercase()
+        } else {
+            identity.uid
+        },
         groups: identity.groups,
         organizations,
         teams,

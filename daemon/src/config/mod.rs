@@ -737,7 +737,11 @@ fn resolve_authenticator(
     })
 }
 
-fn resolve_maps(r: &mut Resolver<'_>, raw: &[Spanned<raw::RawMap>], key: &str) -> Option<Vec<crate::maps::Map>> {
+fn resolve_maps(
+    r: &mut Resolver<'_>,
+    raw: &[Spanned<raw::RawMap>],
+    key: &str,
+) -> Option<Vec<crate::maps::Map>> {
     use crate::maps::{self, AttributeTrigger, Map, RawCondition, Target, Trigger};
     let mut out = Vec::new();
     let mut ok = true;
@@ -754,7 +758,11 @@ fn resolve_maps(r: &mut Resolver<'_>, raw: &[Spanned<raw::RawMap>], key: &str) -
                 None => Some(default.to_owned()),
                 Some(x) if allowed.contains(&x.as_str()) => Some(x.clone()),
                 Some(x) => {
-                    r.err::<()>(&span, format!("{mkey}.role"), format!("{x:?} is not one of {allowed:?}"));
+                    r.err::<()>(
+                        &span,
+                        format!("{mkey}.role"),
+                        format!("{x:?} is not one of {allowed:?}"),
+                    );
                     None
                 }
             }
@@ -763,19 +771,32 @@ fn resolve_maps(r: &mut Resolver<'_>, raw: &[Spanned<raw::RawMap>], key: &str) -
             "allow" => Some(Target::Allow),
             "is_superuser" => Some(Target::Superuser),
             "organization" => match &m.organization {
-                Some(o) if !o.trim().is_empty() => role_or(maps::ORG_MEMBER, &[maps::ORG_MEMBER, maps::ORG_ADMIN], r)
-                    .map(|role| Target::Role { organization: Some(o.clone()), team: None, role }),
+                Some(o) if !o.trim().is_empty() => {
+                    role_or(maps::ORG_MEMBER, &[maps::ORG_MEMBER, maps::ORG_ADMIN], r).map(|role| {
+                        Target::Role {
+                            organization: Some(o.clone()),
+                            team: None,
+                            role,
+                        }
+                    })
+                }
                 _ => {
-                    ok = fail(r, ".organization", "an organization map needs `organization`".into());
+                    ok = fail(
+                        r,
+                        ".organization",
+                        "an organization map needs `organization`".into(),
+                    );
                     None
                 }
             },
             "team" => match (&m.organization, &m.team) {
                 (Some(o), Some(t)) if !o.trim().is_empty() && !t.trim().is_empty() => {
-                    role_or(maps::TEAM_MEMBER, &[maps::TEAM_MEMBER, maps::TEAM_ADMIN], r).map(|role| Target::Role {
-                        organization: Some(o.clone()),
-                        team: Some(t.clone()),
-                        role,
+                    role_or(maps::TEAM_MEMBER, &[maps::TEAM_MEMBER, maps::TEAM_ADMIN], r).map(|role| {
+                        Target::Role {
+                            organization: Some(o.clone()),
+                            team: Some(t.clone()),
+                            role,
+                        }
                     })
                 }
                 _ => {
@@ -789,10 +810,18 @@ fn resolve_maps(r: &mut Resolver<'_>, raw: &[Spanned<raw::RawMap>], key: &str) -
                     None
                 }
                 (Some(_), None, Some(_)) => {
-                    ok = fail(r, ".organization", "a team role needs the team's `organization`".into());
+                    ok = fail(
+                        r,
+                        ".organization",
+                        "a team role needs the team's `organization`".into(),
+                    );
                     None
                 }
-                (Some(role), o, t) => Some(Target::Role { organization: o.clone(), team: t.clone(), role: role.clone() }),
+                (Some(role), o, t) => Some(Target::Role {
+                    organization: o.clone(),
+                    team: t.clone(),
+                    role: role.clone(),
+                }),
             },
             other => {
                 r.err::<()>(
@@ -804,7 +833,11 @@ fn resolve_maps(r: &mut Resolver<'_>, raw: &[Spanned<raw::RawMap>], key: &str) -
             }
         };
         let Some(triggers) = &m.triggers else {
-            ok = fail(r, ".triggers", "a map needs a trigger (always, never, groups or attributes)".into());
+            ok = fail(
+                r,
+                ".triggers",
+                "a map needs a trigger (always, never, groups or attributes)".into(),
+            );
             continue;
         };
         let tspan = triggers.span();
@@ -823,28 +856,49 @@ fn resolve_maps(r: &mut Resolver<'_>, raw: &[Spanned<raw::RawMap>], key: &str) -
                         Some("or") => at.all = false,
                         Some("and") => at.all = true,
                         _ => {
-                            r.err::<()>(&tspan, format!("{mkey}.triggers.attributes.join_condition"), "must be \"and\" or \"or\"");
+                            r.err::<()>(
+                                &tspan,
+                                format!("{mkey}.triggers.attributes.join_condition"),
+                                "must be \"and\" or \"or\"",
+                            );
                             ok = false;
                         }
                     }
                     continue;
                 }
-                match value.clone().try_into::<RawCondition>().map_err(|e| e.to_string()).and_then(RawCondition::resolve) {
+                match value
+                    .clone()
+                    .try_into::<RawCondition>()
+                    .map_err(|e| e.to_string())
+                    .and_then(RawCondition::resolve)
+                {
                     Ok(c) => at.conditions.push((name.clone(), c)),
                     Err(e) => {
-                        r.err::<()>(&tspan, format!("{mkey}.triggers.attributes.{name}"), e.trim().to_owned());
+                        r.err::<()>(
+                            &tspan,
+                            format!("{mkey}.triggers.attributes.{name}"),
+                            e.trim().to_owned(),
+                        );
                         ok = false;
                     }
                 }
             }
             if at.conditions.is_empty() {
-                r.err::<()>(&tspan, format!("{mkey}.triggers.attributes"), "needs at least one attribute condition");
+                r.err::<()>(
+                    &tspan,
+                    format!("{mkey}.triggers.attributes"),
+                    "needs at least one attribute condition",
+                );
                 ok = false;
             }
             trigger.attributes = Some(at);
         }
         if !trigger.always && !trigger.never && trigger.groups.is_none() && trigger.attributes.is_none() {
-            ok = fail(r, ".triggers", "a map needs a trigger (always, never, groups or attributes)".into());
+            ok = fail(
+                r,
+                ".triggers",
+                "a map needs a trigger (always, never, groups or attributes)".into(),
+            );
         }
         if let Some(g) = &trigger.groups
             && g.has_or.is_empty()
@@ -855,7 +909,10 @@ fn resolve_maps(r: &mut Resolver<'_>, raw: &[Spanned<raw::RawMap>], key: &str) -
         }
         if let Some(target) = target {
             out.push(Map {
-                name: m.name.clone().unwrap_or_else(|| format!("{} map #{}", m.map_type.get_ref(), i + 1)),
+                name: m
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("{} map #{}", m.map_type.get_ref(), i + 1)),
                 map_type: m.map_type.get_ref().clone(),
                 target,
                 revoke: m.revoke,

@@ -102,7 +102,12 @@ pub trait Store: Send + Sync + 'static {
     /// whether it was created now); `None` when missing and not created.
     async fn organization(&self, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError>;
     /// The id of a team of an organization, as [`Store::organization`].
-    async fn team(&self, organization_id: i64, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError>;
+    async fn team(
+        &self,
+        organization_id: i64,
+        name: &str,
+        create: bool,
+    ) -> Result<Option<(i64, bool)>, StoreError>;
     /// Every grant a user holds.
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError>;
     /// Grants a role (idempotent; records the granting authenticator).

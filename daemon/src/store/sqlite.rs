@@ -324,7 +324,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn team(&self, organization_id: i64, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError> {
+    async fn team(
+        &self,
+        organization_id: i64,
+        name: &str,
+        create: bool,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
         let name = name.to_owned();
         self.with(move |c| {
             let q = "SELECT id FROM teams WHERE organization_id = ?1 AND name = ?2";
@@ -342,7 +347,9 @@ impl Store for SqliteStore {
                         params![organization_id, name, now()],
                     )
                     .map_err(backend)?;
-                    let id = c.query_row(q, params![organization_id, name], |r| r.get(0)).map_err(backend)?;
+                    let id = c
+                        .query_row(q, params![organization_id, name], |r| r.get(0))
+                        .map_err(backend)?;
                     Ok(Some((id, true)))
                 }
             }
@@ -425,8 +432,11 @@ impl Store for SqliteStore {
 
     async fn set_superuser(&self, user_id: i64, value: bool) -> Result<(), StoreError> {
         self.with(move |c| {
-            c.execute("UPDATE users SET is_superuser = ?1 WHERE id = ?2", params![value, user_id])
-                .map_err(backend)?;
+            c.execute(
+                "UPDATE users SET is_superuser = ?1 WHERE id = ?2",
+                params![value, user_id],
+            )
+            .map_err(backend)?;
             Ok(())
         })
         .await
@@ -524,13 +534,22 @@ mod tests {
         assert!(created);
         assert_eq!(s.organization("Default", true).await.unwrap(), Some((org, false)));
         let (team, _) = s.team(org, "Devs", true).await.unwrap().unwrap();
-        s.grant(u.id, Some(org), None, "Organization Member", "A").await.unwrap();
-        s.grant(u.id, Some(org), Some(team), "Team Member", "A").await.unwrap();
-        s.grant(u.id, Some(org), Some(team), "Team Member", "B").await.unwrap();
+        s.grant(u.id, Some(org), None, "Organization Member", "A")
+            .await
+            .unwrap();
+        s.grant(u.id, Some(org), Some(team), "Team Member", "A")
+            .await
+            .unwrap();
+        s.grant(u.id, Some(org), Some(team), "Team Member", "B")
+            .await
+            .unwrap();
         s.grant(u.id, None, None, "Auditor", "A").await.unwrap();
         let g = s.grants(u.id).await.unwrap();
         assert_eq!(g.len(), 3, "{g:?}");
-        assert!(g.iter().any(|g| g.team.as_deref() == Some("Devs") && g.authenticator == "B"));
+        assert!(
+            g.iter()
+                .any(|g| g.team.as_deref() == Some("Devs") && g.authenticator == "B")
+        );
         assert!(s.revoke(u.id, None, None, "Auditor").await.unwrap());
         assert!(!s.revoke(u.id, None, None, "Auditor").await.unwrap());
         s.link_user("A", "ann", u.id).await.unwrap();
@@ -538,7 +557,11 @@ mod tests {
         assert!(s.linked_user("A", "ann").await.unwrap().is_none());
         assert_eq!(s.linked_user("C", "ann").await.unwrap().unwrap().id, u.id);
         let g = s.grants(u.id).await.unwrap();
-        assert!(g.iter().filter(|g| g.role == "Organization Member").all(|g| g.authenticator == "C"));
+        assert!(
+            g.iter()
+                .filter(|g| g.role == "Organization Member")
+                .all(|g| g.authenticator == "C")
+        );
     }
 
     #[tokio::test]
