@@ -49,16 +49,7 @@ fn build_from_library(
         .iter()
         .find(|t| t.type_name == spec.kind)
         .map_or(Flow::Password, |t| t.flow);
-    let create = CreateConfig {
-        name: spec.name.clone(),
-        settings,
-        state_dir: context.state_dir().map(|d| d.display().to_string()),
-        config_dir: spec
-            .settings_location
-            .file
-            .parent()
-            .map(|d| d.display().to_string()),
-    };
+    let create = create_config(&spec.name, settings, &spec.settings_location, context);
     match spec.isolation {
         Isolation::InProcess => lib.create_authenticator(&spec.kind, &create).map(|a| (a, flow)),
         Isolation::Process => {
@@ -158,6 +149,31 @@ fn plugin_context(name: &str, config: &Config) -> Context {
             instance: name.to_owned(),
         }))
         .with_state_dir(config.daemon.state_dir.join("plugins").join(sanitize(name)))
+}
+
+/// The context of one instance: [`plugin_context`] plus the directory of
+/// the file its settings are in (relative paths resolve against it).
+fn instance_context(name: &str, settings_location: &Location, config: &Config) -> Context {
+    let ctx = plugin_context(name, config);
+    match settings_location.file.parent() {
+        Some(dir) => ctx.with_config_dir(dir),
+        None => ctx,
+    }
+}
+
+/// The ABI `create` document of one instance.
+fn create_config(
+    name: &str,
+    settings: serde_json::Value,
+    settings_location: &Location,
+    context: &Context,
+) -> CreateConfig {
+    CreateConfig {
+        name: name.to_owned(),
+        settings,
+        state_dir: context.state_dir().map(|d| d.display().to_string()),
+        config_dir: settings_location.file.parent().map(|d| d.display().to_string()),
+    }
 }
 
 fn sanitize(name: &str) -> String {
@@ -361,10 +377,7 @@ pub fn build(
             });
             continue;
         }
-        let mut context = plugin_context(&spec.name, &config);
-        if let Some(dir) = spec.settings_location.file.parent() {
-            context = context.with_config_dir(dir);
-        }
+        let context = instance_context(&spec.name, &spec.settings_location, &config);
         let built = match source {
             Source::Builtin(builtin) => {
                 let plugin_config =
@@ -433,20 +446,8 @@ pub fn build(
             });
             continue;
         }
-        let mut context = plugin_context(&spec.name, &config);
-        if let Some(dir) = spec.settings_location.file.parent() {
-            context = context.with_config_dir(dir);
-        }
-        let create = CreateConfig {
-            name: spec.name.clone(),
-            settings: settings.clone(),
-            state_dir: context.state_dir().map(|d| d.display().to_string()),
-            config_dir: spec
-                .settings_location
-                .file
-                .parent()
-                .map(|d| d.display().to_string()),
-        };
+        let context = instance_context(&spec.name, &spec.settings_location, &config);
+        let create = create_config(&spec.name, settings.clone(), &spec.settings_location, &context);
         let built: Result<Arc<dyn Verifier>, PluginError> = match spec.isolation {
             Isolation::InProcess => lib.create_verifier(&spec.kind, &create),
             Isolation::Process => tokio::runtime::Handle::try_current()
