@@ -47,7 +47,7 @@ impl Catalog {
                     }
                 };
                 for t in &lib.descriptor.authenticators {
-                    if authn::builtin(&t.type_name).is_some() {
+                    if authn::is_builtin(&t.type_name) {
                         errors.push(loc.error(
                             "daemon.plugin_dirs",
                             format!(
@@ -167,7 +167,7 @@ impl Catalog {
             return Ok(lib);
         }
         self.authenticators.get(&spec.kind).copied().ok_or_else(|| {
-            let mut known: Vec<&str> = authn::BUILTINS.iter().map(|b| b.type_name).collect();
+            let mut known: Vec<&str> = authn::builtin_names();
             known.extend(self.authenticators.keys().map(String::as_str));
             spec.location.error(
                 format!("{key}.type"),

@@ -24,13 +24,14 @@ use gatehouse_sdk::abi::host::Library;
 #[derive(Clone, Copy)]
 enum Source {
     Builtin(&'static authn::Builtin),
+    Linked(&'static dyn gatehouse_sdk::AuthenticatorFactory),
     Library(&'static Library),
 }
 
 impl Source {
     fn library_path(self) -> Option<PathBuf> {
         match self {
-            Self::Builtin(_) => None,
+            Self::Builtin(_) | Self::Linked(_) => None,
             Self::Library(l) => Some(l.path.clone()),
         }
     }
@@ -324,9 +325,25 @@ pub fn build(
                 }
                 Source::Builtin(builtin)
             }
-            None => match catalog.authenticator_library(spec) {
-                Ok(lib) => Source::Library(lib),
-                Err(e) => {
+            None => match (
+                authn::linked_type(&spec.kind),
+                catalog.authenticator_library(spec),
+            ) {
+                (Some(f), _) => {
+                    if spec.library.is_some() || spec.isolation == Isolation::Process {
+                        errors.push(spec.location.error(
+                            format!("{key}.library"),
+                            format!(
+                                "type {:?} is built in; it cannot come from a library or run isolated",
+                                spec.kind
+                            ),
+                        ));
+                        continue;
+                    }
+                    Source::Linked(f)
+                }
+                (None, Ok(lib)) => Source::Library(lib),
+                (None, Err(e)) => {
                     errors.push(e);
                     continue;
                 }
@@ -334,6 +351,7 @@ pub fn build(
         };
         let secret_keys: Vec<&str> = match source {
             Source::Builtin(b) => b.secret_settings.to_vec(),
+            Source::Linked(f) => f.secret_settings().to_vec(),
             Source::Library(lib) => lib
                 .descriptor
                 .authenticators
@@ -383,6 +401,11 @@ pub fn build(
                 let plugin_config =
                     PluginConfig::new(spec.name.clone(), settings.clone()).with_context(context.clone());
                 (builtin.build)(plugin_config, &resources).map(|p| (p, builtin.flow))
+            }
+            Source::Linked(f) => {
+                let plugin_config =
+                    PluginConfig::new(spec.name.clone(), settings.clone()).with_context(context.clone());
+                f.build(plugin_config).map(|p| (p, f.flow()))
             }
             Source::Library(lib) => build_from_library(lib, spec, settings.clone(), &context),
         };

@@ -4,7 +4,7 @@ pub mod local;
 
 use std::sync::Arc;
 
-use gatehouse_sdk::{Authenticator, Flow, PluginConfig, PluginError};
+use gatehouse_sdk::{Authenticator, AuthenticatorFactory, Flow, Plugin, PluginConfig, PluginError};
 
 use crate::store::Store;
 
@@ -40,7 +40,34 @@ pub const BUILTINS: &[Builtin] = &[Builtin {
     build: local::build,
 }];
 
-/// Finds a built-in type.
+/// Finds a built-in type that needs daemon resources.
 pub fn builtin(type_name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.type_name == type_name)
+}
+
+/// First-party plugins linked into the daemon (built on the SDK like any
+/// other plugin, but without the C ABI in between).
+pub fn linked() -> &'static [Box<dyn AuthenticatorFactory>] {
+    static LINKED: std::sync::OnceLock<Vec<Box<dyn AuthenticatorFactory>>> = std::sync::OnceLock::new();
+    LINKED.get_or_init(|| gatehouse_plugin_ldap::LdapPlugin.authenticators())
+}
+
+/// Finds a linked plugin type.
+pub fn linked_type(type_name: &str) -> Option<&'static dyn AuthenticatorFactory> {
+    linked()
+        .iter()
+        .find(|f| f.type_name() == type_name)
+        .map(|f| f.as_ref())
+}
+
+/// True for every type the daemon provides itself.
+pub fn is_builtin(type_name: &str) -> bool {
+    builtin(type_name).is_some() || linked_type(type_name).is_some()
+}
+
+/// Every type the daemon provides itself.
+pub fn builtin_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = BUILTINS.iter().map(|b| b.type_name).collect();
+    v.extend(linked().iter().map(|f| f.type_name()));
+    v
 }

@@ -1,0 +1,155 @@
+//! Connections: servers tried in order (a server that fails is skipped for
+//! a while), TLS (ldaps:// or StartTLS) with an optional CA file, and a
+//! small pool of connections bound as the service account.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gatehouse_sdk::PluginError;
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
+use rustls::ClientConfig;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::settings::Settings;
+
+/// How long a server that failed is skipped.
+const DOWN_FOR: Duration = Duration::from_secs(30);
+
+/// LDAP result code for invalid credentials.
+pub(crate) const INVALID_CREDENTIALS: u32 = 49;
+
+/// Servers, TLS and the service pool of one authenticator instance.
+pub(crate) struct Connector {
+    servers: Vec<String>,
+    down_until: Mutex<Vec<Option<Instant>>>,
+    tls: Option<Arc<ClientConfig>>,
+    start_tls: bool,
+    timeout: Duration,
+    pool: Mutex<Vec<Ldap>>,
+    pool_size: usize,
+}
+
+/// Builds the TLS client configuration: the CA file's certificates, or the
+/// system roots.
+fn tls_config(ca_file: Option<&str>) -> Result<Option<Arc<ClientConfig>>, PluginError> {
+    let Some(path) = ca_file else {
+        return Ok(None); // ldap3 uses the system roots
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| PluginError::Misconfigured(format!("ca_file: cannot read {path}: {e}")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| PluginError::Misconfigured(format!("ca_file: {path}: {e}")))?;
+    if certs.is_empty() {
+        return Err(PluginError::Misconfigured(format!(
+            "ca_file: {path} holds no certificate"
+        )));
+    }
+    for c in certs {
+        roots
+            .add(c)
+            .map_err(|e| PluginError::Misconfigured(format!("ca_file: {path}: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PluginError::Misconfigured(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
+}
+
+impl Connector {
+    pub(crate) fn new(s: &Settings) -> Result<Self, PluginError> {
+        Ok(Self {
+            servers: s.servers.clone(),
+            down_until: Mutex::new(vec![None; s.servers.len()]),
+            tls: tls_config(s.ca_file.as_deref())?,
+            start_tls: s.start_tls,
+            timeout: s.timeout,
+            pool: Mutex::new(Vec::new()),
+            pool_size: s.pool_size,
+        })
+    }
+
+    /// A new connection to the first server that answers.
+    pub(crate) async fn connect(&self) -> Result<Ldap, PluginError> {
+        let now = Instant::now();
+        let order: Vec<usize> = {
+            let down = self
+                .down_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (up, skipped): (Vec<usize>, Vec<usize>) =
+                (0..self.servers.len()).partition(|i| down[*i].is_none_or(|t| t <= now));
+            // When every server is marked down, try them anyway.
+            if up.is_empty() { skipped } else { up }
+        };
+        let mut errors = Vec::new();
+        for i in order {
+            let uri = &self.servers[i];
+            let mut settings = LdapConnSettings::new()
+                .set_conn_timeout(self.timeout)
+                .set_starttls(self.start_tls && uri.starts_with("ldap://"));
+            if let Some(tls) = &self.tls {
+                settings = settings.set_config(Arc::clone(tls));
+            }
+            match LdapConnAsync::with_settings(settings, uri).await {
+                Ok((conn, mut ldap)) => {
+                    ldap3::drive!(conn);
+                    ldap.with_timeout(self.timeout);
+                    if let Ok(mut d) = self.down_until.lock() {
+                        d[i] = None;
+                    }
+                    return Ok(ldap);
+                }
+                Err(e) => {
+                    if let Ok(mut d) = self.down_until.lock() {
+                        d[i] = Some(now + DOWN_FOR);
+                    }
+                    errors.push(format!("{uri}: {e}"));
+                }
+            }
+        }
+        Err(PluginError::Unavailable(format!(
+            "no LDAP server answered ({})",
+            errors.join("; ")
+        )))
+    }
+
+    /// A connection bound as the service account (pooled).
+    pub(crate) async fn service(
+        &self,
+        bind_dn: &str,
+        password: &gatehouse_sdk::Secret,
+    ) -> Result<Ldap, PluginError> {
+        if let Some(l) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
+            return Ok(l);
+        }
+        let mut ldap = self.connect().await?;
+        let r = ldap
+            .simple_bind(bind_dn, password.expose())
+            .await
+            .map_err(|e| PluginError::Unavailable(format!("service bind failed: {e}")))?;
+        match r.rc {
+            0 => Ok(ldap),
+            INVALID_CREDENTIALS => Err(PluginError::Unavailable(format!(
+                "the service account {bind_dn:?} was refused (invalid bind_dn or bind_password)"
+            ))),
+            rc => Err(PluginError::Unavailable(format!(
+                "service bind failed: result {rc} {}",
+                r.text
+            ))),
+        }
+    }
+
+    /// Returns a healthy service connection to the pool.
+    pub(crate) fn give_back(&self, ldap: Ldap) {
+        if let Ok(mut p) = self.pool.lock()
+            && p.len() < self.pool_size
+        {
+            p.push(ldap);
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! The `ldap` authenticator: binds users against LDAP directories
+//! (OpenLDAP, Active Directory, 389-ds) with the settings of the
+//! automation platform's LDAP authenticator.
+//!
+//! A login: refuse an empty password; find the user's DN (from
+//! `user_dn_template`, or by searching with the service account — every
+//! `user_search` is run and a user found more than once cannot log in);
+//! bind as the user on a separate connection to check the password; read
+//! the user's attributes and groups (every `group_type`, nested ones
+//! transitively with a depth limit and cycle protection); apply
+//! `require_group` / `deny_group`. `%(user)s` is escaped per RFC 4515 in
+//! filters and RFC 4514 in DNs. Usernames are case-insensitive: the identity
+//! carries them lowercased.
+
+mod conn;
+mod settings;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use gatehouse_sdk::{
+    Authenticator, AuthenticatorFactory, Context, Flow, Identity, LoginStep, PasswordLogin, Plugin,
+    PluginConfig, PluginError, async_trait,
+};
+use ldap3::{Ldap, Scope, SearchEntry, dn_escape, ldap_escape};
+
+use conn::{Connector, INVALID_CREDENTIALS};
+use settings::{GroupKind, RawSettings, Search, Settings, USER};
+
+/// The plugin: one authenticator type, `ldap`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LdapPlugin;
+
+impl Plugin for LdapPlugin {
+    fn name(&self) -> &str {
+        "ldap"
+    }
+
+    fn authenticators(&self) -> Vec<Box<dyn AuthenticatorFactory>> {
+        vec![Box::new(LdapFactory)]
+    }
+}
+
+/// Builds `ldap` authenticators.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LdapFactory;
+
+impl AuthenticatorFactory for LdapFactory {
+    fn type_name(&self) -> &str {
+        "ldap"
+    }
+
+    fn flow(&self) -> Flow {
+        Flow::Password
+    }
+
+    fn config_schema(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "required": ["server_uri"],
+            "properties": {
+                "server_uri": {"type": ["string", "array"]},
+                "bind_dn": {"type": "string"},
+                "bind_password": {"type": "string"},
+                "start_tls": {"type": "boolean"},
+                "ca_file": {"type": "string"},
+                "connection_options": {"type": "object"},
+                "user_dn_template": {"type": "string"},
+                "user_search": {"type": "array"},
+                "user_attr_map": {"type": "object"},
+                "group_type": {"type": "string"},
+                "group_type_params": {"type": "object"},
+                "group_search": {"type": "array"},
+                "require_group": {"type": "string"},
+                "deny_group": {"type": "string"},
+                "pool_size": {"type": "integer"},
+                "nested_group_depth": {"type": "integer"}
+            }
+        })
+    }
+
+    fn secret_settings(&self) -> &[&str] {
+        &["bind_password"]
+    }
+
+    fn build(&self, config: PluginConfig) -> Result<Arc<dyn Authenticator>, PluginError> {
+        let mut raw: RawSettings = config.parse()?;
+        if let Some(ca) = raw.ca_file.as_mut() {
+            *ca = config.context.resolve_path(&*ca).display().to_string();
+        }
+        let settings = raw.resolve()?;
+        let connector = Connector::new(&settings)?;
+        Ok(Arc::new(LdapAuthenticator { settings, connector }))
+    }
+}
+
+struct LdapAuthenticator {
+    settings: Settings,
+    connector: Connector,
+}
+
+fn unavailable(e: ldap3::LdapError) -> PluginError {
+    PluginError::Unavailable(format!("LDAP: {e}"))
+}
+
+fn first<'a>(entry: &'a SearchEntry, attr: &str) -> Option<&'a String> {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .and_then(|(_, v)| v.first())
+}
+
+fn dn_key(dn: &str) -> String {
+    dn.to_lowercase()
+}
+
+impl LdapAuthenticator {
+    /// Runs a search on a connection; results as entries.
+    async fn search(
+        ldap: &mut Ldap,
+        s: &Search,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<SearchEntry>, PluginError> {
+        let r = ldap
+            .search(&s.base, s.scope, filter, attrs.to_vec())
+            .await
+            .map_err(unavailable)?;
+        match r.1.rc {
+            0 => Ok(r.0.into_iter().map(SearchEntry::construct).collect()),
+            32 => Ok(Vec::new()), // no such object: the base is not visible
+            rc => Err(PluginError::Unavailable(format!(
+                "LDAP search failed: result {rc} {}",
+                r.1.text
+            ))),
+        }
+    }
+
+    /// A connection to search with: the pooled service account, or (with a
+    /// DN template and no service account) the user's own bound connection.
+    async fn service(&self) -> Result<Option<Ldap>, PluginError> {
+        if self.settings.bind_dn.is_empty() {
+            return Ok(None);
+        }
+        self.connector
+            .service(&self.settings.bind_dn, &self.settings.bind_password)
+            .await
+            .map(Some)
+    }
+
+    /// The user's DN: from the template, else the one entry every search
+    /// found. `Ok(None)`: unknown user (or found more than once).
+    async fn find_user(
+        &self,
+        ctx: &Context,
+        searcher: &mut Ldap,
+        username: &str,
+    ) -> Result<Option<String>, PluginError> {
+        if let Some(t) = &self.settings.user_dn_template {
+            return Ok(Some(t.replace(USER, &dn_escape(username))));
+        }
+        let escaped = ldap_escape(username);
+        let mut found: Vec<String> = Vec::new();
+        for s in &self.settings.user_search {
+            let filter = s.filter.replace(USER, &escaped);
+            for e in Self::search(searcher, s, &filter, &["1.1"]).await? {
+                if !found.iter().any(|d| dn_key(d) == dn_key(&e.dn)) {
+                    found.push(e.dn);
+                }
+            }
+        }
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            n => {
+                ctx.warn(&format!(
+                    "user {username:?} was found {n} times by user_search; refusing the login"
+                ));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Groups of a user: DNs and names.
+    async fn groups(
+        &self,
+        ldap: &mut Ldap,
+        user_dn: &str,
+        entry: &SearchEntry,
+    ) -> Result<Vec<(String, String)>, PluginError> {
+        let Some(g) = &self.settings.groups else {
+            return Ok(Vec::new());
+        };
+        let attrs = [g.name_attr.as_str()];
+        let name_of = |e: &SearchEntry| first(e, &g.name_attr).cloned().unwrap_or_default();
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        match g.kind {
+            GroupKind::Posix => {
+                let mut parts = Vec::new();
+                if let Some(uid) = first(entry, "uid") {
+                    parts.push(format!("(memberUid={})", ldap_escape(uid.as_str())));
+                }
+                if let Some(gid) = first(entry, "gidNumber") {
+                    parts.push(format!("(gidNumber={})", ldap_escape(gid.as_str())));
+                }
+                if parts.is_empty() {
+                    return Ok(out);
+                }
+                let filter = format!("(&{}(|{}))", g.search.filter, parts.concat());
+                for e in Self::search(ldap, &g.search, &filter, &attrs).await? {
+                    if seen.insert(dn_key(&e.dn)) {
+                        out.push((e.dn.clone(), name_of(&e)));
+                    }
+                }
+            }
+            GroupKind::MemberDn => {
+                // Breadth-first: groups holding the user, then (nested)
+                // groups holding those groups, with a depth limit; `seen`
+                // stops cycles.
+                let mut frontier = vec![user_dn.to_owned()];
+                let depth = if g.nested { self.settings.depth } else { 1 };
+                for _ in 0..depth {
+                    if frontier.is_empty() {
+                        break;
+                    }
+                    let mut next = Vec::new();
+                    for chunk in frontier.chunks(50) {
+                        let ors: String = chunk
+                            .iter()
+                            .map(|dn| format!("({}={})", g.member_attr, ldap_escape(dn.as_str())))
+                            .collect();
+                        let filter = format!("(&{}(|{ors}))", g.search.filter);
+                        for e in Self::search(ldap, &g.search, &filter, &attrs).await? {
+                            if seen.insert(dn_key(&e.dn)) {
+                                out.push((e.dn.clone(), name_of(&e)));
+                                next.push(e.dn);
+                            }
+                        }
+                    }
+                    frontier = next;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Authenticator for LdapAuthenticator {
+    fn flow(&self) -> Flow {
+        Flow::Password
+    }
+
+    async fn login(&self, ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
+        // An empty password would be an unauthenticated bind, which many
+        // servers accept as success: never send one.
+        if req.password.is_empty() || req.username.is_empty() || req.username.contains('\0') {
+            return Err(PluginError::InvalidCredentials);
+        }
+        let username = req.username.as_str();
+        let mut service = self.service().await?;
+        let dn = match &mut service {
+            Some(s) => self.find_user(ctx, s, username).await,
+            None => {
+                self.find_user(ctx, &mut self.connector.connect().await?, username)
+                    .await
+            }
+        };
+        let dn = match dn {
+            Ok(Some(dn)) => dn,
+            Ok(None) => {
+                if let Some(s) = service {
+                    self.connector.give_back(s);
+                }
+                return Err(PluginError::InvalidCredentials);
+            }
+            Err(e) => return Err(e),
+        };
+
+        // Check the password with a bind of its own.
+        let mut user_conn = self.connector.connect().await?;
+        let bind = user_conn
+            .simple_bind(&dn, req.password.expose())
+            .await
+            .map_err(unavailable)?;
+        match bind.rc {
+            0 => {}
+            INVALID_CREDENTIALS | 32 | 34 => {
+                if let Some(s) = service {
+                    self.connector.give_back(s);
+                }
+                return Err(PluginError::InvalidCredentials);
+            }
+            rc => {
+                return Err(PluginError::Unavailable(format!(
+                    "user bind failed: result {rc} {}",
+                    bind.text
+                )));
+            }
+        }
+
+        // Read the entry and groups: with the service account when there is
+        // one, else as the user.
+        let reader: &mut Ldap = match &mut service {
+            Some(s) => s,
+            None => &mut user_conn,
+        };
+        let base = Search {
+            base: dn.clone(),
+            scope: Scope::Base,
+            filter: "(objectClass=*)".into(),
+        };
+        let entry = Self::search(reader, &base, "(objectClass=*)", &["*"])
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or(SearchEntry {
+                dn: dn.clone(),
+                attrs: HashMap::new(),
+                bin_attrs: HashMap::new(),
+            });
+        let groups = self.groups(reader, &dn, &entry).await?;
+        let _ = user_conn.unbind().await;
+        if let Some(s) = service {
+            self.connector.give_back(s);
+        }
+
+        let in_group = |g: &str| groups.iter().any(|(d, _)| dn_key(d) == dn_key(g));
+        if let Some(req_g) = &self.settings.require_group
+            && !in_group(req_g)
+        {
+            return Err(PluginError::Denied("not a member of the required group".into()));
+        }
+        if let Some(deny) = &self.settings.deny_group
+            && in_group(deny)
+        {
+            return Err(PluginError::Denied("member of a denied group".into()));
+        }
+
+        let lower = username.to_lowercase();
+        let mut id = Identity::new(lower.clone(), lower).case_insensitive(true);
+        let attr = |k: &str, default: &str| -> Option<String> {
+            let name = self.settings.attr_map.get(k).map_or(default, String::as_str);
+            first(&entry, name).cloned()
+        };
+        id.first_name = attr("first_name", "givenName");
+        id.last_name = attr("last_name", "sn");
+        id.email = attr("email", "mail");
+        let mut names: Vec<String> = Vec::new();
+        for (gdn, name) in &groups {
+            id.groups.push(gdn.clone());
+            if !name.is_empty() {
+                names.push(name.clone());
+            }
+        }
+        id.groups.extend(names.iter().cloned());
+        id.attributes.insert("dn".into(), vec![dn]);
+        if !names.is_empty() {
+            id.attributes.insert("ldap_group_names".into(), names);
+        }
+        for (k, v) in entry.attrs {
+            if !k.eq_ignore_ascii_case("userPassword") {
+                id.attributes.entry(k).or_insert(v);
+            }
+        }
+        Ok(LoginStep::Authenticated(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(settings: serde_json::Value) -> Result<Arc<dyn Authenticator>, PluginError> {
+        LdapFactory.build(PluginConfig::new("t", settings))
+    }
+
+    fn misconfigured(settings: serde_json::Value, needle: &str) {
+        match build(settings.clone()) {
+            Err(PluginError::Misconfigured(m)) => assert!(m.contains(needle), "{settings}: {m}"),
+            Err(e) => panic!("{settings}: {e:?}"),
+            Ok(_) => panic!("{settings}: accepted"),
+        }
+    }
+
+    #[test]
+    fn setting_errors_are_caught_at_build() {
+        let ok = serde_json::json!({"server_uri": "ldap://127.0.0.1:389", "user_dn_template": "uid=%(user)s,dc=x"});
+        assert!(build(ok).is_ok());
+        misconfigured(
+            serde_json::json!({"server_uri": "http://x", "user_dn_template": "uid=%(user)s"}),
+            "ldap://",
+        );
+        misconfigured(
+            serde_json::json!({"server_uri": "ldap://h:99999", "user_dn_template": "uid=%(user)s"}),
+            "port",
+        );
+        misconfigured(
+            serde_json::json!({"server_uri": "ldap://h", "user_dn_template": "uid=x"}),
+            "%(user)s",
+        );
+        misconfigured(
+            serde_json::json!({"server_uri": "ldap://h"}),
+            "user_dn_template or user_search",
+        );
+        misconfigured(
+            serde_json::json!({"server_uri": "ldap://h", "bind_dn": "cn=r", "bind_password": "p",
+                "user_search": ["dc=x", "SCOPE_SIDEWAYS", "(uid=%(user)s)"]}),
+            "scope",
+        );
+        misconfigured(
+            serde_json::json!({"server_uri": "ldap://h", "bind_dn": "cn=r", "bind_password": "p",
+                "user_search": ["dc=x", "SCOPE_SUBTREE", "(uid=%(user)s"]}),
+            "invalid LDAP filter",
+        );
+        misconfigured(
+            serde_json::json!({"server_uri": "ldap://h", "bind_dn": "cn=r", "user_dn_template": "uid=%(user)s"}),
+            "bind_password",
+        );
+        misconfigured(
+            serde_json::json!({"server_uri": "ldap://h", "user_dn_template": "uid=%(user)s", "group_type": "WeirdType",
+                "group_search": ["dc=x", "SCOPE_SUBTREE", "(objectClass=*)"]}),
+            "group_type",
+        );
+        misconfigured(
+            serde_json::json!({"server_uri": "ldap://h", "user_dn_template": "uid=%(user)s", "require_group": "cn=g"}),
+            "group_type",
+        );
+        misconfigured(
+            serde_json::json!({"server_uri": "ldap://h", "user_dn_template": "uid=%(user)s",
+                "connection_options": {"OPT_REFERRALS": 1}}),
+            "referral",
+        );
+        // the platform's uppercase names paste in
+        let upper = serde_json::json!({
+            "SERVER_URI": ["ldap://a:389", "ldap://b:389"], "BIND_DN": "cn=r", "BIND_PASSWORD": "p",
+            "USER_SEARCH": [["ou=a,dc=x", "SCOPE_SUBTREE", "(uid=%(user)s)"], ["ou=b,dc=x", "SCOPE_ONELEVEL", "(cn=%(user)s)"]],
+            "USER_ATTR_MAP": {"first_name": "givenName", "email": "mail"},
+            "GROUP_TYPE": "NestedGroupOfNamesType", "GROUP_TYPE_PARAMS": {"name_attr": "cn"},
+            "GROUP_SEARCH": ["ou=groups,dc=x", "SCOPE_SUBTREE", "(objectClass=groupOfNames)"],
+            "REQUIRE_GROUP": "cn=staff,ou=groups,dc=x", "CONNECTION_OPTIONS": {"OPT_REFERRALS": 0, "OPT_NETWORK_TIMEOUT": 3}
+        });
+        assert!(build(upper).is_ok());
+    }
+
+    #[test]
+    fn empty_passwords_never_reach_the_server() {
+        // No server listens here: an attempt to connect would be Unavailable.
+        let a = build(
+            serde_json::json!({"server_uri": "ldap://127.0.0.1:9", "user_dn_template": "uid=%(user)s,dc=x"}),
+        )
+        .unwrap();
+        let ctx = Context::new("t");
+        let r = gatehouse_sdk::block_on(a.login(&ctx, PasswordLogin::new("alice", "")));
+        assert!(matches!(r, Err(PluginError::InvalidCredentials)), "{r:?}");
+    }
+}
