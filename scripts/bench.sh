@@ -3,6 +3,11 @@
 # docs/benchmarks.md for recorded ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh
+# the LDAP bench's reference engine: python-ldap (Debian's, for /usr/bin/python3)
+dpkg-query -W -f='${Status}' python3-ldap 2>/dev/null | grep -q "install ok installed" \
+  || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends python3-ldap >/dev/null; }
 cargo build --release --workspace
 cargo bench -p gatehouse-e2e --bench socket
 cargo bench -p gatehouse-e2e --bench plugin_modes
+cargo bench -p gatehouse-e2e --bench ldap

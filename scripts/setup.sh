@@ -27,6 +27,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   [ "$own_policy" = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
+# Real servers the end-to-end tests start (slapd, …): tests/peers installs them.
+$SUDO bash tests/peers/install.sh
+
 id nobody >/dev/null 2>&1 || $SUDO useradd --system --no-create-home --shell /usr/sbin/nologin nobody
 
 if ! cargo nextest --version >/dev/null 2>&1; then

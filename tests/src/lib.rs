@@ -394,3 +394,51 @@ pub fn install_plugin(dir: &Path, library: &Path) -> PathBuf {
     std::fs::copy(library, &dest).expect("copy plugin");
     dest
 }
+
+/// Connection details of the shared test slapd (`tests/peers/ldap`).
+#[derive(Clone, Debug)]
+pub struct LdapPeer {
+    /// `ldap://127.0.0.1:<port>` (StartTLS available).
+    pub uri: String,
+    /// `ldaps://127.0.0.1:<port>`.
+    pub ldaps_uri: String,
+    /// The throwaway CA's certificate (PEM).
+    pub ca: String,
+    /// The base DN.
+    pub base: String,
+}
+
+/// Starts the shared slapd once (idempotent across test processes) and
+/// returns how to reach it. Panics with the script's output when it cannot
+/// start: LDAP tests never skip silently.
+pub fn ldap_peer() -> LdapPeer {
+    static PEER: std::sync::OnceLock<LdapPeer> = std::sync::OnceLock::new();
+    PEER.get_or_init(|| {
+        let script = repo_root().join("tests/peers/ldap/start.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .expect("run tests/peers/ldap/start.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "slapd did not start ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let get = |k: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{k} missing from start.sh output:\n{stdout}"))
+                .to_owned()
+        };
+        LdapPeer {
+            uri: get("GH_LDAP_URI"),
+            ldaps_uri: get("GH_LDAPS_URI"),
+            ca: get("GH_LDAP_CA"),
+            base: get("GH_LDAP_BASE"),
+        }
+    })
+    .clone()
+}

@@ -53,7 +53,17 @@ slapd_pid() {
   case $p in ''|*[!0-9]*) return 1 ;; esac
   kill -0 "$p" 2>/dev/null || return 1
   [ "$(cat "/proc/$p/comm" 2>/dev/null)" = slapd ] || return 1
+  is_zombie "$p" && return 1
   echo "$p"
+}
+
+# is_zombie PID: the process has exited but was not reaped yet (pid 1 here may be slow to reap
+# orphans); kill -0 still succeeds on it
+is_zombie() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [ "${st%% *}" = Z ]
 }
 
 # answers: the server on $URI answers a root DSE read and serves our suffix
@@ -65,11 +75,12 @@ answers() {
 # kill_slapd PID: SIGTERM, wait up to 10 s, then SIGKILL
 kill_slapd() {
   local p=$1 i
+  gone() { ! kill -0 "$p" 2>/dev/null || is_zombie "$p"; }
   kill "$p" 2>/dev/null || return 0
-  for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+  for i in $(seq 1 100); do gone && return 0; sleep 0.1; done
   echo "ldap: slapd $p did not exit after SIGTERM; sending SIGKILL" >&2
   kill -9 "$p" 2>/dev/null || true
-  for i in $(seq 1 20); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+  for i in $(seq 1 20); do gone && return 0; sleep 0.1; done
 }
 
 print_env() {

@@ -18,7 +18,7 @@ set -euo pipefail
 
 exec 3>&1 1>&2   # fd 3 = the caller's stdout, for the env lines only
 
-for cmd in slapd slappasswd ldapsearch ldapmodify openssl flock setsid timeout; do
+for cmd in slapd slaptest slappasswd ldapsearch ldapmodify openssl flock setsid timeout; do
   command -v "$cmd" >/dev/null || { echo "ldap: $cmd not found; run tests/peers/install.sh as root" >&2; exit 1; }
 done
 
@@ -92,6 +92,8 @@ done
 [ -f "$SCHEMA/inetorgperson.schema" ] || { echo "ldap: no schema files in $SCHEMA" >&2; exit 1; }
 
 # A database that was never fully loaded (first start, or a load that failed) is thrown away.
+# So is one whose marker survived the database files.
+if [ ! -e "$RUN/data/data.mdb" ]; then rm -f "$RUN/loaded"; fi
 if [ ! -e "$RUN/loaded" ]; then rm -rf "$RUN/data"; fi
 mkdir -p "$RUN/data"
 
@@ -112,9 +114,17 @@ done
 
 # --- start slapd: in its own session (so the caller's Ctrl-C or process-group kill does not reach it),
 # in the foreground as far as slapd is concerned (-d), logging to slapd.log. It runs as the calling user
-# (root here): no -u/-g, so it can read its key and database without any chown. fd 9 (the lock) is closed.
+# (root here): no -u/-g, so it can read its key and database without any chown.
+# Every inherited descriptor above 2 is closed first: fd 3 is the caller's stdout (a caller reading it to
+# EOF, like Rust's Command::output(), would otherwise wait for slapd to exit), fd 9 is the lock.
 echo "=== $(date '+%F %T') start.sh: starting slapd on $URI and $URIS" >> "$LOG"
-setsid slapd -f "$RUN/slapd.conf" -h "$URI/ $URIS/" -d stats </dev/null >>"$LOG" 2>&1 9>&- &
+(
+  for fd in /proc/self/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+  done
+  exec setsid slapd -f "$RUN/slapd.conf" -h "$URI/ $URIS/" -d stats
+) </dev/null >>"$LOG" 2>&1 &
 spawned=$!
 
 up=0
@@ -146,9 +156,10 @@ if [ ! -e "$RUN/loaded" ]; then
     "PW_ALICE2=$(ssha alicepass2)"
   chmod 600 "$RUN/directory.ldif"
   if ! ldapmodify -a -x -H "$URI" -D "$ADMIN_DN" -w "$ADMIN_PW" -f "$RUN/directory.ldif" \
-       >"$RUN/load.log" 2>&1; then
-    echo "ldap: loading $RUN/directory.ldif failed:" >&2
-    tail -n 15 "$RUN/load.log" >&2
+       >"$RUN/load.log" 2>"$RUN/load.err"; then
+    echo "ldap: loading $RUN/directory.ldif failed (log: $RUN/load.log):" >&2
+    tail -n 2 "$RUN/load.log" >&2
+    cat "$RUN/load.err" >&2
     kill_slapd "$(cat "$PIDFILE")"
     rm -f "$PIDFILE"
     exit 1

@@ -1,0 +1,121 @@
+//! LDAP logins per second over the socket against the test slapd (search,
+//! user bind, nested group lookup), with 1 and 16 concurrent clients, and
+//! in the same run the reference rate of python-ldap doing the same steps
+//! the way django-auth-ldap does (`benches/ldap_reference.py`, run with
+//! Debian's python3 and python3-ldap). Run with `scripts/bench.sh`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gatehouse_e2e::{Client, Daemon, Setup, ldap_peer};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[(((sorted.len() as f64) - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let p = ldap_peer();
+    let body = format!(
+        r#"
+[lockout]
+max_failures = 1000000
+max_failures_per_peer = 1000000
+[[authenticators]]
+name = "Corp LDAP"
+type = "ldap"
+[authenticators.settings]
+server_uri = "{}"
+bind_dn = "cn=reader,ou=services,dc=example,dc=test"
+bind_password = "readerpass"
+user_search = ["ou=users,dc=example,dc=test", "SCOPE_SUBTREE", "(uid=%(user)s)"]
+group_type = "NestedGroupOfNamesType"
+group_search = ["ou=groups,dc=example,dc=test", "SCOPE_SUBTREE", "(objectClass=groupOfNames)"]
+"#,
+        p.uri
+    );
+    let daemon = Daemon::start(Setup::with_body(&body));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "LDAP login (search + user bind + nested groups), {seconds}s per row, slapd on the same 2 cores"
+    );
+    println!(
+        "{:<34} {:>5} {:>10} {:>10} {:>10}",
+        "engine", "conc", "logins/s", "p50", "p99"
+    );
+    let mut ours = Vec::new();
+    for conc in [1usize, 16] {
+        let (n, mut lat) = rt.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let mut tasks = Vec::new();
+            for _ in 0..conc {
+                let socket = daemon.socket.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut c = Client::connect(&socket).await.unwrap();
+                    let mut lat = Vec::new();
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let a = gatehouse_e2e::login(&mut c, "alice", "alicepass").await;
+                        assert_eq!(a.status, 200, "{:?}", a.value());
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            (all.len(), all)
+        });
+        lat.sort();
+        let rate = n as f64 / seconds as f64;
+        ours.push(rate);
+        println!(
+            "{:<34} {:>5} {:>10.0} {:>10.2?} {:>10.2?}",
+            "gatehoused (socket)",
+            conc,
+            rate,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
+    }
+    let script = gatehouse_e2e::repo_root().join("tests/benches/ldap_reference.py");
+    for (i, conc) in [1usize, 16].into_iter().enumerate() {
+        let out = Command::new("/usr/bin/python3")
+            .arg(&script)
+            .arg(&p.uri)
+            .arg(&p.ca)
+            .arg(seconds.to_string())
+            .arg(conc.to_string())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout);
+                let f: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                println!(
+                    "{:<34} {:>5} {:>10.0} {:>8.2}ms {:>8.2}ms   gatehoused is {:.1}x",
+                    "python-ldap (django-auth-ldap way)",
+                    conc,
+                    f[0],
+                    f[1],
+                    f[2],
+                    ours[i] / f[0]
+                );
+            }
+            Ok(o) => println!(
+                "python-ldap reference failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => println!("python-ldap reference not run: {e} (apt-get install python3-ldap)"),
+        }
+    }
+}
