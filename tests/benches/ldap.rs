@@ -40,6 +40,25 @@ group_search = ["ou=groups,dc=example,dc=test", "SCOPE_SUBTREE", "(objectClass=g
         p.uri
     );
     let daemon = Daemon::start(Setup::with_body(&body));
+    // The daemon's own cost per login (socket, JSON, user and membership
+    // bookkeeping in SQLite) with a backend that answers at once.
+    let pipeline = {
+        let setup = Setup {
+            daemon_extra: "plugin_dirs = [\"plugins\"]".into(),
+            body: "[lockout]\nmax_failures = 1000000\nmax_failures_per_peer = 1000000\n\
+                   [[authenticators]]\nname = \"accept\"\ntype = \"testkit_accept\"\n"
+                .into(),
+            ..Setup::default()
+        };
+        let d = Daemon::prepare(&setup);
+        gatehouse_e2e::install_plugin(
+            &d.dir().join("plugins"),
+            &gatehouse_e2e::plugin_library("gatehouse_plugin_testkit"),
+        );
+        let mut cmd = Command::new(gatehouse_e2e::bin("gatehoused"));
+        cmd.arg("--config").arg(&d.config);
+        d.spawn_with(cmd)
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,41 +71,48 @@ group_search = ["ou=groups,dc=example,dc=test", "SCOPE_SUBTREE", "(objectClass=g
         "engine", "conc", "logins/s", "p50", "p99"
     );
     let mut ours = Vec::new();
-    for conc in [1usize, 16] {
-        let (n, mut lat) = rt.block_on(async {
-            let deadline = Instant::now() + Duration::from_secs(seconds);
-            let mut tasks = Vec::new();
-            for _ in 0..conc {
-                let socket = daemon.socket.clone();
-                tasks.push(tokio::spawn(async move {
-                    let mut c = Client::connect(&socket).await.unwrap();
-                    let mut lat = Vec::new();
-                    while Instant::now() < deadline {
-                        let t = Instant::now();
-                        let a = gatehouse_e2e::login(&mut c, "alice", "alicepass").await;
-                        assert_eq!(a.status, 200, "{:?}", a.value());
-                        lat.push(t.elapsed());
-                    }
-                    lat
-                }));
+    for (label, d) in [
+        ("daemon only (instant backend)", &pipeline),
+        ("gatehoused (socket)", &daemon),
+    ] {
+        for conc in [1usize, 16] {
+            let (n, mut lat) = rt.block_on(async {
+                let deadline = Instant::now() + Duration::from_secs(seconds);
+                let mut tasks = Vec::new();
+                for _ in 0..conc {
+                    let socket = d.socket.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let mut c = Client::connect(&socket).await.unwrap();
+                        let mut lat = Vec::new();
+                        while Instant::now() < deadline {
+                            let t = Instant::now();
+                            let a = gatehouse_e2e::login(&mut c, "alice", "alicepass").await;
+                            assert_eq!(a.status, 200, "{:?}", a.value());
+                            lat.push(t.elapsed());
+                        }
+                        lat
+                    }));
+                }
+                let mut all = Vec::new();
+                for t in tasks {
+                    all.extend(t.await.unwrap());
+                }
+                (all.len(), all)
+            });
+            lat.sort();
+            let rate = n as f64 / seconds as f64;
+            if label.starts_with("gatehoused") {
+                ours.push(rate);
             }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            (all.len(), all)
-        });
-        lat.sort();
-        let rate = n as f64 / seconds as f64;
-        ours.push(rate);
-        println!(
-            "{:<34} {:>5} {:>10.0} {:>10.2?} {:>10.2?}",
-            "gatehoused (socket)",
-            conc,
-            rate,
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99)
-        );
+            println!(
+                "{:<34} {:>5} {:>10.0} {:>10.2?} {:>10.2?}",
+                label,
+                conc,
+                rate,
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99)
+            );
+        }
     }
     let script = gatehouse_e2e::repo_root().join("tests/benches/ldap_reference.py");
     for (i, conc) in [1usize, 16].into_iter().enumerate() {

@@ -143,9 +143,16 @@ async fn injection_strings_never_authenticate() {
     // slapd's own log shows the searches it got: escaped, never widened
     let log_path = std::path::Path::new(&p.ca).with_file_name("slapd.log");
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(log.contains(r#"filter="(uid=alic\2A)""#), "no escaped search in {}", log_path.display());
+    assert!(
+        log.contains(r#"filter="(uid=alic\2A)""#),
+        "no escaped search in {}",
+        log_path.display()
+    );
     assert!(log.contains(r#"filter="(uid=\29\28uid=\2A)""#));
-    assert!(!log.contains(r#"filter="(uid=alic*)""#) && !log.contains("(uid=*)"), "an unescaped search reached slapd");
+    assert!(
+        !log.contains(r#"filter="(uid=alic*)""#) && !log.contains("(uid=*)"),
+        "an unescaped search reached slapd"
+    );
     // the empty password is refused before any bind (an empty simple bind
     // is an unauthenticated bind, which servers accept)
     for user in ["alice", "cn=admin,dc=example,dc=test"] {

@@ -27,6 +27,9 @@ pub(crate) struct Connector {
     start_tls: bool,
     timeout: Duration,
     pool: Mutex<Vec<Ldap>>,
+    /// Connections used to check user passwords: a bind replaces the
+    /// connection's identity, so one connection serves many logins.
+    bind_pool: Mutex<Vec<Ldap>>,
     pool_size: usize,
 }
 
@@ -69,6 +72,7 @@ impl Connector {
             start_tls: s.start_tls,
             timeout: s.timeout,
             pool: Mutex::new(Vec::new()),
+            bind_pool: Mutex::new(Vec::new()),
             pool_size: s.pool_size,
         })
     }
@@ -141,6 +145,33 @@ impl Connector {
                 "service bind failed: result {rc} {}",
                 r.text
             ))),
+        }
+    }
+
+    /// A connection for a user bind (pooled; its previous bind identity is
+    /// replaced by the next bind).
+    pub(crate) async fn for_bind(&self) -> Result<Ldap, PluginError> {
+        if let Some(l) = self.bind_pool.lock().ok().and_then(|mut p| p.pop()) {
+            return Ok(l);
+        }
+        self.connect().await
+    }
+
+    /// Empties both pools (their connections may be dead).
+    pub(crate) fn drop_pools(&self) {
+        for pool in [&self.pool, &self.bind_pool] {
+            if let Ok(mut p) = pool.lock() {
+                p.clear();
+            }
+        }
+    }
+
+    /// Returns a healthy bind connection to its pool.
+    pub(crate) fn give_back_bind(&self, ldap: Ldap) {
+        if let Ok(mut p) = self.bind_pool.lock()
+            && p.len() < self.pool_size
+        {
+            p.push(ldap);
         }
     }
 

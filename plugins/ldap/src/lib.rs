@@ -16,7 +16,8 @@ mod conn;
 mod settings;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use gatehouse_sdk::{
     Authenticator, AuthenticatorFactory, Context, Flow, Identity, LoginStep, PasswordLogin, Plugin,
@@ -90,17 +91,27 @@ impl AuthenticatorFactory for LdapFactory {
         }
         let settings = raw.resolve()?;
         let connector = Connector::new(&settings)?;
-        Ok(Arc::new(LdapAuthenticator { settings, connector }))
+        Ok(Arc::new(LdapAuthenticator {
+            settings,
+            connector,
+            parents: Mutex::new(HashMap::new()),
+        }))
     }
 }
 
 struct LdapAuthenticator {
     settings: Settings,
     connector: Connector,
+    /// group DN (lowercased) → (when read, the groups holding it)
+    parents: Mutex<HashMap<String, (Instant, Vec<(String, String)>)>>,
 }
 
+/// Prefix of failures of an operation on an open connection (as opposed
+/// to no server answering, or the service account being refused).
+const OP_FAILED: &str = "LDAP operation failed: ";
+
 fn unavailable(e: ldap3::LdapError) -> PluginError {
-    PluginError::Unavailable(format!("LDAP: {e}"))
+    PluginError::Unavailable(format!("{OP_FAILED}{e}"))
 }
 
 fn first<'a>(entry: &'a SearchEntry, attr: &str) -> Option<&'a String> {
@@ -149,24 +160,29 @@ impl LdapAuthenticator {
             .map(Some)
     }
 
-    /// The user's DN: from the template, else the one entry every search
-    /// found. `Ok(None)`: unknown user (or found more than once).
+    /// The user's entry: from the template (DN only; attributes are read
+    /// after the bind), else the one entry every search found, with its
+    /// attributes. `Ok(None)`: unknown user (or found more than once).
     async fn find_user(
         &self,
         ctx: &Context,
         searcher: &mut Ldap,
         username: &str,
-    ) -> Result<Option<String>, PluginError> {
+    ) -> Result<Option<SearchEntry>, PluginError> {
         if let Some(t) = &self.settings.user_dn_template {
-            return Ok(Some(t.replace(USER, &dn_escape(username))));
+            return Ok(Some(SearchEntry {
+                dn: t.replace(USER, &dn_escape(username)),
+                attrs: HashMap::new(),
+                bin_attrs: HashMap::new(),
+            }));
         }
         let escaped = ldap_escape(username);
-        let mut found: Vec<String> = Vec::new();
+        let mut found: Vec<SearchEntry> = Vec::new();
         for s in &self.settings.user_search {
             let filter = s.filter.replace(USER, &escaped);
-            for e in Self::search(searcher, s, &filter, &["1.1"]).await? {
-                if !found.iter().any(|d| dn_key(d) == dn_key(&e.dn)) {
-                    found.push(e.dn);
+            for e in Self::search(searcher, s, &filter, &["*"]).await? {
+                if !found.iter().any(|d| dn_key(&d.dn) == dn_key(&e.dn)) {
+                    found.push(e);
                 }
             }
         }
@@ -182,6 +198,50 @@ impl LdapAuthenticator {
         }
     }
 
+    fn cached_parents(&self, group_dn: &str) -> Option<Vec<(String, String)>> {
+        if self.settings.group_cache.is_zero() {
+            return None;
+        }
+        let cache = self.parents.lock().ok()?;
+        let (at, parents) = cache.get(&dn_key(group_dn))?;
+        (at.elapsed() < self.settings.group_cache).then(|| parents.clone())
+    }
+
+    /// Records, for each asked group, which of the found groups hold it.
+    fn remember_parents(
+        &self,
+        asked: &[String],
+        found: &[SearchEntry],
+        member_attr: &str,
+        name_of: &dyn Fn(&SearchEntry) -> String,
+    ) {
+        if self.settings.group_cache.is_zero() {
+            return;
+        }
+        let Ok(mut cache) = self.parents.lock() else {
+            return;
+        };
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        let now = Instant::now();
+        for child in asked {
+            let key = dn_key(child);
+            let parents: Vec<(String, String)> = found
+                .iter()
+                .filter(|e| {
+                    e.attrs
+                        .iter()
+                        .filter(|(k, _)| k.eq_ignore_ascii_case(member_attr))
+                        .flat_map(|(_, v)| v.iter())
+                        .any(|m| dn_key(m) == key)
+                })
+                .map(|e| (e.dn.clone(), name_of(e)))
+                .collect();
+            cache.insert(key, (now, parents));
+        }
+    }
+
     /// Groups of a user: DNs and names.
     async fn groups(
         &self,
@@ -192,7 +252,7 @@ impl LdapAuthenticator {
         let Some(g) = &self.settings.groups else {
             return Ok(Vec::new());
         };
-        let attrs = [g.name_attr.as_str()];
+        let attrs = [g.name_attr.as_str(), g.member_attr.as_str()];
         let name_of = |e: &SearchEntry| first(e, &g.name_attr).cloned().unwrap_or_default();
         let mut out: Vec<(String, String)> = Vec::new();
         let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -216,23 +276,42 @@ impl LdapAuthenticator {
                 }
             }
             GroupKind::MemberDn => {
-                // Breadth-first: groups holding the user, then (nested)
-                // groups holding those groups, with a depth limit; `seen`
-                // stops cycles.
+                // Breadth-first: groups holding the user (always read
+                // fresh), then (nested) groups holding those groups, with a
+                // depth limit; `seen` stops cycles. The parents of a group
+                // come from a short-lived cache when it is on.
                 let mut frontier = vec![user_dn.to_owned()];
                 let depth = if g.nested { self.settings.depth } else { 1 };
-                for _ in 0..depth {
+                for level in 0..depth {
                     if frontier.is_empty() {
                         break;
                     }
                     let mut next = Vec::new();
-                    for chunk in frontier.chunks(50) {
+                    let mut ask = Vec::new();
+                    for dn in frontier {
+                        match (level > 0).then(|| self.cached_parents(&dn)).flatten() {
+                            Some(parents) => {
+                                for (pdn, name) in parents {
+                                    if seen.insert(dn_key(&pdn)) {
+                                        out.push((pdn.clone(), name));
+                                        next.push(pdn);
+                                    }
+                                }
+                            }
+                            None => ask.push(dn),
+                        }
+                    }
+                    for chunk in ask.chunks(50) {
                         let ors: String = chunk
                             .iter()
                             .map(|dn| format!("({}={})", g.member_attr, ldap_escape(dn.as_str())))
                             .collect();
                         let filter = format!("(&{}(|{ors}))", g.search.filter);
-                        for e in Self::search(ldap, &g.search, &filter, &attrs).await? {
+                        let found = Self::search(ldap, &g.search, &filter, &attrs).await?;
+                        if level > 0 {
+                            self.remember_parents(chunk, &found, &g.member_attr, &name_of);
+                        }
+                        for e in found {
                             if seen.insert(dn_key(&e.dn)) {
                                 out.push((e.dn.clone(), name_of(&e)));
                                 next.push(e.dn);
@@ -254,6 +333,21 @@ impl Authenticator for LdapAuthenticator {
     }
 
     async fn login(&self, ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
+        match self.attempt(ctx, &req).await {
+            // A pooled connection the server closed (idle timeout, restart)
+            // fails the first operation: retry once on fresh connections.
+            Err(PluginError::Unavailable(why)) if why.starts_with(OP_FAILED) => {
+                self.connector.drop_pools();
+                ctx.debug(&format!("retrying on fresh connections after: {why}"));
+                self.attempt(ctx, &req).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl LdapAuthenticator {
+    async fn attempt(&self, ctx: &Context, req: &PasswordLogin) -> Result<LoginStep, PluginError> {
         // An empty password would be an unauthenticated bind, which many
         // servers accept as success: never send one.
         if req.password.is_empty() || req.username.is_empty() || req.username.contains('\0') {
@@ -261,33 +355,41 @@ impl Authenticator for LdapAuthenticator {
         }
         let username = req.username.as_str();
         let mut service = self.service().await?;
-        let dn = match &mut service {
+        let found = match &mut service {
             Some(s) => self.find_user(ctx, s, username).await,
             None => {
                 self.find_user(ctx, &mut self.connector.connect().await?, username)
                     .await
             }
-        };
-        let dn = match dn {
-            Ok(Some(dn)) => dn,
-            Ok(None) => {
-                if let Some(s) = service {
-                    self.connector.give_back(s);
-                }
-                return Err(PluginError::InvalidCredentials);
+        }?;
+        let Some(mut entry) = found else {
+            if let Some(s) = service {
+                self.connector.give_back(s);
             }
-            Err(e) => return Err(e),
+            return Err(PluginError::InvalidCredentials);
         };
+        let dn = entry.dn.clone();
 
-        // Check the password with a bind of its own.
-        let mut user_conn = self.connector.connect().await?;
-        let bind = user_conn
-            .simple_bind(&dn, req.password.expose())
-            .await
-            .map_err(unavailable)?;
+        // Check the password with a bind of its own; with a service account
+        // the groups are read at the same time (and dropped if the bind fails).
+        let mut bind_conn = self.connector.for_bind().await?;
+        let bind = async {
+            bind_conn
+                .simple_bind(&dn, req.password.expose())
+                .await
+                .map_err(unavailable)
+        };
+        let (bind, early_groups) = match &mut service {
+            Some(s) if !entry.attrs.is_empty() => {
+                let (b, g) = tokio::join!(bind, self.groups(s, &dn, &entry));
+                (b?, Some(g?))
+            }
+            _ => (bind.await?, None),
+        };
         match bind.rc {
             0 => {}
             INVALID_CREDENTIALS | 32 | 34 => {
+                self.connector.give_back_bind(bind_conn);
                 if let Some(s) = service {
                     self.connector.give_back(s);
                 }
@@ -301,28 +403,31 @@ impl Authenticator for LdapAuthenticator {
             }
         }
 
-        // Read the entry and groups: with the service account when there is
-        // one, else as the user.
-        let reader: &mut Ldap = match &mut service {
-            Some(s) => s,
-            None => &mut user_conn,
+        let groups = match early_groups {
+            Some(g) => g,
+            None => {
+                // DN template: read the entry (and groups) with the service
+                // account when there is one, else as the user.
+                let reader: &mut Ldap = match &mut service {
+                    Some(s) => s,
+                    None => &mut bind_conn,
+                };
+                let base = Search {
+                    base: dn.clone(),
+                    scope: Scope::Base,
+                    filter: "(objectClass=*)".into(),
+                };
+                if let Some(e) = Self::search(reader, &base, "(objectClass=*)", &["*"])
+                    .await?
+                    .into_iter()
+                    .next()
+                {
+                    entry = e;
+                }
+                self.groups(reader, &dn, &entry).await?
+            }
         };
-        let base = Search {
-            base: dn.clone(),
-            scope: Scope::Base,
-            filter: "(objectClass=*)".into(),
-        };
-        let entry = Self::search(reader, &base, "(objectClass=*)", &["*"])
-            .await?
-            .into_iter()
-            .next()
-            .unwrap_or(SearchEntry {
-                dn: dn.clone(),
-                attrs: HashMap::new(),
-                bin_attrs: HashMap::new(),
-            });
-        let groups = self.groups(reader, &dn, &entry).await?;
-        let _ = user_conn.unbind().await;
+        self.connector.give_back_bind(bind_conn);
         if let Some(s) = service {
             self.connector.give_back(s);
         }

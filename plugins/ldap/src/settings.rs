@@ -66,6 +66,14 @@ pub(crate) struct RawSettings {
     /// Nesting depth for Nested* group types.
     #[serde(default = "default_depth")]
     nested_group_depth: usize,
+    /// Seconds the parents of a group (nested types) are remembered; the
+    /// user's own, direct memberships are always read fresh. 0: no cache.
+    #[serde(default = "default_group_cache")]
+    group_cache_seconds: u64,
+}
+
+fn default_group_cache() -> u64 {
+    30
 }
 
 fn default_pool() -> usize {
@@ -119,6 +127,7 @@ pub(crate) struct Settings {
     pub(crate) deny_group: Option<String>,
     pub(crate) pool_size: usize,
     pub(crate) depth: usize,
+    pub(crate) group_cache: Duration,
 }
 
 fn bad(msg: impl Into<String>) -> PluginError {
@@ -330,6 +339,7 @@ impl RawSettings {
             deny_group: self.deny_group,
             pool_size: self.pool_size,
             depth: self.nested_group_depth,
+            group_cache: Duration::from_secs(self.group_cache_seconds.min(3600)),
         })
     }
 }
