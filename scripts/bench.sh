@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# the LDAP bench's reference engine: python-ldap (Debian's, for /usr/bin/python3)
-dpkg-query -W -f='${Status}' python3-ldap 2>/dev/null | grep -q "install ok installed" \
-  || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends python3-ldap >/dev/null; }
+# the LDAP bench's reference engines (Debian's, for /usr/bin/python3)
+for pkg in python3-ldap python3-django python3-django-auth-ldap; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$pkg" >/dev/null; }
+done
 cargo build --release --workspace
 cargo bench -p gatehouse-e2e --bench socket
 cargo bench -p gatehouse-e2e --bench plugin_modes

@@ -67,8 +67,8 @@ pub async fn resolve_user(
         last_name: identity.last_name.clone(),
     };
     if let Some(user) = store.linked_user(&spec.name, &uid).await? {
-        store.touch_login(user.id, profile).await?;
-        return Ok(user);
+        store.touch_login(user.id, profile.clone()).await?;
+        return Ok(with_profile(user, profile));
     }
     // A user of a legacy authenticator moves here on first login, with the
     // memberships that authenticator granted.
@@ -82,8 +82,8 @@ pub async fn resolve_user(
                 to = %spec.name,
                 "user migrated to a new authenticator"
             );
-            store.touch_login(user.id, profile).await?;
-            return Ok(user);
+            store.touch_login(user.id, profile.clone()).await?;
+            return Ok(with_profile(user, profile));
         }
     }
     let username = normalize(identity);
@@ -101,8 +101,17 @@ pub async fn resolve_user(
         None => create(store, username, identity).await?,
     };
     store.link_user(&spec.name, &uid, user.id).await?;
-    store.touch_login(user.id, profile).await?;
-    Ok(user)
+    store.touch_login(user.id, profile.clone()).await?;
+    Ok(with_profile(user, profile))
+}
+
+/// The user as [`Store::touch_login`] left it (fields the identity
+/// carries replace the stored ones).
+fn with_profile(mut user: UserRecord, profile: Profile) -> UserRecord {
+    user.email = profile.email.or(user.email);
+    user.first_name = profile.first_name.or(user.first_name);
+    user.last_name = profile.last_name.or(user.last_name);
+    user
 }
 
 async fn create(store: &dyn Store, username: String, identity: &Identity) -> Result<UserRecord, StoreError> {
@@ -132,6 +141,9 @@ pub struct Applied {
     pub removed: Vec<String>,
     /// The superuser decision applied, if any.
     pub superuser: Option<bool>,
+    /// The user's grants afterwards, when they were read anyway.
+    #[serde(skip)]
+    pub grants: Option<Vec<GrantRecord>>,
 }
 
 fn describe(organization: Option<&str>, team: Option<&str>, role: &str) -> String {

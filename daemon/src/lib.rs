@@ -12,6 +12,7 @@ pub mod audit;
 pub mod authn;
 pub mod client;
 pub mod config;
+pub mod guard;
 pub mod identity;
 pub mod isolation;
 pub mod lockout;

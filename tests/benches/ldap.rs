@@ -1,8 +1,10 @@
 //! LDAP logins per second over the socket against the test slapd (search,
 //! user bind, nested group lookup), with 1 and 16 concurrent clients, and
-//! in the same run the reference rate of python-ldap doing the same steps
-//! the way django-auth-ldap does (`benches/ldap_reference.py`, run with
-//! Debian's python3 and python3-ldap). Run with `scripts/bench.sh`.
+//! in the same run the rates of the platform's own engine (Django's
+//! `authenticate()` with django-auth-ldap, `benches/ldap_django.py`) and of
+//! bare python-ldap doing the same LDAP steps without the ORM
+//! (`benches/ldap_reference.py`), both on Debian's python3. Run with
+//! `scripts/bench.sh`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -114,34 +116,43 @@ group_search = ["ou=groups,dc=example,dc=test", "SCOPE_SUBTREE", "(objectClass=g
             );
         }
     }
-    let script = gatehouse_e2e::repo_root().join("tests/benches/ldap_reference.py");
-    for (i, conc) in [1usize, 16].into_iter().enumerate() {
-        let out = Command::new("/usr/bin/python3")
-            .arg(&script)
-            .arg(&p.uri)
-            .arg(&p.ca)
-            .arg(seconds.to_string())
-            .arg(conc.to_string())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {
-                let text = String::from_utf8_lossy(&o.stdout);
-                let f: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-                println!(
-                    "{:<34} {:>5} {:>10.0} {:>8.2}ms {:>8.2}ms   gatehoused is {:.1}x",
-                    "python-ldap (django-auth-ldap way)",
-                    conc,
-                    f[0],
-                    f[1],
-                    f[2],
-                    ours[i] / f[0]
-                );
+    let references = [
+        (
+            "django-auth-ldap (the platform's)",
+            "tests/benches/ldap_django.py",
+        ),
+        (
+            "python-ldap, same steps, no ORM",
+            "tests/benches/ldap_reference.py",
+        ),
+    ];
+    for (name, script) in references {
+        let script = gatehouse_e2e::repo_root().join(script);
+        for (i, conc) in [1usize, 16].into_iter().enumerate() {
+            let out = Command::new("/usr/bin/python3")
+                .arg(&script)
+                .arg(&p.uri)
+                .arg(&p.ca)
+                .arg(seconds.to_string())
+                .arg(conc.to_string())
+                .output();
+            match out {
+                Ok(o) if o.status.success() => {
+                    let text = String::from_utf8_lossy(&o.stdout);
+                    let f: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                    println!(
+                        "{:<34} {:>5} {:>10.0} {:>8.2}ms {:>8.2}ms   gatehoused is {:.1}x",
+                        name,
+                        conc,
+                        f[0],
+                        f[1],
+                        f[2],
+                        ours[i] / f[0]
+                    );
+                }
+                Ok(o) => println!("{name}: failed: {}", String::from_utf8_lossy(&o.stderr)),
+                Err(e) => println!("{name}: not run: {e} (scripts/bench.sh installs it)"),
             }
-            Ok(o) => println!(
-                "python-ldap reference failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ),
-            Err(e) => println!("python-ldap reference not run: {e} (apt-get install python3-ldap)"),
         }
     }
 }

@@ -230,9 +230,15 @@ async fn finish_login(
     }
     let store = call.runtime.store.as_ref();
     let user = identity::resolve_user(store, &entry.spec, &identity).await?;
-    let applied = identity::apply_maps(store, &entry.spec, &user, &eval).await?;
-    let user = store.user_by_id(user.id).await?.unwrap_or(user);
-    let grants = store.grants(user.id).await?;
+    let mut applied = identity::apply_maps(store, &entry.spec, &user, &eval).await?;
+    let mut user = user;
+    if let Some(su) = applied.superuser {
+        user.is_superuser = su;
+    }
+    let grants = match applied.grants.take() {
+        Some(g) => g,
+        None => store.grants(user.id).await?,
+    };
     let (organizations, teams, roles) = identity::memberships(&grants);
     call.daemon.lockout.success(scope, username);
     call.daemon.metrics.login(name, "ok");
@@ -273,25 +279,14 @@ async fn finish_login(
     Ok(super::json(StatusCode::OK, &LoginResponse::Ok(Box::new(result))))
 }
 
-/// Runs one login step on its own task, so a panicking plugin becomes an
-/// error instead of taking the connection down, and bounds its time.
+/// Runs one login step: panics become errors, time is bounded.
 async fn call_login(entry: &AuthenticatorEntry, attempt: PasswordLogin) -> Result<LoginStep, PluginError> {
-    let plugin = std::sync::Arc::clone(&entry.plugin);
-    let ctx = entry.context.clone();
-    let task = tokio::spawn(async move { plugin.login(&ctx, attempt).await });
-    let abort = task.abort_handle();
-    match tokio::time::timeout(LOGIN_TIMEOUT, task).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) if e.is_panic() => Err(PluginError::Internal("the authenticator panicked".into())),
-        Ok(Err(e)) => Err(PluginError::Internal(format!("login task failed: {e}"))),
-        Err(_) => {
-            abort.abort();
-            Err(PluginError::Unavailable(format!(
-                "no answer within {}s",
-                LOGIN_TIMEOUT.as_secs()
-            )))
-        }
-    }
+    crate::guard::plugin_call(
+        "authenticator",
+        LOGIN_TIMEOUT,
+        entry.plugin.login(&entry.context, attempt),
+    )
+    .await
 }
 
 pub(super) async fn continue_login(_call: &Call, body: JsonBody) -> Result<Response<Body>, ApiError> {

@@ -92,19 +92,10 @@ async fn call_verify(
     entry: &VerifierEntry,
     request: VerifyRequest,
 ) -> Result<gatehouse_sdk::VerifiedToken, PluginError> {
-    let plugin = std::sync::Arc::clone(&entry.plugin);
-    let ctx = entry.context.clone();
-    let task = tokio::spawn(async move { plugin.verify(&ctx, &request).await });
-    let abort = task.abort_handle();
-    match tokio::time::timeout(VERIFY_TIMEOUT, task).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) if e.is_panic() => Err(PluginError::Internal("the verifier panicked".into())),
-        Ok(Err(e)) => Err(PluginError::Internal(format!("verify task failed: {e}"))),
-        Err(_) => {
-            abort.abort();
-            Err(PluginError::Unavailable(
-                "the verifier did not answer in time".into(),
-            ))
-        }
-    }
+    crate::guard::plugin_call(
+        "verifier",
+        VERIFY_TIMEOUT,
+        entry.plugin.verify(&entry.context, &request),
+    )
+    .await
 }

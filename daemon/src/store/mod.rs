@@ -154,7 +154,7 @@ pub struct GrantRecord {
 }
 
 /// Profile fields an authenticator may refresh at login (`None` keeps).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Profile {
     /// E-mail address.
     pub email: Option<String>,

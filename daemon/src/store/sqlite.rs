@@ -78,6 +78,22 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Runs a statement through the connection's statement cache (parsing
+/// SQL dominated the cost of a login before).
+fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// One row through the statement cache.
+fn one<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
 const USER_COLUMNS: &str = "id, username, email, first_name, last_name, is_superuser, password_hash";
 
 fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
@@ -117,6 +133,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        // Uncontended, a statement on a cached page takes microseconds:
+        // run it here rather than pay a thread hand-off. When another task
+        // holds the connection, wait on a blocking thread instead of
+        // stalling this async worker.
+        if let Ok(mut guard) = self.conn.try_lock() {
+            return f(&mut guard);
+        }
         let conn = Arc::clone(&self.conn);
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
@@ -150,7 +173,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 fn get_user(conn: &Connection, username: &str) -> Result<Option<UserRecord>, StoreError> {
-    conn.query_row(
+    one(
+        conn,
         &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
         params![username],
         user_row,
@@ -163,7 +187,7 @@ fn get_user(conn: &Connection, username: &str) -> Result<Option<UserRecord>, Sto
 impl Store for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError> {
         self.with(move |c| {
-            c.execute(
+            exec(c,
                 "INSERT INTO users (username, email, first_name, last_name, is_superuser, password_hash, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -193,7 +217,8 @@ impl Store for SqliteStore {
 
     async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
         self.with(move |c| {
-            c.query_row(
+            one(
+                c,
                 &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
                 params![id],
                 user_row,
@@ -207,7 +232,7 @@ impl Store for SqliteStore {
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
         self.with(|c| {
             let mut stmt = c
-                .prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
+                .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
                 .map_err(backend)?;
             let rows = stmt.query_map([], user_row).map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
@@ -218,12 +243,12 @@ impl Store for SqliteStore {
     async fn set_password_hash(&self, username: &str, hash: Secret) -> Result<bool, StoreError> {
         let username = username.to_owned();
         self.with(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE users SET password_hash = ?1 WHERE username = ?2",
-                    params![hash.expose(), username],
-                )
-                .map_err(backend)?;
+            let n = exec(
+                c,
+                "UPDATE users SET password_hash = ?1 WHERE username = ?2",
+                params![hash.expose(), username],
+            )
+            .map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -232,9 +257,7 @@ impl Store for SqliteStore {
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
         let username = username.to_owned();
         self.with(move |c| {
-            let n = c
-                .execute("DELETE FROM users WHERE username = ?1", params![username])
-                .map_err(backend)?;
+            let n = exec(c, "DELETE FROM users WHERE username = ?1", params![username]).map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -243,7 +266,8 @@ impl Store for SqliteStore {
     async fn linked_user(&self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError> {
         let (a, u) = (authenticator.to_owned(), uid.to_owned());
         self.with(move |c| {
-            c.query_row(
+            one(
+                c,
                 &format!(
                     "SELECT {} FROM users u JOIN authenticator_users l ON l.user_id = u.id
                      WHERE l.authenticator = ?1 AND l.uid = ?2",
@@ -265,7 +289,7 @@ impl Store for SqliteStore {
     async fn link_user(&self, authenticator: &str, uid: &str, user_id: i64) -> Result<(), StoreError> {
         let (a, u) = (authenticator.to_owned(), uid.to_owned());
         self.with(move |c| {
-            c.execute(
+            exec(c,
                 "INSERT INTO authenticator_users (authenticator, uid, user_id, linked_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (authenticator, uid) DO UPDATE SET user_id = excluded.user_id",
                 params![a, u, user_id, now()],
@@ -278,12 +302,18 @@ impl Store for SqliteStore {
 
     async fn touch_login(&self, user_id: i64, profile: Profile) -> Result<(), StoreError> {
         self.with(move |c| {
-            c.execute(
+            // Most logins change nothing but the time: write only when the
+            // profile changed or the recorded time is over a minute old.
+            exec(
+                c,
                 "UPDATE users SET last_login = ?1,
                     email = COALESCE(?2, email),
                     first_name = COALESCE(?3, first_name),
                     last_name = COALESCE(?4, last_name)
-                 WHERE id = ?5",
+                 WHERE id = ?5 AND (last_login IS NULL OR last_login < ?1 - 60
+                    OR (?2 IS NOT NULL AND email IS NOT ?2)
+                    OR (?3 IS NOT NULL AND first_name IS NOT ?3)
+                    OR (?4 IS NOT NULL AND last_name IS NOT ?4))",
                 params![
                     now(),
                     profile.email,
@@ -301,21 +331,19 @@ impl Store for SqliteStore {
     async fn organization(&self, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError> {
         let name = name.to_owned();
         self.with(move |c| {
-            let found: Option<i64> = c
-                .query_row("SELECT id FROM organizations WHERE name = ?1", params![name], |r| r.get(0))
+            let found: Option<i64> = one(c, "SELECT id FROM organizations WHERE name = ?1", params![name], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
             match (found, create) {
                 (Some(id), _) => Ok(Some((id, false))),
                 (None, false) => Ok(None),
                 (None, true) => {
-                    c.execute(
+                    exec(c,
                         "INSERT INTO organizations (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
                         params![name, now()],
                     )
                     .map_err(backend)?;
-                    let id = c
-                        .query_row("SELECT id FROM organizations WHERE name = ?1", params![name], |r| r.get(0))
+                    let id = one(c, "SELECT id FROM organizations WHERE name = ?1", params![name], |r| r.get(0))
                         .map_err(backend)?;
                     Ok(Some((id, true)))
                 }
@@ -333,23 +361,21 @@ impl Store for SqliteStore {
         let name = name.to_owned();
         self.with(move |c| {
             let q = "SELECT id FROM teams WHERE organization_id = ?1 AND name = ?2";
-            let found: Option<i64> = c
-                .query_row(q, params![organization_id, name], |r| r.get(0))
+            let found: Option<i64> = one(c, q, params![organization_id, name], |r| r.get(0))
                 .optional()
                 .map_err(backend)?;
             match (found, create) {
                 (Some(id), _) => Ok(Some((id, false))),
                 (None, false) => Ok(None),
                 (None, true) => {
-                    c.execute(
+                    exec(
+                        c,
                         "INSERT INTO teams (organization_id, name, created_at) VALUES (?1, ?2, ?3)
                          ON CONFLICT (organization_id, name) DO NOTHING",
                         params![organization_id, name, now()],
                     )
                     .map_err(backend)?;
-                    let id = c
-                        .query_row(q, params![organization_id, name], |r| r.get(0))
-                        .map_err(backend)?;
+                    let id = one(c, q, params![organization_id, name], |r| r.get(0)).map_err(backend)?;
                     Ok(Some((id, true)))
                 }
             }
@@ -360,7 +386,7 @@ impl Store for SqliteStore {
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
         self.with(move |c| {
             let mut stmt = c
-                .prepare(
+                .prepare_cached(
                     "SELECT g.organization_id, o.name, g.team_id, t.name, g.role, g.authenticator
                      FROM grants g
                      LEFT JOIN organizations o ON o.id = g.organization_id
@@ -396,14 +422,14 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let (role, authenticator) = (role.to_owned(), authenticator.to_owned());
         self.with(move |c| {
-            let n = c
-                .execute(
-                    "INSERT INTO grants (user_id, organization_id, team_id, role, authenticator, granted_at)
+            let n = exec(
+                c,
+                "INSERT INTO grants (user_id, organization_id, team_id, role, authenticator, granted_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT DO UPDATE SET authenticator = excluded.authenticator",
-                    params![user_id, organization_id, team_id, role, authenticator, now()],
-                )
-                .map_err(backend)?;
+                params![user_id, organization_id, team_id, role, authenticator, now()],
+            )
+            .map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -418,13 +444,13 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let role = role.to_owned();
         self.with(move |c| {
-            let n = c
-                .execute(
-                    "DELETE FROM grants WHERE user_id = ?1 AND IFNULL(organization_id, 0) = IFNULL(?2, 0)
+            let n = exec(
+                c,
+                "DELETE FROM grants WHERE user_id = ?1 AND IFNULL(organization_id, 0) = IFNULL(?2, 0)
                      AND IFNULL(team_id, 0) = IFNULL(?3, 0) AND role = ?4",
-                    params![user_id, organization_id, team_id, role],
-                )
-                .map_err(backend)?;
+                params![user_id, organization_id, team_id, role],
+            )
+            .map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -432,7 +458,8 @@ impl Store for SqliteStore {
 
     async fn set_superuser(&self, user_id: i64, value: bool) -> Result<(), StoreError> {
         self.with(move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE users SET is_superuser = ?1 WHERE id = ?2",
                 params![value, user_id],
             )
@@ -446,8 +473,7 @@ impl Store for SqliteStore {
         let (from, to, uid) = (from.to_owned(), to.to_owned(), uid.to_owned());
         self.with(move |c| {
             let tx = c.transaction().map_err(backend)?;
-            let user: Option<i64> = tx
-                .query_row(
+            let user: Option<i64> = one(&tx,
                     "SELECT user_id FROM authenticator_users WHERE authenticator = ?1 AND uid = ?2",
                     params![from, uid],
                     |r| r.get(0),
@@ -455,12 +481,12 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(backend)?;
             if let Some(user_id) = user {
-                tx.execute(
+                exec(&tx,
                     "UPDATE authenticator_users SET authenticator = ?1, linked_at = ?2 WHERE authenticator = ?3 AND uid = ?4",
                     params![to, now(), from, uid],
                 )
                 .map_err(backend)?;
-                tx.execute(
+                exec(&tx,
                     "UPDATE grants SET authenticator = ?1 WHERE user_id = ?2 AND authenticator = ?3",
                     params![to, user_id, from],
                 )
