@@ -103,8 +103,14 @@ struct LdapAuthenticator {
     settings: Settings,
     connector: Connector,
     /// group DN (lowercased) → (when read, the groups holding it)
-    parents: Mutex<HashMap<String, (Instant, Vec<(String, String)>)>>,
+    parents: Mutex<ParentCache>,
 }
+
+/// A group: its DN and its name.
+type GroupRef = (String, String);
+
+/// Parents of groups, by lowercased DN, with the time they were read.
+type ParentCache = HashMap<String, (Instant, Vec<GroupRef>)>;
 
 /// Prefix of failures of an operation on an open connection (as opposed
 /// to no server answering, or the service account being refused).
@@ -198,7 +204,7 @@ impl LdapAuthenticator {
         }
     }
 
-    fn cached_parents(&self, group_dn: &str) -> Option<Vec<(String, String)>> {
+    fn cached_parents(&self, group_dn: &str) -> Option<Vec<GroupRef>> {
         if self.settings.group_cache.is_zero() {
             return None;
         }
