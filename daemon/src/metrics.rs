@@ -38,6 +38,7 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
     logins: Mutex<BTreeMap<(String, &'static str), u64>>,
     tokens: Mutex<BTreeMap<(String, &'static str), u64>>,
+    token_cache: Mutex<BTreeMap<(String, &'static str), u64>>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     generation: AtomicU64,
@@ -66,6 +67,15 @@ impl Metrics {
     pub fn token(&self, verifier: &str, outcome: &'static str) {
         if let Ok(mut m) = self.tokens.lock() {
             *m.entry((verifier.to_owned(), outcome)).or_default() += 1;
+        }
+    }
+
+    /// Counts a verified token served from (`hit`) or put into (`miss`)
+    /// the verifier's cache.
+    pub fn token_cache(&self, verifier: &str, hit: bool) {
+        if let Ok(mut m) = self.token_cache.lock() {
+            *m.entry((verifier.to_owned(), if hit { "hit" } else { "miss" }))
+                .or_default() += 1;
         }
     }
 
@@ -142,6 +152,17 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "gatehouse_token_checks_total{{verifier=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape_label(verifier)
+                );
+            }
+        }
+        out.push_str("# HELP gatehouse_token_cache_total Valid tokens by verifier cache result.\n");
+        out.push_str("# TYPE gatehouse_token_cache_total counter\n");
+        if let Ok(m) = self.token_cache.lock() {
+            for ((verifier, result), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "gatehouse_token_cache_total{{verifier=\"{}\",result=\"{result}\"}} {n}",
                     escape_label(verifier)
                 );
             }

@@ -73,7 +73,16 @@ impl Catalog {
                     }
                 }
                 for t in &lib.descriptor.verifiers {
-                    if let Some(other) = verifiers.get(&t.type_name)
+                    if authn::linked_verifier(&t.type_name).is_some() {
+                        errors.push(loc.error(
+                            "daemon.plugin_dirs",
+                            format!(
+                                "{}: verifier type {:?} clashes with the built-in type of that name",
+                                file.display(),
+                                t.type_name
+                            ),
+                        ));
+                    } else if let Some(other) = verifiers.get(&t.type_name)
                         && other.path != lib.path
                     {
                         errors.push(loc.error(
@@ -114,7 +123,8 @@ impl Catalog {
             return Ok(lib);
         }
         self.verifiers.get(&spec.kind).copied().ok_or_else(|| {
-            let known: Vec<&str> = self.verifiers.keys().map(String::as_str).collect();
+            let mut known: Vec<&str> = authn::linked_verifiers().iter().map(|f| f.type_name()).collect();
+            known.extend(self.verifiers.keys().map(String::as_str));
             spec.location.error(
                 format!("{key}.type"),
                 format!(

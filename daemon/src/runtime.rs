@@ -37,6 +37,22 @@ impl Source {
     }
 }
 
+/// Where a verifier type comes from.
+#[derive(Clone, Copy)]
+enum VerifierSource {
+    Linked(&'static dyn gatehouse_sdk::VerifierFactory),
+    Library(&'static Library),
+}
+
+impl VerifierSource {
+    fn library_path(self) -> Option<PathBuf> {
+        match self {
+            Self::Linked(_) => None,
+            Self::Library(l) => Some(l.path.clone()),
+        }
+    }
+}
+
 /// Builds an instance from a plugin library, in this process or in a child.
 fn build_from_library(
     lib: &'static Library,
@@ -110,8 +126,8 @@ pub struct VerifierEntry {
     pub context: Context,
     /// Settings with secrets resolved.
     pub resolved_settings: serde_json::Value,
-    /// The plugin library it came from.
-    pub library: PathBuf,
+    /// The plugin library it came from (none: built in).
+    pub library: Option<PathBuf>,
 }
 
 impl Runtime {
@@ -430,20 +446,38 @@ pub fn build(
     let mut verifiers = Vec::new();
     for spec in &config.verifiers {
         let key = format!("verifiers[{:?}]", spec.name);
-        let lib = match catalog.verifier_library(spec) {
-            Ok(l) => l,
-            Err(e) => {
-                errors.push(e);
-                continue;
+        let source = match authn::linked_verifier(&spec.kind) {
+            Some(f) => {
+                if spec.library.is_some() || spec.isolation == Isolation::Process {
+                    errors.push(spec.location.error(
+                        format!("{key}.library"),
+                        format!(
+                            "type {:?} is built in; it cannot come from a library or run isolated",
+                            spec.kind
+                        ),
+                    ));
+                    continue;
+                }
+                VerifierSource::Linked(f)
             }
+            None => match catalog.verifier_library(spec) {
+                Ok(l) => VerifierSource::Library(l),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
         };
-        let secret_keys: Vec<&str> = lib
-            .descriptor
-            .verifiers
-            .iter()
-            .find(|t| t.type_name == spec.kind)
-            .map(|t| t.secret_settings.iter().map(String::as_str).collect())
-            .unwrap_or_default();
+        let secret_keys: Vec<&str> = match source {
+            VerifierSource::Linked(f) => f.secret_settings().to_vec(),
+            VerifierSource::Library(lib) => lib
+                .descriptor
+                .verifiers
+                .iter()
+                .find(|t| t.type_name == spec.kind)
+                .map(|t| t.secret_settings.iter().map(String::as_str).collect())
+                .unwrap_or_default(),
+        };
         let mut settings = spec.settings.clone();
         resolve_secrets(
             &mut settings,
@@ -458,7 +492,7 @@ pub fn build(
                 && old.resolved_settings == settings
                 && old.spec.library == spec.library
                 && old.spec.isolation == spec.isolation
-                && old.library == lib.path
+                && old.library == source.library_path()
         }) {
             verifiers.push(VerifierEntry {
                 spec: spec.clone(),
@@ -471,9 +505,12 @@ pub fn build(
         }
         let context = instance_context(&spec.name, &spec.settings_location, &config);
         let create = create_config(&spec.name, settings.clone(), &spec.settings_location, &context);
-        let built: Result<Arc<dyn Verifier>, PluginError> = match spec.isolation {
-            Isolation::InProcess => lib.create_verifier(&spec.kind, &create),
-            Isolation::Process => tokio::runtime::Handle::try_current()
+        let built: Result<Arc<dyn Verifier>, PluginError> = match (source, spec.isolation) {
+            (VerifierSource::Linked(f), _) => {
+                f.build(PluginConfig::new(spec.name.clone(), settings.clone()).with_context(context.clone()))
+            }
+            (VerifierSource::Library(lib), Isolation::InProcess) => lib.create_verifier(&spec.kind, &create),
+            (VerifierSource::Library(lib), Isolation::Process) => tokio::runtime::Handle::try_current()
                 .map_err(|_| PluginError::Internal("process isolation needs the async runtime".into()))
                 .and_then(|h| {
                     h.block_on(Isolated::start_verifier(
@@ -490,7 +527,7 @@ pub fn build(
                 plugin,
                 context,
                 resolved_settings: settings,
-                library: lib.path.clone(),
+                library: source.library_path(),
             }),
             Err(PluginError::Misconfigured(m)) => {
                 errors.push(spec.settings_location.error(format!("{key}.settings"), m));

@@ -93,6 +93,7 @@
 pub mod abi;
 mod authenticator;
 mod context;
+mod duration;
 mod error;
 mod identity;
 mod plugin;
@@ -106,6 +107,7 @@ pub use authenticator::{
     Authenticator, Challenge, FinishRequest, Flow, LoginStep, Metadata, PasswordLogin, Redirect, StartRequest,
 };
 pub use context::{Clock, Context, HttpSettings, Level, Logger, NullLogger, SystemClock};
+pub use duration::parse_duration;
 pub use error::{PluginError, TokenRejection};
 pub use identity::Identity;
 pub use plugin::{AuthenticatorFactory, Plugin, PluginConfig, VerifierFactory};

@@ -73,6 +73,10 @@ pub struct VerifiedToken {
     pub expires_at: Option<u64>,
     /// Every claim.
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// True when the answer came from the verifier's cache of verified
+    /// tokens (the request's audience and scope were still checked).
+    #[serde(default)]
+    pub cached: bool,
 }
 
 impl VerifiedToken {

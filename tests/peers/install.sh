@@ -6,6 +6,7 @@
 # lists fails (stale lists). System services are never started: while apt runs, /usr/sbin/policy-rc.d
 # answers 101 ("action forbidden"); we add that file only if none exists and remove only the one we added.
 set -euo pipefail
+bash "$(dirname "$0")/oidc/install.sh"   # the OIDC peer's npm packages; first, as the apt part below may exit early
 
 PKGS=(slapd ldap-utils openssl)
 

@@ -442,3 +442,73 @@ pub fn ldap_peer() -> LdapPeer {
     })
     .clone()
 }
+
+/// Runs a `tests/peers/oidc` script and returns its stdout (panics with the
+/// output on failure: OIDC tests never skip silently).
+fn oidc_script(script: &str, args: &[&str]) -> String {
+    let path = repo_root().join("tests/peers/oidc").join(script);
+    let out = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run an oidc peer script");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Starts (or finds) OpenID provider instance `name` on `port`; its issuer URL.
+pub fn oidc_start(name: &str, port: u16) -> String {
+    let out = oidc_script("start.sh", &[name, &port.to_string()]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("GH_OIDC_ISSUER="))
+        .unwrap_or_else(|| panic!("no GH_OIDC_ISSUER in {out}"))
+        .to_owned()
+}
+
+/// A signed access token from instance `name` (`token.sh` options).
+pub fn oidc_token(name: &str, options: &[&str]) -> String {
+    let mut args = vec![name];
+    args.extend_from_slice(options);
+    oidc_script("token.sh", &args)
+}
+
+/// Gives instance `name` new keys (new kids) and restarts it.
+pub fn oidc_rotate(name: &str) {
+    oidc_script("rotate.sh", &[name]);
+}
+
+/// Stops instance `name` and deletes its state.
+pub fn oidc_stop(name: &str) {
+    oidc_script("stop.sh", &[name, "--wipe"]);
+}
+
+impl Daemon {
+    /// Stops the daemon with SIGTERM and starts it again on the same
+    /// directory and configuration.
+    pub fn restart(&mut self) {
+        self.signal("TERM");
+        assert_eq!(
+            self.wait_exit(Duration::from_secs(10)),
+            Some(0),
+            "{}",
+            self.logs()
+        );
+        let mut cmd = Command::new(bin("gatehoused"));
+        cmd.arg("--config").arg(&self.config);
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log);
+        self.child = Some(cmd.spawn().expect("spawn"));
+        self.wait_ready();
+    }
+}

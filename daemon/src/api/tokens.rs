@@ -39,6 +39,7 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
         match call_verify(entry, request.clone()).await {
             Ok(t) => {
                 call.daemon.metrics.token(name, "valid");
+                call.daemon.metrics.token_cache(name, t.cached);
                 return Ok(json(
                     StatusCode::OK,
                     &TokenVerified {

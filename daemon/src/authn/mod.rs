@@ -4,7 +4,9 @@ pub mod local;
 
 use std::sync::Arc;
 
-use gatehouse_sdk::{Authenticator, AuthenticatorFactory, Flow, Plugin, PluginConfig, PluginError};
+use gatehouse_sdk::{
+    Authenticator, AuthenticatorFactory, Flow, Plugin, PluginConfig, PluginError, VerifierFactory,
+};
 
 use crate::store::Store;
 
@@ -32,7 +34,7 @@ pub struct Builtin {
     pub build: BuildFn,
 }
 
-/// Every built-in authenticator type.
+/// Every built-in authenticator type (needing daemon resources).
 pub const BUILTINS: &[Builtin] = &[Builtin {
     type_name: "local",
     flow: Flow::Password,
@@ -55,6 +57,20 @@ pub fn linked() -> &'static [Box<dyn AuthenticatorFactory>] {
 /// Finds a linked plugin type.
 pub fn linked_type(type_name: &str) -> Option<&'static dyn AuthenticatorFactory> {
     linked()
+        .iter()
+        .find(|f| f.type_name() == type_name)
+        .map(|f| f.as_ref())
+}
+
+/// Verifier types linked into the daemon.
+pub fn linked_verifiers() -> &'static [Box<dyn VerifierFactory>] {
+    static LINKED: std::sync::OnceLock<Vec<Box<dyn VerifierFactory>>> = std::sync::OnceLock::new();
+    LINKED.get_or_init(|| gatehouse_plugin_jwt::JwtPlugin.verifiers())
+}
+
+/// Finds a linked verifier type.
+pub fn linked_verifier(type_name: &str) -> Option<&'static dyn VerifierFactory> {
+    linked_verifiers()
         .iter()
         .find(|f| f.type_name() == type_name)
         .map(|f| f.as_ref())

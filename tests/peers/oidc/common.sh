@@ -1,0 +1,134 @@
+# Sourced by the OIDC peer's scripts (not run on its own).
+#
+# Settings (environment):
+#   GH_PEERS_RUN   parent of all peer state   default /tmp/gatehouse-peers
+# Instance NAME keeps its state in $GH_PEERS_RUN/oidc/NAME/, its lock is $GH_PEERS_RUN/oidc/NAME.lock.
+#
+# Defines: OIDC_HOME (this folder), PEERS_RUN, OIDC_RUN (= $PEERS_RUN/oidc) and the helpers below;
+# set_instance NAME defines NAME, RUN, LOCK, PIDFILE, LOG, KEYS, PORTFILE.
+
+OIDC_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+PEERS_RUN=${GH_PEERS_RUN:-/tmp/gatehouse-peers}
+case $PEERS_RUN in /*) ;; *) PEERS_RUN=$PWD/$PEERS_RUN ;; esac
+while [ "${PEERS_RUN%/}" != "$PEERS_RUN" ]; do PEERS_RUN=${PEERS_RUN%/}; done
+if [ -z "$PEERS_RUN" ]; then echo "oidc: GH_PEERS_RUN must not be /" >&2; exit 1; fi
+OIDC_RUN=$PEERS_RUN/oidc
+
+# set_instance NAME: checks the name (letters, digits, . _ -; not starting with . or -) and sets the paths
+set_instance() {
+  case $1 in
+    ''|[.-]*|*[!A-Za-z0-9._-]*) echo "oidc: bad instance name '$1' (letters, digits, '.', '_', '-')" >&2; exit 2 ;;
+  esac
+  NAME=$1
+  RUN=$OIDC_RUN/$NAME
+  # next to the run dir, not in it, so that `stop.sh --wipe` can delete the run dir while others wait
+  LOCK=$OIDC_RUN/$NAME.lock
+  PIDFILE=$RUN/server.pid
+  LOG=$RUN/server.log
+  KEYS=$RUN/jwks.private.json
+  PORTFILE=$RUN/port
+}
+
+# check_port PORT
+check_port() {
+  case $1 in ''|0*|*[!0-9]*) echo "oidc: bad port '$1'" >&2; exit 2 ;; esac
+  if [ "$1" -gt 65535 ]; then echo "oidc: bad port '$1'" >&2; exit 2; fi
+}
+
+issuer_of() { echo "http://127.0.0.1:$1"; }
+
+# need_node: node >= 20 and the npm packages are there
+need_node() {
+  local v
+  v=$(node -v 2>/dev/null) || { echo "oidc: node not found; install Node.js 20 or newer, then run tests/peers/install.sh" >&2; exit 1; }
+  v=${v#v}
+  if [ "${v%%.*}" -lt 20 ] 2>/dev/null; then echo "oidc: node $v is too old; oidc-provider 9 needs Node.js 20 or newer" >&2; exit 1; fi
+  [ -f "$OIDC_HOME/node_modules/oidc-provider/package.json" ] && [ -f "$OIDC_HOME/node_modules/jose/package.json" ] \
+    || { echo "oidc: npm packages missing in $OIDC_HOME/node_modules; run tests/peers/install.sh" >&2; exit 1; }
+  command -v curl >/dev/null || { echo "oidc: curl not found" >&2; exit 1; }
+}
+
+# take_lock [-s]: serialise start/stop/rotate of this instance (token.sh takes it shared). fd 9 stays open
+# until the script exits; anything started in the background must close it.
+take_lock() {
+  mkdir -p "$OIDC_RUN"
+  exec 9>>"$LOCK"
+  if ! flock "$@" -w 120 9; then echo "oidc: timed out waiting for $LOCK" >&2; exit 1; fi
+}
+
+# is_zombie PID: exited but not reaped yet (kill -0 still succeeds on it)
+is_zombie() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${st##*) }
+  [ "${st%% *}" = Z ]
+}
+
+# server_pid: prints the pid from the pid file if that process is alive and is this instance's server
+server_pid() {
+  local p
+  [ -s "$PIDFILE" ] || return 1
+  p=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  case $p in ''|*[!0-9]*) return 1 ;; esac
+  kill -0 "$p" 2>/dev/null || return 1
+  is_zombie "$p" && return 1
+  tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$OIDC_HOME/server.mjs --name $NAME " || return 1
+  echo "$p"
+}
+
+# answers PORT: the provider on PORT serves discovery for issuer http://127.0.0.1:PORT, as this instance
+answers() {
+  local d
+  d=$(curl -fsS --max-time 3 "$(issuer_of "$1")/.well-known/openid-configuration" 2>/dev/null) || return 1
+  case $d in *"\"issuer\":\"$(issuer_of "$1")\""*) ;; *) return 1 ;; esac
+  case $d in *"\"gatehouse_test_instance\":\"$NAME\""*) ;; *) return 1 ;; esac
+}
+
+port_taken() { (exec 5<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# kill_server PID: SIGTERM, wait up to 5 s, then SIGKILL
+kill_server() {
+  local p=$1 i
+  gone() { ! kill -0 "$p" 2>/dev/null || is_zombie "$p"; }
+  kill "$p" 2>/dev/null || return 0
+  for i in $(seq 1 100); do gone && return 0; sleep 0.05; done
+  echo "oidc: server $p did not exit after SIGTERM; sending SIGKILL" >&2
+  kill -9 "$p" 2>/dev/null || true
+  for i in $(seq 1 20); do gone && return 0; sleep 0.1; done
+}
+
+# launch PORT: starts this instance's server on PORT (keys in $KEYS must exist) and waits until it
+# answers. The caller holds the lock and has made sure that no server of this instance runs.
+launch() {
+  local port=$1 spawned up=0 i
+  if port_taken "$port"; then
+    echo "oidc: 127.0.0.1:$port is already in use by another process (not instance $NAME); pick another port" >&2
+    exit 1
+  fi
+  rm -f "$PIDFILE"
+  echo "=== $(date '+%F %T') starting instance $NAME on $(issuer_of "$port")" >> "$LOG"
+  # In its own session (the caller's Ctrl-C or process-group kill does not reach it), with every inherited
+  # descriptor above 2 closed first: one of them may be the caller's stdout (a caller reading it to EOF,
+  # like Rust's Command::output(), would otherwise wait for the server to exit), fd 9 is the lock.
+  (
+    for fd in /proc/self/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+    exec setsid node "$OIDC_HOME/server.mjs" --name "$NAME" --port "$port" --keys "$KEYS" --pidfile "$PIDFILE"
+  ) </dev/null >>"$LOG" 2>&1 &
+  spawned=$!
+  for i in $(seq 1 300); do
+    if [ -s "$PIDFILE" ] && answers "$port"; then up=1; break; fi
+    kill -0 "$spawned" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [ "$up" != 1 ]; then
+    echo "oidc: instance $NAME did not come up on $(issuer_of "$port"); last lines of $LOG:" >&2
+    tail -n 15 "$LOG" >&2
+    kill_server "$spawned"
+    rm -f "$PIDFILE"
+    exit 1
+  fi
+}
