@@ -124,6 +124,33 @@ impl Client {
         })
     }
 
+    /// A request with extra headers and no body.
+    pub async fn send_raw_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, ClientError> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "gatehouse");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let req = builder.body(Full::new(Bytes::new()))?;
+        self.sender.ready().await?;
+        let res = self.sender.send_request(req).await?;
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await?.to_bytes();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
     /// `GET path`.
     pub async fn get(&mut self, path: &str) -> Result<Answer, ClientError> {
         self.send_raw(Method::GET, path, None, Bytes::new()).await

@@ -26,6 +26,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod systemd;
+pub mod verifiers;
 pub mod watch;
 
 use std::sync::Arc;

@@ -40,6 +40,7 @@ impl Source {
 /// Where a verifier type comes from.
 #[derive(Clone, Copy)]
 enum VerifierSource {
+    Builtin(&'static crate::verifiers::BuiltinVerifier),
     Linked(&'static dyn gatehouse_sdk::VerifierFactory),
     Library(&'static Library),
 }
@@ -47,7 +48,7 @@ enum VerifierSource {
 impl VerifierSource {
     fn library_path(self) -> Option<PathBuf> {
         match self {
-            Self::Linked(_) => None,
+            Self::Builtin(_) | Self::Linked(_) => None,
             Self::Library(l) => Some(l.path.clone()),
         }
     }
@@ -446,8 +447,24 @@ pub fn build(
     let mut verifiers = Vec::new();
     for spec in &config.verifiers {
         let key = format!("verifiers[{:?}]", spec.name);
-        let source = match authn::linked_verifier(&spec.kind) {
-            Some(f) => {
+        let source = match (
+            crate::verifiers::builtin(&spec.kind),
+            authn::linked_verifier(&spec.kind),
+        ) {
+            (Some(b), _) => {
+                if spec.library.is_some() || spec.isolation == Isolation::Process {
+                    errors.push(spec.location.error(
+                        format!("{key}.library"),
+                        format!(
+                            "type {:?} is built in; it cannot come from a library or run isolated",
+                            spec.kind
+                        ),
+                    ));
+                    continue;
+                }
+                VerifierSource::Builtin(b)
+            }
+            (None, Some(f)) => {
                 if spec.library.is_some() || spec.isolation == Isolation::Process {
                     errors.push(spec.location.error(
                         format!("{key}.library"),
@@ -460,7 +477,7 @@ pub fn build(
                 }
                 VerifierSource::Linked(f)
             }
-            None => match catalog.verifier_library(spec) {
+            (None, None) => match catalog.verifier_library(spec) {
                 Ok(l) => VerifierSource::Library(l),
                 Err(e) => {
                     errors.push(e);
@@ -469,6 +486,7 @@ pub fn build(
             },
         };
         let secret_keys: Vec<&str> = match source {
+            VerifierSource::Builtin(b) => b.secret_settings.to_vec(),
             VerifierSource::Linked(f) => f.secret_settings().to_vec(),
             VerifierSource::Library(lib) => lib
                 .descriptor
@@ -493,6 +511,7 @@ pub fn build(
                 && old.spec.library == spec.library
                 && old.spec.isolation == spec.isolation
                 && old.library == source.library_path()
+                && store_reused
         }) {
             verifiers.push(VerifierEntry {
                 spec: spec.clone(),
@@ -506,6 +525,10 @@ pub fn build(
         let context = instance_context(&spec.name, &spec.settings_location, &config);
         let create = create_config(&spec.name, settings.clone(), &spec.settings_location, &context);
         let built: Result<Arc<dyn Verifier>, PluginError> = match (source, spec.isolation) {
+            (VerifierSource::Builtin(b), _) => (b.build)(
+                PluginConfig::new(spec.name.clone(), settings.clone()).with_context(context.clone()),
+                &resources,
+            ),
             (VerifierSource::Linked(f), _) => {
                 f.build(PluginConfig::new(spec.name.clone(), settings.clone()).with_context(context.clone()))
             }

@@ -1,5 +1,7 @@
 #!/bin/bash
-# Installs the Debian packages the test peers need (slapd, ldap-utils, openssl), as root.
+# Installs the Debian packages the test peers need (slapd, ldap-utils, openssl, nginx), as root.
+# On Debian 12 the `nginx` package is the binary itself, built with the auth_request module that the nginx
+# peer needs (`nginx-light` is only a metapackage there that pulls in `nginx` plus the echo module).
 #
 # Idempotent: when every package is already installed it only runs a few dpkg-query calls and exits 0.
 # `apt-get update` runs only when there are no package lists yet, or when an install from the existing
@@ -8,7 +10,7 @@
 set -euo pipefail
 bash "$(dirname "$0")/oidc/install.sh"   # the OIDC peer's npm packages; first, as the apt part below may exit early
 
-PKGS=(slapd ldap-utils openssl)
+PKGS=(slapd ldap-utils openssl nginx)
 
 is_installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]

@@ -1,5 +1,6 @@
 //! The socket API v1: routing, body handling and one file per route group.
 
+mod check;
 mod error;
 mod health;
 mod login;
@@ -122,6 +123,15 @@ async fn route(
                 Err(e) => Err(e),
             }
         }),
+        ["v1", "check", rest @ ..] => {
+            let rest = rest.join("/");
+            let query = req.uri().query().map(str::to_owned);
+            let headers = req.headers().clone();
+            (
+                "/v1/check",
+                check::check(&call, &method, &rest, query.as_deref(), &headers).await,
+            )
+        }
         ["v1", "tokens", "verify"] => on!("/v1/tokens/verify", "POST", {
             Method::POST => match json_body(req, max_body).await {
                 Ok(body) => tokens::verify(&call, body).await,
@@ -158,6 +168,27 @@ async fn route(
                     None => Err(ApiError::bad_request("invalid percent-encoding in the username")),
                 }
             })
+        }
+        ["v1", "users", name, "static-tokens"] => {
+            let name = percent_decode(name);
+            on!("/v1/users/{username}/static-tokens", "GET, POST", {
+                Method::GET => match name {
+                    Some(n) => users::list_static_tokens(&call, &n).await,
+                    None => Err(ApiError::bad_request("invalid percent-encoding in the username")),
+                },
+                Method::POST => match (call.require_admin(), name) {
+                    (Err(e), _) => Err(e),
+                    (Ok(()), None) => Err(ApiError::bad_request("invalid percent-encoding in the username")),
+                    (Ok(()), Some(n)) => match json_body(req, max_body).await {
+                        Ok(body) => users::create_static_token(&call, &n, body).await,
+                        Err(e) => Err(e),
+                    },
+                }
+            })
+        }
+        ["v1", "static-tokens", id] => {
+            let id = (*id).to_owned();
+            on!("/v1/static-tokens/{id}", "DELETE", { Method::DELETE => users::revoke_static_token(&call, &id).await })
         }
         ["v1", "users", name, "password"] => {
             let name = percent_decode(name);
@@ -203,6 +234,11 @@ fn metrics(call: &Call) -> Response<Body> {
 pub struct JsonBody(Bytes);
 
 impl JsonBody {
+    /// True for an empty body.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(u8::is_ascii_whitespace)
+    }
+
     /// Deserializes it; a syntax or type error is 400 `bad_request`.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.0).map_err(|e| {

@@ -81,3 +81,77 @@ pub(super) async fn delete(call: &Call, username: &str) -> Result<Response<Body>
         Err(ApiError::not_found(format!("no user {username:?}")))
     }
 }
+
+/// `POST /v1/users/{username}/static-tokens`: a new static-object token,
+/// shown once.
+pub(super) async fn create_static_token(
+    call: &Call,
+    username: &str,
+    body: JsonBody,
+) -> Result<Response<Body>, ApiError> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Req {
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let req: Req = if body.is_empty() {
+        Req::default()
+    } else {
+        body.parse()?
+    };
+    let username = normalize_username(username);
+    let store = call.runtime.store.as_ref();
+    let user = store
+        .user_by_username(&username)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {username:?}")))?;
+    let mut raw = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::internal("no randomness"))?;
+    let token = format!("ghso_{}", base64_url(&raw));
+    let name = req.name.unwrap_or_else(|| "static objects".into());
+    let t = store
+        .create_static_token(user.id, &name, crate::verifiers::static_object::digest(&token))
+        .await?;
+    tracing::info!(username = %username, token_id = t.id, peer_uid = call.peer.uid, "static-object token created");
+    Ok(json(
+        StatusCode::CREATED,
+        &serde_json::json!({"id": t.id, "name": t.name, "token": token, "username": username}),
+    ))
+}
+
+/// `GET /v1/users/{username}/static-tokens`.
+pub(super) async fn list_static_tokens(call: &Call, username: &str) -> Result<Response<Body>, ApiError> {
+    call.require_admin()?;
+    let username = normalize_username(username);
+    let store = call.runtime.store.as_ref();
+    let user = store
+        .user_by_username(&username)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {username:?}")))?;
+    let tokens = store.static_tokens(user.id).await?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "tokens": tokens })))
+}
+
+/// `DELETE /v1/static-tokens/{id}`: revokes a token.
+pub(super) async fn revoke_static_token(call: &Call, id: &str) -> Result<Response<Body>, ApiError> {
+    call.require_admin()?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("the token id is a number"))?;
+    if call.runtime.store.revoke_static_token(id).await? {
+        tracing::info!(
+            token_id = id,
+            peer_uid = call.peer.uid,
+            "static-object token revoked"
+        );
+        Ok(no_content())
+    } else {
+        Err(ApiError::not_found(format!("no active static-object token {id}")))
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

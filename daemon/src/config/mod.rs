@@ -88,6 +88,8 @@ pub struct Config {
     pub authenticators: Vec<AuthenticatorSpec>,
     /// `[[verifiers]]`.
     pub verifiers: Vec<VerifierSpec>,
+    /// `[[routes]]`, in order (the first match decides).
+    pub routes: Vec<Route>,
     /// Every configuration file read (main file first).
     pub files: Vec<PathBuf>,
     /// Absolute include patterns: a new file matching one triggers a reload.
@@ -201,6 +203,53 @@ pub struct VerifierSpec {
     pub location: Location,
     /// Where its settings are.
     pub settings_location: Location,
+}
+
+/// One `[[routes]]` entry of forward-auth.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// Name.
+    pub name: String,
+    /// Which paths.
+    pub matcher: PathMatch,
+    /// Which methods (empty: any).
+    pub methods: Vec<String>,
+    /// The verifier that decides.
+    pub verifier: String,
+    /// A unit primitive the token must carry.
+    pub unit_primitive: Option<String>,
+    /// The audience the token must be for.
+    pub audience: Option<String>,
+    /// Only superusers.
+    pub require_superuser: bool,
+    /// Only members of this organization.
+    pub require_organization: Option<String>,
+    /// Only members of this team (`Organization/Team`).
+    pub require_team: Option<String>,
+    /// Headers added to allowed answers.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Where it is configured.
+    pub location: Location,
+}
+
+/// How a route matches the original path.
+#[derive(Clone, Debug)]
+pub enum PathMatch {
+    /// The path starts with this.
+    Prefix(String),
+    /// The regex matches the path.
+    Regex(regex::Regex),
+}
+
+impl Route {
+    /// Does the route take this request?
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        (self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method)))
+            && match &self.matcher {
+                PathMatch::Prefix(p) => path.starts_with(p.as_str()),
+                PathMatch::Regex(r) => r.is_match(path),
+            }
+    }
 }
 
 /// Where a plugin runs.
@@ -368,6 +417,7 @@ fn resolve(
     };
     let mut authenticators: Vec<(AuthenticatorSpec, Option<i64>)> = Vec::new();
     let mut verifiers = Vec::new();
+    let mut routes: Vec<Route> = Vec::new();
     let mut files = Vec::new();
     // which file set each singleton table, to report duplicates
     let mut singleton_seen: Vec<(&'static str, String)> = Vec::new();
@@ -433,11 +483,9 @@ fn resolve(
             );
         }
         for route in &raw.routes {
-            r.err::<()>(
-                &route.span(),
-                "routes",
-                "forward-auth routes ([[routes]]) are not available in this version of gatehouse",
-            );
+            if let Some(rt) = resolve_route(&mut r, route) {
+                routes.push(rt);
+            }
         }
         for a in &raw.authenticators {
             if let Some(spec) = resolve_authenticator(&mut r, a, &dir) {
@@ -481,6 +529,14 @@ fn resolve(
             ));
         }
     }
+    for rt in &routes {
+        if !vnames.contains(&rt.verifier) {
+            errors.push(rt.location.error(
+                format!("routes[{:?}].verifier", rt.name),
+                format!("no verifier named {:?}", rt.verifier),
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -510,8 +566,69 @@ fn resolve(
         lockout,
         authenticators,
         verifiers,
+        routes,
         files,
         include_patterns: Vec::new(),
+    })
+}
+
+fn resolve_route(r: &mut Resolver<'_>, route: &Spanned<raw::RawRoute>) -> Option<Route> {
+    let raw = route.get_ref();
+    let key = format!("routes[{:?}]", raw.name.get_ref());
+    let mut ok = check_name(r, &raw.name, &format!("{key}.name"));
+    let matcher = match (&raw.path_prefix, &raw.path_regex) {
+        (Some(p), None) if p.starts_with('/') => Some(PathMatch::Prefix(p.clone())),
+        (Some(_), None) => r.err(&route.span(), format!("{key}.path_prefix"), "must start with /"),
+        (None, Some(re)) => match regex::Regex::new(re.get_ref()) {
+            Ok(x) => Some(PathMatch::Regex(x)),
+            Err(e) => r.err(
+                &re.span(),
+                format!("{key}.path_regex"),
+                format!("invalid regex: {e}"),
+            ),
+        },
+        _ => r.err(
+            &route.span(),
+            key.clone(),
+            "give exactly one of path_prefix and path_regex",
+        ),
+    };
+    ok &= matcher.is_some();
+    if let Some(t) = &raw.require_team
+        && !t.contains('/')
+    {
+        ok = r
+            .err::<()>(
+                &route.span(),
+                format!("{key}.require_team"),
+                "write it as \"Organization/Team\"",
+            )
+            .is_some();
+    }
+    for h in raw.headers.keys() {
+        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+            ok = r
+                .err::<()>(
+                    &route.span(),
+                    format!("{key}.headers"),
+                    format!("invalid header name {h:?}"),
+                )
+                .is_some();
+        }
+    }
+    let methods: Vec<String> = raw.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+    (ok && matcher.is_some()).then(|| Route {
+        name: raw.name.get_ref().clone(),
+        matcher: matcher.unwrap_or(PathMatch::Prefix("/".into())),
+        methods,
+        verifier: raw.verifier.get_ref().clone(),
+        unit_primitive: raw.unit_primitive.clone(),
+        audience: raw.audience.clone(),
+        require_superuser: raw.require_superuser,
+        require_organization: raw.require_organization.clone(),
+        require_team: raw.require_team.clone(),
+        headers: raw.headers.clone(),
+        location: r.src.at(&route.span()),
     })
 }
 

@@ -18,7 +18,7 @@ pub(crate) struct RawFile {
     #[serde(default)]
     pub(crate) verifiers: Vec<Spanned<RawVerifier>>,
     #[serde(default)]
-    pub(crate) routes: Vec<Spanned<toml::Table>>,
+    pub(crate) routes: Vec<Spanned<RawRoute>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,4 +122,23 @@ pub(crate) struct RawVerifier {
 
 fn yes() -> bool {
     true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub(crate) name: Spanned<String>,
+    pub(crate) path_prefix: Option<String>,
+    pub(crate) path_regex: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) methods: Vec<String>,
+    pub(crate) verifier: Spanned<String>,
+    pub(crate) unit_primitive: Option<String>,
+    pub(crate) audience: Option<String>,
+    #[serde(default)]
+    pub(crate) require_superuser: bool,
+    pub(crate) require_organization: Option<String>,
+    pub(crate) require_team: Option<String>,
+    #[serde(default)]
+    pub(crate) headers: std::collections::BTreeMap<String, String>,
 }

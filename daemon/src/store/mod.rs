@@ -132,6 +132,22 @@ pub trait Store: Send + Sync + 'static {
     /// Moves the link `(from, uid)` to `(to, uid)` with the grants `from`
     /// made; returns the user id when there was such a link.
     async fn move_link(&self, from: &str, to: &str, uid: &str) -> Result<Option<i64>, StoreError>;
+    /// Stores a new static-object token (its SHA-256 digest only).
+    async fn create_static_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        digest: [u8; 32],
+    ) -> Result<StaticToken, StoreError>;
+    /// The token with this digest and its user.
+    async fn static_token_user(
+        &self,
+        digest: [u8; 32],
+    ) -> Result<Option<(StaticToken, UserRecord)>, StoreError>;
+    /// A user's static-object tokens.
+    async fn static_tokens(&self, user_id: i64) -> Result<Vec<StaticToken>, StoreError>;
+    /// Revokes a token; false when there is no such active token.
+    async fn revoke_static_token(&self, id: i64) -> Result<bool, StoreError>;
     /// The schema version, for `status`.
     async fn schema_version(&self) -> Result<u32, StoreError>;
 }
@@ -151,6 +167,21 @@ pub struct GrantRecord {
     pub role: String,
     /// The authenticator whose maps granted it.
     pub authenticator: String,
+}
+
+/// A static-object token (the secret itself is never stored).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StaticToken {
+    /// Id (for revocation).
+    pub id: i64,
+    /// Owner.
+    pub user_id: i64,
+    /// A label.
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Revoked tokens never verify.
+    pub revoked: bool,
 }
 
 /// Profile fields an authenticator may refresh at login (`None` keeps).

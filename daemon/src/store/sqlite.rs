@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{GrantRecord, NewUser, Profile, Store, StoreError, UserRecord};
+use super::{GrantRecord, NewUser, Profile, StaticToken, Store, StoreError, UserRecord};
 
 /// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
 /// Never edit a released entry: append a new one.
@@ -55,6 +55,16 @@ const MIGRATIONS: &[&str] = &[
         granted_at INTEGER NOT NULL
     );
     CREATE UNIQUE INDEX grants_unique ON grants(user_id, IFNULL(organization_id, 0), IFNULL(team_id, 0), role);",
+    // 3: per-user static-object tokens, stored as SHA-256 digests
+    "CREATE TABLE static_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        digest BLOB NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE INDEX static_tokens_user ON static_tokens(user_id);",
 ];
 
 /// An SQLite-backed [`Store`].
@@ -498,6 +508,104 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_static_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        digest: [u8; 32],
+    ) -> Result<StaticToken, StoreError> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            exec(
+                c,
+                "INSERT INTO static_tokens (user_id, digest, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![user_id, digest.as_slice(), name, now()],
+            )
+            .map_err(backend)?;
+            let id = c.last_insert_rowid();
+            Ok(StaticToken {
+                id,
+                user_id,
+                name,
+                created_at: now(),
+                revoked: false,
+            })
+        })
+        .await
+    }
+
+    async fn static_token_user(
+        &self,
+        digest: [u8; 32],
+    ) -> Result<Option<(StaticToken, UserRecord)>, StoreError> {
+        self.with(move |c| {
+            let found = one(
+                c,
+                "SELECT id, user_id, name, created_at, revoked_at IS NOT NULL FROM static_tokens WHERE digest = ?1",
+                params![digest.as_slice()],
+                |r| {
+                    Ok(StaticToken {
+                        id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        name: r.get(2)?,
+                        created_at: r.get(3)?,
+                        revoked: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)?;
+            let Some(t) = found else { return Ok(None) };
+            let user = one(
+                c,
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                params![t.user_id],
+                user_row,
+            )
+            .optional()
+            .map_err(backend)?;
+            Ok(user.map(|u| (t, u)))
+        })
+        .await
+    }
+
+    async fn static_tokens(&self, user_id: i64) -> Result<Vec<StaticToken>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, user_id, name, created_at, revoked_at IS NOT NULL FROM static_tokens
+                     WHERE user_id = ?1 ORDER BY id",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![user_id], |r| {
+                    Ok(StaticToken {
+                        id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        name: r.get(2)?,
+                        created_at: r.get(3)?,
+                        revoked: r.get(4)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn revoke_static_token(&self, id: i64) -> Result<bool, StoreError> {
+        self.with(move |c| {
+            let n = exec(
+                c,
+                "UPDATE static_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                params![now(), id],
+            )
+            .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn schema_version(&self) -> Result<u32, StoreError> {
         self.with(|c| {
             c.pragma_query_value(None, "user_version", |r| r.get(0))
@@ -515,7 +623,7 @@ mod tests {
     async fn users_round_trip_and_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("g.db")).unwrap();
-        assert_eq!(s.schema_version().await.unwrap(), 2);
+        assert_eq!(s.schema_version().await.unwrap(), 3);
         let u = s
             .create_user(NewUser {
                 username: "ann".into(),

@@ -74,6 +74,31 @@ enum Command {
     /// Manage local users (admin).
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage per-user static-object tokens (admin).
+    #[command(subcommand)]
+    StaticToken(StaticTokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum StaticTokenCommand {
+    /// Create a token for USER and print it (it is shown only once).
+    Create {
+        /// The user.
+        user: String,
+        /// A label.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List USER's tokens.
+    List {
+        /// The user.
+        user: String,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// The token id.
+        id: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,6 +264,54 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::CheckConfig { .. } => unreachable_check_config(),
         Command::User(cmd) => user(cli, &mut client, cmd).await?,
+        Command::StaticToken(cmd) => {
+            let a = match cmd {
+                StaticTokenCommand::Create { user, name } => client
+                    .post(
+                        &format!("/v1/users/{}/static-tokens", encode_segment(user)),
+                        &serde_json::json!({ "name": name }),
+                    )
+                    .await
+                    .map_err(transport)?,
+                StaticTokenCommand::List { user } => client
+                    .get(&format!("/v1/users/{}/static-tokens", encode_segment(user)))
+                    .await
+                    .map_err(transport)?,
+                StaticTokenCommand::Revoke { id } => {
+                    let a = client
+                        .delete(&format!("/v1/static-tokens/{id}"))
+                        .await
+                        .map_err(transport)?;
+                    expect_empty(cli, &a)?;
+                    println!("revoked static-object token {id}");
+                    return Ok(());
+                }
+            };
+            let v: serde_json::Value = expect(cli, &a)?;
+            match cmd {
+                StaticTokenCommand::Create { .. } => {
+                    println!("{}", v["token"].as_str().unwrap_or(""));
+                    eprintln!(
+                        "token id {} (shown once; revoke with `gatehouse static-token revoke {}`)",
+                        v["id"], v["id"]
+                    );
+                }
+                _ => {
+                    for t in v["tokens"].as_array().into_iter().flatten() {
+                        println!(
+                            "{:>6}  {:<8} {}",
+                            t["id"],
+                            if t["revoked"].as_bool().unwrap_or(false) {
+                                "revoked"
+                            } else {
+                                "active"
+                            },
+                            t["name"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -1,0 +1,200 @@
+//! `GET /v1/check`: forward auth for nginx `auth_request`, Traefik
+//! `forwardAuth` and Envoy `ext_authz` (HTTP). The original request comes
+//! from `X-Original-URI`/`X-Original-Method` (nginx),
+//! `X-Forwarded-Uri`/`X-Forwarded-Method` (Traefik), or the path after
+//! `/v1/check` and the method itself (Envoy). The first `[[routes]]` entry
+//! that matches decides: `200` with identity headers, `401` (no or bad
+//! credentials: the proxy should ask for them) or `403` (known, but not
+//! allowed here).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use gatehouse_sdk::proto::ErrorCode;
+use gatehouse_sdk::{OriginalRequest, PluginError, TokenRejection, VerifyRequest};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
+
+use super::{ApiError, Body, Call, error_response};
+use crate::config::Route;
+use crate::verifiers::static_object::{STORAGE_HEADER, USER_HEADER};
+
+/// Headers of the original request a verifier may read.
+const PASSED: &[&str] = &["authorization", STORAGE_HEADER, USER_HEADER];
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// The original method and URI the proxy asks about.
+fn original(method: &Method, path_rest: &str, query: Option<&str>, h: &HeaderMap) -> (String, String) {
+    let uri = header(h, "x-original-uri")
+        .or_else(|| header(h, "x-forwarded-uri"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| match query {
+            Some(q) => format!("/{path_rest}?{q}"),
+            None => format!("/{path_rest}"),
+        });
+    let method = header(h, "x-original-method")
+        .or_else(|| header(h, "x-forwarded-method"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| method.to_string());
+    (method, uri)
+}
+
+fn deny(status: StatusCode, code: ErrorCode, message: &str, challenge: Option<&str>) -> Response<Body> {
+    let mut r = error_response(&ApiError::new(code, message));
+    *r.status_mut() = status;
+    if let Some(c) = challenge
+        && let Ok(v) = HeaderValue::from_str(c)
+    {
+        r.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+/// Serves one forward-auth check.
+pub(super) async fn check(
+    call: &Call,
+    method: &Method,
+    path_rest: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ApiError> {
+    let (orig_method, uri) = original(method, path_rest, query, headers);
+    let path = uri.split(['?', '#']).next().unwrap_or("");
+    let rt = &call.runtime;
+    let Some(route) = rt.config.routes.iter().find(|r| r.matches(&orig_method, path)) else {
+        return Ok(deny(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "no route allows this request",
+            None,
+        ));
+    };
+    let Some(verifier) = rt.verifier(&route.verifier) else {
+        return Err(ApiError::new(
+            ErrorCode::UnknownVerifier,
+            format!("no verifier {:?}", route.verifier),
+        ));
+    };
+    let bearer = header(headers, "authorization")
+        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+        .map(str::trim)
+        .unwrap_or("");
+    let needs_bearer = verifier.spec.kind != "static_object";
+    if needs_bearer && bearer.is_empty() {
+        call.daemon.metrics.token(&verifier.spec.name, "missing");
+        return Ok(deny(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidToken,
+            "a bearer token is required",
+            Some("Bearer realm=\"gatehouse\""),
+        ));
+    }
+    let mut passed = BTreeMap::new();
+    for name in PASSED {
+        if let Some(v) = header(headers, name) {
+            passed.insert((*name).to_owned(), v.to_owned());
+        }
+    }
+    let mut request = VerifyRequest::new(bearer);
+    request.audience = route.audience.clone();
+    request.unit_primitive = route.unit_primitive.clone();
+    let mut original = OriginalRequest::default();
+    original.method = orig_method;
+    original.uri = uri;
+    original.headers = passed;
+    request.request = Some(original);
+
+    let result = crate::guard::plugin_call(
+        "verifier",
+        std::time::Duration::from_secs(10),
+        verifier.plugin.verify(&verifier.context, &request),
+    )
+    .await;
+    let token = match result {
+        Ok(t) => t,
+        Err(PluginError::InvalidToken { reason, detail }) => {
+            call.daemon.metrics.token(&verifier.spec.name, reason.as_str());
+            return Ok(match reason {
+                TokenRejection::MissingScope | TokenRejection::WrongAudience => deny(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::InvalidToken,
+                    &detail,
+                    Some("Bearer realm=\"gatehouse\", error=\"insufficient_scope\""),
+                ),
+                _ => deny(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::InvalidToken,
+                    &detail,
+                    Some("Bearer realm=\"gatehouse\", error=\"invalid_token\""),
+                ),
+            });
+        }
+        Err(PluginError::Denied(why)) => {
+            call.daemon.metrics.token(&verifier.spec.name, "denied");
+            return Ok(deny(StatusCode::FORBIDDEN, ErrorCode::Forbidden, &why, None));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    call.daemon.metrics.token(&verifier.spec.name, "valid");
+    call.daemon.metrics.token_cache(&verifier.spec.name, token.cached);
+    if let Some(reason) = requirements(call, route, &token.subject).await? {
+        return Ok(deny(StatusCode::FORBIDDEN, ErrorCode::Forbidden, &reason, None));
+    }
+    let mut r = Response::new(Full::new(Bytes::new()));
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&token.subject) {
+        h.insert("x-gatehouse-user", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&token.scopes.join(" ")) {
+        h.insert("x-gatehouse-scopes", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&route.name) {
+        h.insert("x-gatehouse-route", v);
+    }
+    for (k, v) in &route.headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.insert(k, v);
+        }
+    }
+    Ok(r)
+}
+
+/// Route requirements on the user behind the token; `Some(reason)` denies.
+async fn requirements(call: &Call, route: &Route, subject: &str) -> Result<Option<String>, ApiError> {
+    if !route.require_superuser && route.require_organization.is_none() && route.require_team.is_none() {
+        return Ok(None);
+    }
+    let store = call.runtime.store.as_ref();
+    let Some(user) = store.user_by_username(subject).await? else {
+        return Ok(Some("the token's subject is not a known user".into()));
+    };
+    if route.require_superuser && !user.is_superuser {
+        return Ok(Some("only superusers may do this".into()));
+    }
+    let grants = store.grants(user.id).await?;
+    if let Some(org) = &route.require_organization
+        && !grants
+            .iter()
+            .any(|g| g.organization.as_deref() == Some(org.as_str()) && g.team.is_none())
+    {
+        return Ok(Some(format!("not a member of organization {org:?}")));
+    }
+    if let Some(team) = &route.require_team {
+        let (org, t) = team.split_once('/').unwrap_or(("", team));
+        if !grants
+            .iter()
+            .any(|g| g.organization.as_deref() == Some(org) && g.team.as_deref() == Some(t))
+        {
+            return Ok(Some(format!("not a member of team {team:?}")));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,322 @@
+//! `GET /v1/check` forward-auth through the socket (nginx, Traefik and
+//! Envoy header styles), `[[routes]]`, and static-object tokens.
+
+#![allow(clippy::unwrap_used)]
+
+use gatehouse_e2e::{Daemon, LOCAL_AUTH, Setup, add_user, install_plugin, plugin_library};
+use http::Method;
+use serde_json::json;
+
+const STORAGE: &str = "storage-token-0123456789abcdef";
+
+fn body() -> String {
+    format!(
+        r#"{LOCAL_AUTH}
+[[verifiers]]
+name = "test tokens"
+type = "testkit_tokens"
+[verifiers.settings]
+audience = "gitlab-ai-gateway"
+revoked = ["tok-revoked"]
+[verifiers.settings.tokens]
+tok-good = {{ subject = "alice", audience = ["gitlab-ai-gateway"], scopes = ["duo_chat"] }}
+tok-admin = {{ subject = "root", audience = ["gitlab-ai-gateway"], scopes = ["duo_chat"] }}
+
+[[verifiers]]
+name = "static-objects"
+type = "static_object"
+[verifiers.settings]
+storage_token_file = "storage-token"
+
+[[routes]]
+name = "static objects"
+path_regex = '^(.+)(/raw/|/-/archive/)'
+verifier = "static-objects"
+
+[[routes]]
+name = "admin"
+path_prefix = "/ai/admin/"
+verifier = "test tokens"
+require_superuser = true
+
+[[routes]]
+name = "ai endpoints"
+path_prefix = "/ai/"
+methods = ["GET", "POST"]
+verifier = "test tokens"
+unit_primitive = "duo_chat"
+[routes.headers]
+X-Backend = "ai-gateway"
+"#
+    )
+}
+
+fn start() -> Daemon {
+    let setup = Setup {
+        daemon_extra: "plugin_dirs = [\"plugins\"]".into(),
+        body: body(),
+        ..Setup::default()
+    };
+    let d = Daemon::prepare(&setup);
+    install_plugin(
+        &d.dir().join("plugins"),
+        &plugin_library("gatehouse_plugin_testkit"),
+    );
+    std::fs::write(d.dir().join("storage-token"), format!("{STORAGE}\n")).unwrap();
+    let mut cmd = std::process::Command::new(gatehouse_e2e::bin("gatehoused"));
+    cmd.arg("--config").arg(&d.config);
+    d.spawn_with(cmd)
+}
+
+async fn check(d: &Daemon, headers: &[(&str, &str)]) -> (u16, http::HeaderMap) {
+    let mut c = d.client().await;
+    let a = c.send_raw_with(Method::GET, "/v1/check", headers).await.unwrap();
+    (a.status, a.headers)
+}
+
+#[tokio::test]
+async fn jwt_routes_in_every_proxy_style() {
+    let d = start();
+    // nginx
+    let (s, h) = check(
+        &d,
+        &[
+            ("x-original-uri", "/ai/chat?x=1"),
+            ("x-original-method", "POST"),
+            ("authorization", "Bearer tok-good"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["x-gatehouse-user"], "alice");
+    assert_eq!(h["x-gatehouse-scopes"], "duo_chat");
+    assert_eq!(h["x-backend"], "ai-gateway");
+    // Traefik
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-forwarded-uri", "/ai/chat"),
+            ("x-forwarded-method", "GET"),
+            ("authorization", "Bearer tok-good"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Envoy: the original path follows /v1/check
+    let mut c = d.client().await;
+    let a = c
+        .send_raw_with(
+            Method::GET,
+            "/v1/check/ai/chat?q=1",
+            &[("authorization", "Bearer tok-good")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200);
+
+    // 401: no token, a bad one; 403: a method the route does not take, no route
+    let (s, h) = check(&d, &[("x-original-uri", "/ai/chat")]).await;
+    assert_eq!(s, 401);
+    assert!(h["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    let (s, h) = check(
+        &d,
+        &[
+            ("x-original-uri", "/ai/chat"),
+            ("authorization", "Bearer tok-forged"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 401);
+    assert!(h["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", "/ai/chat"),
+            ("authorization", "Bearer tok-revoked"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", "/ai/chat"),
+            ("x-original-method", "DELETE"),
+            ("authorization", "Bearer tok-good"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 403, "no route takes DELETE");
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", "/elsewhere"),
+            ("authorization", "Bearer tok-good"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    // route requirements: superuser
+    let mut c = d.client().await;
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", "/ai/admin/x"),
+            ("authorization", "Bearer tok-good"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 403, "alice is not a known superuser");
+    assert_eq!(
+        c.post(
+            "/v1/users",
+            &json!({"username": "root", "password": "root password", "is_superuser": true})
+        )
+        .await
+        .unwrap()
+        .status,
+        201
+    );
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", "/ai/admin/x"),
+            ("authorization", "Bearer tok-admin"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn static_object_tokens() {
+    let d = start();
+    let mut c = d.client().await;
+    assert_eq!(add_user(&mut c, "sam", "sam password").await.status, 201);
+    let out = d.cli(&["static-token", "create", "sam", "--name", "ci"], "");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("ghso_"), "{token}");
+    let raw = "/group/project/-/raw/main/README.md";
+
+    // in the query and in the header
+    let (s, h) = check(
+        &d,
+        &[
+            ("x-original-uri", &format!("{raw}?token={token}")),
+            ("x-gitlab-external-storage-token", STORAGE),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["x-gatehouse-user"], "sam");
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", "/group/project/-/archive/main/p.zip"),
+            ("x-gitlab-external-storage-token", STORAGE),
+            ("x-gitlab-static-object-token", &token),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    // wrong or missing storage token: 403
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", &format!("{raw}?token={token}")),
+            ("x-gitlab-external-storage-token", "wrong-storage-token-xxxx"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = check(&d, &[("x-original-uri", &format!("{raw}?token={token}"))]).await;
+    assert_eq!(s, 403);
+    // no or unknown user token: 401
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", raw),
+            ("x-gitlab-external-storage-token", STORAGE),
+        ],
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", &format!("{raw}?token=ghso_nope")),
+            ("x-gitlab-external-storage-token", STORAGE),
+        ],
+    )
+    .await;
+    assert_eq!(s, 401);
+    // a non-static path is not a static-object request
+    let (s, _) = check(
+        &d,
+        &[
+            (
+                "x-original-uri",
+                &format!("/group/project/-/blob/main/x?token={token}"),
+            ),
+            ("x-gitlab-external-storage-token", STORAGE),
+        ],
+    )
+    .await;
+    assert_eq!(s, 403);
+    // revoked
+    let list = c.get("/v1/users/sam/static-tokens").await.unwrap().value();
+    let id = list["tokens"][0]["id"].as_i64().unwrap();
+    let out = d.cli(&["static-token", "revoke", &id.to_string()], "");
+    assert_eq!(out.status.code(), Some(0));
+    let (s, h) = check(
+        &d,
+        &[
+            ("x-original-uri", &format!("{raw}?token={token}")),
+            ("x-gitlab-external-storage-token", STORAGE),
+        ],
+    )
+    .await;
+    assert_eq!(s, 401);
+    assert!(h["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    // stored hashed: the plain token is nowhere in the database file
+    let db = std::fs::read(d.dir().join("state/gatehouse.db")).unwrap();
+    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
+    assert!(!d.logs().contains(&token) && !d.logs().contains(STORAGE));
+}
+
+#[tokio::test]
+async fn bad_routes_are_config_errors() {
+    let d = start();
+    let mut c = d.client().await;
+    for (route, key) in [
+        (
+            "[[routes]]\nname = \"x\"\npath_prefix = \"/a\"\nverifier = \"nope\"\n",
+            ".verifier",
+        ),
+        (
+            "[[routes]]\nname = \"x\"\npath_regex = \"(\"\nverifier = \"test tokens\"\n",
+            ".path_regex",
+        ),
+        (
+            "[[routes]]\nname = \"x\"\nverifier = \"test tokens\"\n",
+            "routes[\"x\"]",
+        ),
+    ] {
+        d.write_config(&Setup {
+            daemon_extra: "plugin_dirs = [\"plugins\"]".into(),
+            body: format!("{}\n{route}", body()),
+            ..Setup::default()
+        });
+        let a = c.post("/v1/reload", &json!({})).await.unwrap();
+        assert_eq!(a.status, 422, "{route}");
+        let e = a.error().unwrap().error.details.unwrap()["errors"][0].clone();
+        assert!(e["key"].as_str().unwrap().contains(key), "{e}");
+    }
+}
