@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 # the LDAP bench's reference engines (Debian's, for /usr/bin/python3)
-for pkg in python3-ldap python3-django python3-django-auth-ldap; do
+for pkg in python3-ldap python3-django python3-django-auth-ldap python3-jwt python3-cryptography; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
     || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$pkg" >/dev/null; }
 done
@@ -13,3 +13,4 @@ cargo build --release --workspace
 cargo bench -p gatehouse-e2e --bench socket
 cargo bench -p gatehouse-e2e --bench plugin_modes
 cargo bench -p gatehouse-e2e --bench ldap
+cargo bench -p gatehouse-e2e --bench tokens
