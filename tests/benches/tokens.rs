@@ -20,7 +20,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 const ISSUER: &str = "http://127.0.0.1:9/bench-issuer";
 
 fn genpkey(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl").arg("genpkey").args(args).output().unwrap();
+    let out = Command::new("openssl")
+        .arg("genpkey")
+        .args(args)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     out.stdout
 }
@@ -45,7 +49,8 @@ fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -53,8 +58,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    let per_alg: usize = std::env::var("BENCH_TOKENS").ok().and_then(|s| s.parse().ok()).unwrap_or(6000);
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let per_alg: usize = std::env::var("BENCH_TOKENS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6000);
     let work = tempfile::tempdir().unwrap();
     let rsa_pem = genpkey(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
     let ec_pem = genpkey(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
@@ -73,7 +84,10 @@ fn main() {
     let d = Daemon::prepare(&setup);
     let keys_dir = d.dir().join("state/plugins/cc");
     std::fs::create_dir_all(&keys_dir).unwrap();
-    let file_key: String = ISSUER.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let file_key: String = ISSUER
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     std::fs::write(
         keys_dir.join(format!("jwks-{file_key}.json")),
         serde_json::to_vec(&JwkSet { keys: vec![jr, je] }).unwrap(),
@@ -84,7 +98,10 @@ fn main() {
     let d = d.spawn_with(cmd);
     let pid = d.pid();
 
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let make = |key: &EncodingKey, alg: Algorithm, kid: &str, i: usize| {
         let mut h = Header::new(alg);
         h.kid = Some(kid.into());
@@ -96,12 +113,24 @@ fn main() {
         jsonwebtoken::encode(&h, &claims, key).unwrap()
     };
     eprintln!("signing {per_alg} RS256 and {per_alg} ES256 tokens…");
-    let rs: Vec<String> = (0..per_alg).map(|i| make(&rsa, Algorithm::RS256, "rsa-1", i)).collect();
-    let es: Vec<String> = (0..per_alg).map(|i| make(&ec, Algorithm::ES256, "ec-1", i)).collect();
+    let rs: Vec<String> = (0..per_alg)
+        .map(|i| make(&rsa, Algorithm::RS256, "rsa-1", i))
+        .collect();
+    let es: Vec<String> = (0..per_alg)
+        .map(|i| make(&ec, Algorithm::ES256, "ec-1", i))
+        .collect();
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("POST /v1/tokens/verify (jwt verifier), {seconds}s per row (misses: until the fresh tokens run out), 2 shared cores");
-    println!("{:<24} {:>5} {:>10} {:>10} {:>10}", "case", "conc", "verifies/s", "p50", "p99");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "POST /v1/tokens/verify (jwt verifier), {seconds}s per row (misses: until the fresh tokens run out), 2 shared cores"
+    );
+    println!(
+        "{:<24} {:>5} {:>10} {:>10} {:>10}",
+        "case", "conc", "verifies/s", "p50", "p99"
+    );
     let run = |tokens: Arc<Vec<String>>, conc: usize, fresh: bool| -> (f64, Duration, Duration, u64) {
         let next = Arc::new(AtomicUsize::new(0));
         let ticks0 = cpu_ticks(pid);
@@ -124,7 +153,10 @@ fn main() {
                         let t = &tokens[i % tokens.len()];
                         let s = Instant::now();
                         let a = c
-                            .post("/v1/tokens/verify", &serde_json::json!({"token": t, "unit_primitive": "duo_chat"}))
+                            .post(
+                                "/v1/tokens/verify",
+                                &serde_json::json!({"token": t, "unit_primitive": "duo_chat"}),
+                            )
                             .await
                             .unwrap();
                         assert_eq!(a.status, 200, "{:?}", a.value());
@@ -144,13 +176,21 @@ fn main() {
         let mut lat = lat;
         lat.sort();
         let n = lat.len();
-        (n as f64 / elapsed, percentile(&lat, 0.5), percentile(&lat, 0.99), if n > 0 { ticks * 10_000 / n as u64 } else { 0 })
+        (
+            n as f64 / elapsed,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            if n > 0 { ticks * 10_000 / n as u64 } else { 0 },
+        )
     };
     let hit = Arc::new(vec![rs[0].clone()]);
     let mut rates = Vec::new();
     for conc in [1usize, 8, 64] {
         let (r, p50, p99, _) = run(Arc::clone(&hit), conc, false);
-        println!("{:<24} {:>5} {:>10.0} {:>10.2?} {:>10.2?}", "cache hit", conc, r, p50, p99);
+        println!(
+            "{:<24} {:>5} {:>10.0} {:>10.2?} {:>10.2?}",
+            "cache hit", conc, r, p50, p99
+        );
         rates.push(("hit", conc, r));
     }
     let mut cpu_per_miss = Vec::new();
@@ -158,7 +198,10 @@ fn main() {
         let chunks: Vec<Vec<String>> = tokens.chunks(tokens.len() / 3).map(<[String]>::to_vec).collect();
         for (conc, chunk) in [1usize, 8, 64].into_iter().zip(chunks) {
             let (r, p50, p99, us) = run(Arc::new(chunk), conc, true);
-            println!("{:<24} {:>5} {:>10.0} {:>10.2?} {:>10.2?}   daemon CPU {us} µs/verify", name, conc, r, p50, p99);
+            println!(
+                "{:<24} {:>5} {:>10.0} {:>10.2?} {:>10.2?}   daemon CPU {us} µs/verify",
+                name, conc, r, p50, p99
+            );
             rates.push((name, conc, r));
             if conc == 64 {
                 cpu_per_miss.push((name, us));
@@ -174,10 +217,17 @@ fn main() {
         assert!(jsonwebtoken::crypto::verify(sig, input.as_bytes(), &dk, Algorithm::RS256).unwrap());
     }
     let raw_us = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
-    println!("raw RS256 signature verification (aws-lc, one core): {:.1} µs ({:.0}/s)", raw_us, 1e6 / raw_us);
+    println!(
+        "raw RS256 signature verification (aws-lc, one core): {:.1} µs ({:.0}/s)",
+        raw_us,
+        1e6 / raw_us
+    );
     for (name, us) in &cpu_per_miss {
         if name.contains("RS256") {
-            println!("daemon CPU per RS256 miss: {us} µs = {:.2}x the raw verification", *us as f64 / raw_us);
+            println!(
+                "daemon CPU per RS256 miss: {us} µs = {:.2}x the raw verification",
+                *us as f64 / raw_us
+            );
         }
     }
     // PyJWT on the same tokens
@@ -199,12 +249,17 @@ fn main() {
                 println!("PyJWT {alg} in-process, one core: {py:.0} decodes/s");
                 for (case, conc, r) in &rates {
                     if *case == "hit" || case.contains(alg) {
-                        println!("    {case:<12} conc {conc:>2}: gatehoused is {:.1}x PyJWT {alg}", r / py);
+                        println!(
+                            "    {case:<12} conc {conc:>2}: gatehoused is {:.1}x PyJWT {alg}",
+                            r / py
+                        );
                     }
                 }
             }
             Ok(o) => println!("PyJWT reference failed: {}", String::from_utf8_lossy(&o.stderr)),
-            Err(e) => println!("PyJWT reference not run: {e} (apt-get install python3-jwt python3-cryptography)"),
+            Err(e) => {
+                println!("PyJWT reference not run: {e} (apt-get install python3-jwt python3-cryptography)")
+            }
         }
     }
 }

@@ -512,3 +512,115 @@ impl Daemon {
         self.wait_ready();
     }
 }
+
+/// The external storage token of [`forward_auth_daemon`].
+pub const STORAGE: &str = "storage-token-0123456789abcdef";
+
+/// The configuration of [`forward_auth_daemon`]: a token verifier (the
+/// testkit fixture), the static-object verifier and three routes.
+pub fn forward_auth_body() -> String {
+    format!(
+        r#"{LOCAL_AUTH}
+[[verifiers]]
+name = "test tokens"
+type = "testkit_tokens"
+[verifiers.settings]
+audience = "gitlab-ai-gateway"
+revoked = ["tok-revoked"]
+[verifiers.settings.tokens]
+tok-good = {{ subject = "alice", audience = ["gitlab-ai-gateway"], scopes = ["duo_chat"] }}
+tok-admin = {{ subject = "root", audience = ["gitlab-ai-gateway"], scopes = ["duo_chat"] }}
+
+[[verifiers]]
+name = "static-objects"
+type = "static_object"
+[verifiers.settings]
+storage_token_file = "storage-token"
+
+[[routes]]
+name = "static objects"
+path_regex = '^(.+)(/raw/|/-/archive/)'
+verifier = "static-objects"
+
+[[routes]]
+name = "admin"
+path_prefix = "/ai/admin/"
+verifier = "test tokens"
+require_superuser = true
+
+[[routes]]
+name = "ai endpoints"
+path_prefix = "/ai/"
+methods = ["GET", "POST"]
+verifier = "test tokens"
+unit_primitive = "duo_chat"
+[routes.headers]
+X-Backend = "ai-gateway"
+"#
+    )
+}
+
+/// A daemon with [`forward_auth_body`], the testkit plugin and the storage
+/// token file in place.
+pub fn forward_auth_daemon() -> Daemon {
+    let setup = Setup {
+        daemon_extra: "plugin_dirs = [\"plugins\"]".into(),
+        body: forward_auth_body(),
+        ..Setup::default()
+    };
+    let d = Daemon::prepare(&setup);
+    install_plugin(
+        &d.dir().join("plugins"),
+        &plugin_library("gatehouse_plugin_testkit"),
+    );
+    std::fs::write(d.dir().join("storage-token"), format!("{STORAGE}\n")).expect("storage token");
+    let mut cmd = Command::new(bin("gatehoused"));
+    cmd.arg("--config").arg(&d.config);
+    d.spawn_with(cmd)
+}
+
+/// Starts (or finds) nginx instance `name` on `port`, protecting every
+/// location with `auth_request` to `auth_socket`; its base URL.
+pub fn nginx_start(name: &str, port: u16, auth_socket: &Path) -> String {
+    let script = repo_root().join("tests/peers/nginx/start.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(name)
+        .arg(port.to_string())
+        .arg(auth_socket)
+        .output()
+        .expect("run tests/peers/nginx/start.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "nginx did not start:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("GH_NGINX_URL="))
+        .unwrap_or_else(|| panic!("no GH_NGINX_URL in {stdout}"))
+        .to_owned()
+}
+
+/// Stops nginx instance `name`.
+pub fn nginx_stop(name: &str) {
+    let _ = Command::new("bash")
+        .arg(repo_root().join("tests/peers/nginx/stop.sh"))
+        .arg(name)
+        .arg("--wipe")
+        .output();
+}
+
+/// `curl` a URL with headers: (status, body).
+pub fn curl(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10"]);
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    let out = cmd.arg(url).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}

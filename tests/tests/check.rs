@@ -3,70 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use gatehouse_e2e::{Daemon, LOCAL_AUTH, Setup, add_user, install_plugin, plugin_library};
+use gatehouse_e2e::{Daemon, Setup, add_user, forward_auth_body as body};
 use http::Method;
 use serde_json::json;
 
-const STORAGE: &str = "storage-token-0123456789abcdef";
-
-fn body() -> String {
-    format!(
-        r#"{LOCAL_AUTH}
-[[verifiers]]
-name = "test tokens"
-type = "testkit_tokens"
-[verifiers.settings]
-audience = "gitlab-ai-gateway"
-revoked = ["tok-revoked"]
-[verifiers.settings.tokens]
-tok-good = {{ subject = "alice", audience = ["gitlab-ai-gateway"], scopes = ["duo_chat"] }}
-tok-admin = {{ subject = "root", audience = ["gitlab-ai-gateway"], scopes = ["duo_chat"] }}
-
-[[verifiers]]
-name = "static-objects"
-type = "static_object"
-[verifiers.settings]
-storage_token_file = "storage-token"
-
-[[routes]]
-name = "static objects"
-path_regex = '^(.+)(/raw/|/-/archive/)'
-verifier = "static-objects"
-
-[[routes]]
-name = "admin"
-path_prefix = "/ai/admin/"
-verifier = "test tokens"
-require_superuser = true
-
-[[routes]]
-name = "ai endpoints"
-path_prefix = "/ai/"
-methods = ["GET", "POST"]
-verifier = "test tokens"
-unit_primitive = "duo_chat"
-[routes.headers]
-X-Backend = "ai-gateway"
-"#
-    )
-}
-
-fn start() -> Daemon {
-    let setup = Setup {
-        daemon_extra: "plugin_dirs = [\"plugins\"]".into(),
-        body: body(),
-        ..Setup::default()
-    };
-    let d = Daemon::prepare(&setup);
-    install_plugin(
-        &d.dir().join("plugins"),
-        &plugin_library("gatehouse_plugin_testkit"),
-    );
-    std::fs::write(d.dir().join("storage-token"), format!("{STORAGE}\n")).unwrap();
-    let mut cmd = std::process::Command::new(gatehouse_e2e::bin("gatehoused"));
-    cmd.arg("--config").arg(&d.config);
-    d.spawn_with(cmd)
-}
+use gatehouse_e2e::{STORAGE, forward_auth_daemon as start};
 
 async fn check(d: &Daemon, headers: &[(&str, &str)]) -> (u16, http::HeaderMap) {
     let mut c = d.client().await;
