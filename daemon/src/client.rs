@@ -104,12 +104,24 @@ impl Client {
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<Answer, ClientError> {
+        let headers: Vec<(&str, &str)> = content_type.map(|ct| ("content-type", ct)).into_iter().collect();
+        self.request(method, path, &headers, body).await
+    }
+
+    /// Sends a request with headers and a body.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Answer, ClientError> {
         let mut builder = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "gatehouse");
-        if let Some(ct) = content_type {
-            builder = builder.header("content-type", ct);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
         }
         let req = builder.body(Full::new(body))?;
         self.sender.ready().await?;
@@ -131,24 +143,7 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<Answer, ClientError> {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "gatehouse");
-        for (k, v) in headers {
-            builder = builder.header(*k, *v);
-        }
-        let req = builder.body(Full::new(Bytes::new()))?;
-        self.sender.ready().await?;
-        let res = self.sender.send_request(req).await?;
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await?.to_bytes();
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
+        self.request(method, path, headers, Bytes::new()).await
     }
 
     /// `GET path`.

@@ -182,6 +182,16 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn static_token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StaticToken> {
+    Ok(StaticToken {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        name: r.get(2)?,
+        created_at: r.get(3)?,
+        revoked: r.get(4)?,
+    })
+}
+
 fn get_user(conn: &Connection, username: &str) -> Result<Option<UserRecord>, StoreError> {
     one(
         conn,
@@ -543,15 +553,7 @@ impl Store for SqliteStore {
                 c,
                 "SELECT id, user_id, name, created_at, revoked_at IS NOT NULL FROM static_tokens WHERE digest = ?1",
                 params![digest.as_slice()],
-                |r| {
-                    Ok(StaticToken {
-                        id: r.get(0)?,
-                        user_id: r.get(1)?,
-                        name: r.get(2)?,
-                        created_at: r.get(3)?,
-                        revoked: r.get(4)?,
-                    })
-                },
+                static_token_row,
             )
             .optional()
             .map_err(backend)?;
@@ -578,15 +580,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(backend)?;
             let rows = stmt
-                .query_map(params![user_id], |r| {
-                    Ok(StaticToken {
-                        id: r.get(0)?,
-                        user_id: r.get(1)?,
-                        name: r.get(2)?,
-                        created_at: r.get(3)?,
-                        revoked: r.get(4)?,
-                    })
-                })
+                .query_map(params![user_id], static_token_row)
                 .map_err(backend)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })
