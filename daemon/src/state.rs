@@ -46,6 +46,8 @@ pub struct Daemon {
     pub lockout: crate::lockout::Lockout,
     /// The audit trail.
     pub audit: crate::audit::Audit,
+    /// Logins waiting for a challenge answer.
+    pub challenges: crate::challenges::Challenges,
     options: Options,
     reload_lock: tokio::sync::Mutex<()>,
     last_reload_error: Mutex<Option<String>>,
@@ -96,6 +98,7 @@ impl Daemon {
             hashing,
             lockout: crate::lockout::Lockout::default(),
             audit,
+            challenges: crate::challenges::Challenges::default(),
             options,
             reload_lock: tokio::sync::Mutex::new(()),
             last_reload_error: Mutex::new(None),

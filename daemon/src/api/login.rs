@@ -122,12 +122,14 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
                 tried.push(json!({"authenticator": name, "outcome": "accepted"}));
                 return finish_login(call, entry, identity, req.explain, tried, scope, &req.username).await;
             }
+            Ok(LoginStep::Challenge(c)) => {
+                call.daemon.metrics.login(name, "challenge");
+                return challenge(call, name, &req.username, c);
+            }
             Ok(_) => {
-                // No authenticator of this version asks challenges; the
-                // continuation store arrives with the first one that does.
                 call.daemon.metrics.login(name, "error");
                 return Err(ApiError::internal(format!(
-                    "authenticator {name:?} asked a challenge, which this version cannot relay"
+                    "authenticator {name:?} answered an unknown step"
                 )));
             }
             Err(PluginError::InvalidCredentials) => {
@@ -289,12 +291,94 @@ async fn call_login(entry: &AuthenticatorEntry, attempt: PasswordLogin) -> Resul
     .await
 }
 
-pub(super) async fn continue_login(_call: &Call, body: JsonBody) -> Result<Response<Body>, ApiError> {
+/// Keeps a challenge's state and tells the client what to ask.
+fn challenge(
+    call: &Call,
+    authenticator: &str,
+    username: &str,
+    c: gatehouse_sdk::Challenge,
+) -> Result<Response<Body>, ApiError> {
+    let login_id = call
+        .daemon
+        .challenges
+        .put(authenticator, username, call.peer.uid, c.state)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TooManyAttempts,
+                "too many logins are waiting for an answer",
+            )
+        })?;
+    Ok(super::json(
+        StatusCode::OK,
+        &LoginResponse::Challenge(gatehouse_sdk::proto::ChallengeAnswer {
+            login_id,
+            prompt: c.prompt,
+            echo: c.echo,
+        }),
+    ))
+}
+
+pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Response<Body>, ApiError> {
     let req: ContinueRequest = body.parse()?;
-    Err(ApiError::bad_request(format!(
-        "unknown or expired login_id {:?}",
-        req.login_id.chars().take(64).collect::<String>()
-    )))
+    let Some(pending) = call.daemon.challenges.take(&req.login_id, call.peer.uid) else {
+        return Err(ApiError::bad_request(format!(
+            "unknown or expired login_id {:?}",
+            req.login_id.chars().take(64).collect::<String>()
+        )));
+    };
+    let name = pending.authenticator.as_str();
+    let entry = call
+        .runtime
+        .authenticator(name)
+        .filter(|e| e.spec.enabled)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownAuthenticator,
+                format!("authenticator {name:?} is gone"),
+            )
+        })?;
+    let lockout = &call.runtime.config.lockout;
+    let step = crate::guard::plugin_call(
+        "authenticator",
+        LOGIN_TIMEOUT,
+        entry
+            .plugin
+            .continue_login(&entry.context, pending.state, req.response),
+    )
+    .await;
+    match step {
+        Ok(LoginStep::Authenticated(identity)) => {
+            let tried = vec![json!({"authenticator": name, "outcome": "accepted"})];
+            finish_login(call, entry, identity, false, tried, Some(name), &pending.username).await
+        }
+        Ok(LoginStep::Challenge(c)) => challenge(call, name, &pending.username, c),
+        Ok(_) => Err(ApiError::internal(format!(
+            "authenticator {name:?} answered an unknown step"
+        ))),
+        Err(PluginError::InvalidCredentials) => {
+            call.daemon.metrics.login(name, "invalid_credentials");
+            call.daemon.lockout.failure(
+                lockout,
+                Some(name),
+                &pending.username,
+                call.peer.uid,
+                Instant::now(),
+            );
+            audit(
+                call,
+                Some(name),
+                &pending.username,
+                "invalid_credentials",
+                Some("challenge".into()),
+                vec![],
+            );
+            Err(ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "invalid credentials",
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `POST /v1/maps/simulate` (admin): the maps of an authenticator over a

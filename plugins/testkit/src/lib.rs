@@ -9,6 +9,8 @@
 //! - `testkit_abort`: aborts the process in `login` (for `isolation = "process"`).
 //! - `testkit_accept`: accepts anyone with a non-empty password, at once
 //!   (the trivial authenticator of the overhead benchmark).
+//! - `testkit_otp`: a password (`otp-password`) then a one-time code
+//!   challenge (`123456`); a second challenge when the code is `again`.
 //! - verifier `testkit_tokens`: the tokens of `tokens` (token → claims) are
 //!   valid, those in `revoked` are revoked; audience and unit primitive are
 //!   checked like the real JWT verifier does.
@@ -43,6 +45,7 @@ impl Plugin for Testkit {
             Box::new(Factory(Kind::Panic)),
             Box::new(Factory(Kind::Abort)),
             Box::new(Factory(Kind::Accept)),
+            Box::new(Factory(Kind::Otp)),
         ]
     }
 }
@@ -56,6 +59,7 @@ enum Kind {
     Panic,
     Abort,
     Accept,
+    Otp,
 }
 
 /// One fixture type.
@@ -98,6 +102,7 @@ impl AuthenticatorFactory for Factory {
             Kind::Panic => "testkit_panic",
             Kind::Abort => "testkit_abort",
             Kind::Accept => "testkit_accept",
+            Kind::Otp => "testkit_otp",
         }
     }
 
@@ -176,6 +181,30 @@ impl Authenticator for Fixed {
         Flow::Password
     }
 
+    async fn continue_login(
+        &self,
+        _ctx: &Context,
+        state: serde_json::Value,
+        response: Secret,
+    ) -> Result<LoginStep, PluginError> {
+        let user = state["user"].as_str().unwrap_or_default().to_owned();
+        if self.0 != Kind::Otp || user.is_empty() {
+            return Err(PluginError::BadRequest("no challenge is pending".into()));
+        }
+        if response.constant_time_eq(b"again") {
+            return Ok(LoginStep::Challenge(gatehouse_sdk::Challenge::new(
+                "Second code:",
+                true,
+                serde_json::json!({"user": user}),
+            )));
+        }
+        if response.constant_time_eq(b"123456") {
+            Ok(LoginStep::Authenticated(Identity::new(user.clone(), user)))
+        } else {
+            Err(PluginError::InvalidCredentials)
+        }
+    }
+
     async fn login(&self, _ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
         match self.0 {
             Kind::Down => Err(PluginError::Unavailable("testkit_down is always down".into())),
@@ -185,6 +214,9 @@ impl Authenticator for Fixed {
                 req.username.clone(),
                 req.username,
             ))),
+            Kind::Otp if req.password.constant_time_eq(b"otp-password") => Ok(LoginStep::Challenge(
+                gatehouse_sdk::Challenge::new("Code:", false, serde_json::json!({"user": req.username})),
+            )),
             _ => Err(PluginError::InvalidCredentials),
         }
     }

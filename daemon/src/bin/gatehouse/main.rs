@@ -13,8 +13,8 @@ use clap::{Parser, Subcommand};
 use gatehouse_daemon::client::{Answer, Client, encode_segment};
 use gatehouse_sdk::Secret;
 use gatehouse_sdk::proto::{
-    AuthenticatorList, CreateUser, Health, LoginRequest, LoginResponse, ReloadAnswer, SetPassword,
-    TokenVerified, UserList, VerifyTokenRequest,
+    AuthenticatorList, ContinueRequest, CreateUser, Health, LoginRequest, LoginResponse, ReloadAnswer,
+    SetPassword, TokenVerified, UserList, VerifyTokenRequest,
 };
 
 /// Talk to the gatehouse daemon.
@@ -210,21 +210,32 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 remote_addr: None,
                 explain: false,
             };
-            let a = client.post("/v1/login", &req).await.map_err(transport)?;
-            match expect::<LoginResponse>(cli, &a)? {
-                LoginResponse::Ok(r) => {
-                    println!(
-                        "logged in as {} (id {}) by {}",
-                        r.user.username, r.user.id, r.authenticator
-                    );
-                }
-                LoginResponse::Challenge(c) => {
-                    return Err(Failure::Denied(format!(
-                        "the authenticator asks a challenge ({}) which this CLI cannot answer yet",
-                        c.prompt
-                    )));
+            let mut a = client.post("/v1/login", &req).await.map_err(transport)?;
+            // Answer challenges (one-time codes, RADIUS Access-Challenge) until done.
+            for _ in 0..5 {
+                match expect::<LoginResponse>(cli, &a)? {
+                    LoginResponse::Ok(r) => {
+                        println!(
+                            "logged in as {} (id {}) by {}",
+                            r.user.username, r.user.id, r.authenticator
+                        );
+                        return Ok(());
+                    }
+                    LoginResponse::Challenge(c) => {
+                        let prompt = format!("{} ", c.prompt.trim_end());
+                        let response = read_password(&prompt, false)?;
+                        let cont = ContinueRequest {
+                            login_id: c.login_id,
+                            response,
+                        };
+                        a = client
+                            .post("/v1/login/continue", &cont)
+                            .await
+                            .map_err(transport)?;
+                    }
                 }
             }
+            return Err(Failure::Denied("too many challenges".into()));
         }
         Command::Verify {
             token,
