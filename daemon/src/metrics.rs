@@ -31,14 +31,29 @@ impl Histogram {
     }
 }
 
+/// Counters by (instance name, outcome). Nested so the hot path looks the
+/// name up by `&str` and allocates only the first time it sees it.
+type Labelled = BTreeMap<String, BTreeMap<&'static str, u64>>;
+
+fn bump(m: &Mutex<Labelled>, name: &str, outcome: &'static str) {
+    if let Ok(mut m) = m.lock() {
+        match m.get_mut(name) {
+            Some(inner) => *inner.entry(outcome).or_default() += 1,
+            None => {
+                m.entry(name.to_owned()).or_default().insert(outcome, 1);
+            }
+        }
+    }
+}
+
 /// The daemon's metrics.
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
-    logins: Mutex<BTreeMap<(String, &'static str), u64>>,
-    tokens: Mutex<BTreeMap<(String, &'static str), u64>>,
-    token_cache: Mutex<BTreeMap<(String, &'static str), u64>>,
+    logins: Mutex<Labelled>,
+    tokens: Mutex<Labelled>,
+    token_cache: Mutex<Labelled>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     generation: AtomicU64,
@@ -58,25 +73,18 @@ impl Metrics {
 
     /// Counts a login decision.
     pub fn login(&self, authenticator: &str, outcome: &'static str) {
-        if let Ok(mut m) = self.logins.lock() {
-            *m.entry((authenticator.to_owned(), outcome)).or_default() += 1;
-        }
+        bump(&self.logins, authenticator, outcome);
     }
 
     /// Counts a token check by verifier and outcome (`valid` or a reason).
     pub fn token(&self, verifier: &str, outcome: &'static str) {
-        if let Ok(mut m) = self.tokens.lock() {
-            *m.entry((verifier.to_owned(), outcome)).or_default() += 1;
-        }
+        bump(&self.tokens, verifier, outcome);
     }
 
     /// Counts a verified token served from (`hit`) or put into (`miss`)
     /// the verifier's cache.
     pub fn token_cache(&self, verifier: &str, hit: bool) {
-        if let Ok(mut m) = self.token_cache.lock() {
-            *m.entry((verifier.to_owned(), if hit { "hit" } else { "miss" }))
-                .or_default() += 1;
-        }
+        bump(&self.token_cache, verifier, if hit { "hit" } else { "miss" });
     }
 
     /// Counts a reload.
@@ -137,7 +145,7 @@ impl Metrics {
         out.push_str("# HELP gatehouse_logins_total Login decisions, by authenticator and outcome.\n");
         out.push_str("# TYPE gatehouse_logins_total counter\n");
         if let Ok(m) = self.logins.lock() {
-            for ((auth, outcome), n) in m.iter() {
+            for (auth, outcome, n) in m.iter().flat_map(|(a, i)| i.iter().map(move |(o, n)| (a, o, n))) {
                 let _ = writeln!(
                     out,
                     "gatehouse_logins_total{{authenticator=\"{}\",outcome=\"{outcome}\"}} {n}",
@@ -148,7 +156,7 @@ impl Metrics {
         out.push_str("# HELP gatehouse_token_checks_total Token checks, by verifier and outcome.\n");
         out.push_str("# TYPE gatehouse_token_checks_total counter\n");
         if let Ok(m) = self.tokens.lock() {
-            for ((verifier, outcome), n) in m.iter() {
+            for (verifier, outcome, n) in m.iter().flat_map(|(v, i)| i.iter().map(move |(o, n)| (v, o, n))) {
                 let _ = writeln!(
                     out,
                     "gatehouse_token_checks_total{{verifier=\"{}\",outcome=\"{outcome}\"}} {n}",
@@ -159,7 +167,7 @@ impl Metrics {
         out.push_str("# HELP gatehouse_token_cache_total Valid tokens by verifier cache result.\n");
         out.push_str("# TYPE gatehouse_token_cache_total counter\n");
         if let Ok(m) = self.token_cache.lock() {
-            for ((verifier, result), n) in m.iter() {
+            for (verifier, result, n) in m.iter().flat_map(|(v, i)| i.iter().map(move |(o, n)| (v, o, n))) {
                 let _ = writeln!(
                     out,
                     "gatehouse_token_cache_total{{verifier=\"{}\",result=\"{result}\"}} {n}",
