@@ -17,6 +17,19 @@ use gatehouse_sdk::proto::{
     SetPassword, TokenVerified, UserList, VerifyTokenRequest,
 };
 
+/// Writes a line to stdout; a closed pipe (`gatehouse … | head`) ends the
+/// program quietly instead of panicking.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*)
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
+        }
+    }};
+}
+
 /// Talk to the gatehouse daemon.
 #[derive(Parser, Debug)]
 #[command(name = "gatehouse", version, about)]
@@ -176,22 +189,22 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Status => {
             let a = client.get("/v1/health").await.map_err(transport)?;
             let h: Health = expect(cli, &a)?;
-            println!("status:        {}", h.status);
-            println!("version:       {}", h.version);
-            println!("generation:    {}", h.generation);
-            println!("reloaded at:   {}", h.reloaded_at);
-            println!("authenticators: {}", h.authenticators);
-            println!("verifiers:     {}", h.verifiers);
+            say!("status:        {}", h.status);
+            say!("version:       {}", h.version);
+            say!("generation:    {}", h.generation);
+            say!("reloaded at:   {}", h.reloaded_at);
+            say!("authenticators: {}", h.authenticators);
+            say!("verifiers:     {}", h.verifiers);
             match h.last_reload_error {
-                Some(e) => println!("last reload:   FAILED: {e}"),
-                None => println!("last reload:   ok"),
+                Some(e) => say!("last reload:   FAILED: {e}"),
+                None => say!("last reload:   ok"),
             }
         }
         Command::Authenticators => {
             let a = client.get("/v1/authenticators").await.map_err(transport)?;
             let list: AuthenticatorList = expect(cli, &a)?;
             for x in list.authenticators {
-                println!(
+                say!(
                     "{:>4}  {:<8} {:<10} {:<8} {}",
                     x.order,
                     if x.enabled { "enabled" } else { "disabled" },
@@ -215,9 +228,11 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             for _ in 0..5 {
                 match expect::<LoginResponse>(cli, &a)? {
                     LoginResponse::Ok(r) => {
-                        println!(
+                        say!(
                             "logged in as {} (id {}) by {}",
-                            r.user.username, r.user.id, r.authenticator
+                            r.user.username,
+                            r.user.id,
+                            r.authenticator
                         );
                         return Ok(());
                     }
@@ -256,13 +271,13 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             };
             let a = client.post("/v1/tokens/verify", &req).await.map_err(transport)?;
             let t: TokenVerified = expect(cli, &a)?;
-            println!("valid (verifier {})", t.verifier);
-            println!("issuer:   {}", t.issuer);
-            println!("subject:  {}", t.subject);
-            println!("audience: {}", t.audience.join(", "));
-            println!("scopes:   {}", t.scopes.join(", "));
+            say!("valid (verifier {})", t.verifier);
+            say!("issuer:   {}", t.issuer);
+            say!("subject:  {}", t.subject);
+            say!("audience: {}", t.audience.join(", "));
+            say!("scopes:   {}", t.scopes.join(", "));
             if let Some(exp) = t.expires_at {
-                println!("expires:  {exp}");
+                say!("expires:  {exp}");
             }
         }
         Command::Reload => {
@@ -271,7 +286,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 .await
                 .map_err(transport)?;
             let r: ReloadAnswer = expect(cli, &a)?;
-            println!("reloaded: generation {}", r.generation);
+            say!("reloaded: generation {}", r.generation);
         }
         Command::CheckConfig { .. } => unreachable_check_config(),
         Command::User(cmd) => user(cli, &mut client, cmd).await?,
@@ -294,14 +309,14 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                         .await
                         .map_err(transport)?;
                     expect_empty(cli, &a)?;
-                    println!("revoked static-object token {id}");
+                    say!("revoked static-object token {id}");
                     return Ok(());
                 }
             };
             let v: serde_json::Value = expect(cli, &a)?;
             match cmd {
                 StaticTokenCommand::Create { .. } => {
-                    println!("{}", v["token"].as_str().unwrap_or(""));
+                    say!("{}", v["token"].as_str().unwrap_or(""));
                     eprintln!(
                         "token id {} (shown once; revoke with `gatehouse static-token revoke {}`)",
                         v["id"], v["id"]
@@ -309,7 +324,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 }
                 _ => {
                     for t in v["tokens"].as_array().into_iter().flatten() {
-                        println!(
+                        say!(
                             "{:>6}  {:<8} {}",
                             t["id"],
                             if t["revoked"].as_bool().unwrap_or(false) {
@@ -348,7 +363,7 @@ async fn user(cli: &Cli, client: &mut Client, cmd: &UserCommand) -> Result<(), F
             };
             let a = client.post("/v1/users", &req).await.map_err(transport)?;
             let u: gatehouse_sdk::proto::User = expect(cli, &a)?;
-            println!("created user {} (id {})", u.username, u.id);
+            say!("created user {} (id {})", u.username, u.id);
         }
         UserCommand::Passwd { user } => {
             let password = read_password("New password: ", true)?;
@@ -358,7 +373,7 @@ async fn user(cli: &Cli, client: &mut Client, cmd: &UserCommand) -> Result<(), F
                 .await
                 .map_err(transport)?;
             expect_empty(cli, &a)?;
-            println!("password of {user} changed");
+            say!("password of {user} changed");
         }
         UserCommand::Del { user } => {
             let a = client
@@ -366,13 +381,13 @@ async fn user(cli: &Cli, client: &mut Client, cmd: &UserCommand) -> Result<(), F
                 .await
                 .map_err(transport)?;
             expect_empty(cli, &a)?;
-            println!("deleted user {user}");
+            say!("deleted user {user}");
         }
         UserCommand::List => {
             let a = client.get("/v1/users").await.map_err(transport)?;
             let list: UserList = expect(cli, &a)?;
             for u in list.users {
-                println!(
+                say!(
                     "{:>6}  {:<24} {}{}",
                     u.id,
                     u.username,
@@ -389,7 +404,7 @@ async fn user(cli: &Cli, client: &mut Client, cmd: &UserCommand) -> Result<(), F
 /// answer into [`Failure::Denied`].
 fn expect<T: serde::de::DeserializeOwned>(cli: &Cli, a: &Answer) -> Result<T, Failure> {
     if cli.json {
-        println!("{}", String::from_utf8_lossy(&a.body));
+        say!("{}", String::from_utf8_lossy(&a.body));
     }
     if !a.ok() {
         return Err(api_failure(a));
@@ -407,12 +422,12 @@ fn expect<T: serde::de::DeserializeOwned>(cli: &Cli, a: &Answer) -> Result<T, Fa
 fn expect_empty(cli: &Cli, a: &Answer) -> Result<(), Failure> {
     if !a.ok() {
         if cli.json {
-            println!("{}", String::from_utf8_lossy(&a.body));
+            say!("{}", String::from_utf8_lossy(&a.body));
         }
         return Err(api_failure(a));
     }
     if cli.json {
-        println!("{{}}");
+        say!("{{}}");
         std::process::exit(0);
     }
     Ok(())
