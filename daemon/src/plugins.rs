@@ -114,7 +114,7 @@ impl Catalog {
                 spec.location
                     .error(format!("{key}.library"), format!("{}: {e}", path.display()))
             })?;
-            if !lib.descriptor.verifiers.iter().any(|t| t.type_name == spec.kind) {
+            if lib.descriptor.verifier(&spec.kind).is_none() {
                 return Err(spec.location.error(
                     format!("{key}.type"),
                     format!("{} provides no verifier type {:?}", path.display(), spec.kind),
@@ -152,12 +152,7 @@ impl Catalog {
                 spec.location
                     .error(format!("{key}.library"), format!("{}: {e}", path.display()))
             })?;
-            if !lib
-                .descriptor
-                .authenticators
-                .iter()
-                .any(|t| t.type_name == spec.kind)
-            {
+            if lib.descriptor.authenticator(&spec.kind).is_none() {
                 let provided: Vec<_> = lib
                     .descriptor
                     .authenticators

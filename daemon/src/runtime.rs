@@ -54,6 +54,33 @@ impl VerifierSource {
     }
 }
 
+/// A plugin's refusal to build, as a configuration error on its settings
+/// (a `Misconfigured` message is shown as the plugin wrote it).
+fn settings_error(location: &Location, key: &str, e: PluginError) -> ConfigErrorEntry {
+    let message = match e {
+        PluginError::Misconfigured(m) => m,
+        other => other.to_string(),
+    };
+    location.error(format!("{key}.settings"), message)
+}
+
+/// The error for a built-in (or linked-in) type given a `library` or
+/// `isolation = "process"`: both are for plugin libraries.
+fn misplaced_builtin(
+    location: &Location,
+    key: &str,
+    kind: &str,
+    library: &Option<PathBuf>,
+    isolation: Isolation,
+) -> Option<ConfigErrorEntry> {
+    (library.is_some() || isolation == Isolation::Process).then(|| {
+        location.error(
+            format!("{key}.library"),
+            format!("type {kind:?} is built in; it cannot come from a library or run isolated"),
+        )
+    })
+}
+
 /// Builds an instance from a plugin library, in this process or in a child.
 fn build_from_library(
     lib: &'static Library,
@@ -63,9 +90,7 @@ fn build_from_library(
 ) -> Result<(Arc<dyn Authenticator>, Flow), PluginError> {
     let flow = lib
         .descriptor
-        .authenticators
-        .iter()
-        .find(|t| t.type_name == spec.kind)
+        .authenticator(&spec.kind)
         .map_or(Flow::Password, |t| t.flow);
     let create = create_config(&spec.name, settings, &spec.settings_location, context);
     match spec.isolation {
@@ -342,28 +367,23 @@ pub fn build(
                 }
                 Source::Builtin(builtin)
             }
-            None => match (
-                authn::linked_type(&spec.kind),
-                catalog.authenticator_library(spec),
-            ) {
-                (Some(f), _) => {
-                    if spec.library.is_some() || spec.isolation == Isolation::Process {
-                        errors.push(spec.location.error(
-                            format!("{key}.library"),
-                            format!(
-                                "type {:?} is built in; it cannot come from a library or run isolated",
-                                spec.kind
-                            ),
-                        ));
+            None => match authn::linked_type(&spec.kind) {
+                Some(f) => {
+                    if let Some(e) =
+                        misplaced_builtin(&spec.location, &key, &spec.kind, &spec.library, spec.isolation)
+                    {
+                        errors.push(e);
                         continue;
                     }
                     Source::Linked(f)
                 }
-                (None, Ok(lib)) => Source::Library(lib),
-                (None, Err(e)) => {
-                    errors.push(e);
-                    continue;
-                }
+                None => match catalog.authenticator_library(spec) {
+                    Ok(lib) => Source::Library(lib),
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                },
             },
         };
         let secret_keys: Vec<&str> = match source {
@@ -371,9 +391,7 @@ pub fn build(
             Source::Linked(f) => f.secret_settings().to_vec(),
             Source::Library(lib) => lib
                 .descriptor
-                .authenticators
-                .iter()
-                .find(|t| t.type_name == spec.kind)
+                .authenticator(&spec.kind)
                 .map(|t| t.secret_settings.iter().map(String::as_str).collect())
                 .unwrap_or_default(),
         };
@@ -435,13 +453,7 @@ pub fn build(
                 resolved_settings: settings,
                 library: source.library_path(),
             }),
-            Err(PluginError::Misconfigured(m)) => {
-                errors.push(spec.settings_location.error(format!("{key}.settings"), m));
-            }
-            Err(e) => errors.push(
-                spec.settings_location
-                    .error(format!("{key}.settings"), e.to_string()),
-            ),
+            Err(e) => errors.push(settings_error(&spec.settings_location, &key, e)),
         }
     }
     let mut verifiers = Vec::new();
@@ -452,27 +464,19 @@ pub fn build(
             authn::linked_verifier(&spec.kind),
         ) {
             (Some(b), _) => {
-                if spec.library.is_some() || spec.isolation == Isolation::Process {
-                    errors.push(spec.location.error(
-                        format!("{key}.library"),
-                        format!(
-                            "type {:?} is built in; it cannot come from a library or run isolated",
-                            spec.kind
-                        ),
-                    ));
+                if let Some(e) =
+                    misplaced_builtin(&spec.location, &key, &spec.kind, &spec.library, spec.isolation)
+                {
+                    errors.push(e);
                     continue;
                 }
                 VerifierSource::Builtin(b)
             }
             (None, Some(f)) => {
-                if spec.library.is_some() || spec.isolation == Isolation::Process {
-                    errors.push(spec.location.error(
-                        format!("{key}.library"),
-                        format!(
-                            "type {:?} is built in; it cannot come from a library or run isolated",
-                            spec.kind
-                        ),
-                    ));
+                if let Some(e) =
+                    misplaced_builtin(&spec.location, &key, &spec.kind, &spec.library, spec.isolation)
+                {
+                    errors.push(e);
                     continue;
                 }
                 VerifierSource::Linked(f)
@@ -490,9 +494,7 @@ pub fn build(
             VerifierSource::Linked(f) => f.secret_settings().to_vec(),
             VerifierSource::Library(lib) => lib
                 .descriptor
-                .verifiers
-                .iter()
-                .find(|t| t.type_name == spec.kind)
+                .verifier(&spec.kind)
                 .map(|t| t.secret_settings.iter().map(String::as_str).collect())
                 .unwrap_or_default(),
         };
@@ -552,13 +554,7 @@ pub fn build(
                 resolved_settings: settings,
                 library: source.library_path(),
             }),
-            Err(PluginError::Misconfigured(m)) => {
-                errors.push(spec.settings_location.error(format!("{key}.settings"), m));
-            }
-            Err(e) => errors.push(
-                spec.settings_location
-                    .error(format!("{key}.settings"), e.to_string()),
-            ),
+            Err(e) => errors.push(settings_error(&spec.settings_location, &key, e)),
         }
     }
     if !errors.is_empty() {

@@ -264,9 +264,7 @@ impl Subject for Loaded {
     fn schema(&self) -> serde_json::Value {
         self.library
             .descriptor
-            .authenticators
-            .iter()
-            .find(|a| a.type_name == self.type_name)
+            .authenticator(&self.type_name)
             .map(|a| a.config_schema.clone())
             .unwrap_or_default()
     }

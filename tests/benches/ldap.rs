@@ -13,10 +13,6 @@ use std::time::{Duration, Instant};
 
 use gatehouse_e2e::{Client, Daemon, Setup, ldap_peer};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[(((sorted.len() as f64) - 1.0) * p).round() as usize]
-}
-
 fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
@@ -111,8 +107,8 @@ group_search = ["ou=groups,dc=example,dc=test", "SCOPE_SUBTREE", "(objectClass=g
                 label,
                 conc,
                 rate,
-                percentile(&lat, 0.5),
-                percentile(&lat, 0.99)
+                gatehouse_e2e::percentile(&lat, 0.5),
+                gatehouse_e2e::percentile(&lat, 0.99)
             );
         }
     }

@@ -12,11 +12,6 @@ use gatehouse_daemon::isolation::supervisor::Isolated;
 use gatehouse_sdk::abi::{CreateConfig, host};
 use gatehouse_sdk::{Authenticator, Context, Flow, LoginStep, PasswordLogin, Plugin, PluginConfig};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 async fn measure(name: &str, auth: Arc<dyn Authenticator>, seconds: u64, concurrency: usize) {
     let ctx = Context::new("bench");
     // warm up
@@ -49,8 +44,8 @@ async fn measure(name: &str, auth: Arc<dyn Authenticator>, seconds: u64, concurr
         name,
         concurrency,
         lat.len() as f64 / seconds as f64,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
+        gatehouse_e2e::percentile(&lat, 0.5),
+        gatehouse_e2e::percentile(&lat, 0.99)
     );
 }
 

@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 
 use gatehouse_e2e::{Client, Daemon, Setup};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     let seconds: u64 = std::env::var("BENCH_SECONDS")
@@ -76,8 +68,8 @@ fn main() {
             "{:>6} {:>12.0} {:>10.1?} {:>10.1?} {:>10.1?}",
             n,
             count as f64 / seconds as f64,
-            percentile(&lat, 0.50),
-            percentile(&lat, 0.99),
+            gatehouse_e2e::percentile(&lat, 0.50),
+            gatehouse_e2e::percentile(&lat, 0.99),
             lat.last().copied().unwrap_or_default()
         );
     }

@@ -53,10 +53,6 @@ fn cpu_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[(((sorted.len() as f64) - 1.0) * p).round() as usize]
-}
-
 fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
@@ -84,12 +80,8 @@ fn main() {
     let d = Daemon::prepare(&setup);
     let keys_dir = d.dir().join("state/plugins/cc");
     std::fs::create_dir_all(&keys_dir).unwrap();
-    let file_key: String = ISSUER
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
     std::fs::write(
-        keys_dir.join(format!("jwks-{file_key}.json")),
+        keys_dir.join(gatehouse_plugin_jwt::persisted_keys_file(ISSUER)),
         serde_json::to_vec(&JwkSet { keys: vec![jr, je] }).unwrap(),
     )
     .unwrap();
@@ -178,8 +170,8 @@ fn main() {
         let n = lat.len();
         (
             n as f64 / elapsed,
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99),
+            gatehouse_e2e::percentile(&lat, 0.5),
+            gatehouse_e2e::percentile(&lat, 0.99),
             if n > 0 { ticks * 10_000 / n as u64 } else { 0 },
         )
     };

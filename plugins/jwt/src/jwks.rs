@@ -280,10 +280,14 @@ impl Issuer {
 
     /// When there are no keys at all (first use, issuer down at start),
     /// try a fetch now, within the backoff.
-    pub(crate) async fn ensure_keys(&self) {
-        if self.keys().is_empty() && self.due(Instant::now()) {
+    /// Returns the keys (possibly still none).
+    pub(crate) async fn ensure_keys(&self) -> Arc<Vec<Key>> {
+        let keys = self.keys();
+        if keys.is_empty() && self.due(Instant::now()) {
             let _ = self.refresh().await;
+            return self.keys();
         }
+        keys
     }
 }
 

@@ -213,11 +213,7 @@ impl VerifierFactory for JwtFactory {
             .iter()
             .map(|url| {
                 let persist = (raw.persist_keys)
-                    .then(|| {
-                        state_dir
-                            .as_ref()
-                            .map(|d| d.join(format!("jwks-{}.json", file_key(url))))
-                    })
+                    .then(|| state_dir.as_ref().map(|d| d.join(persisted_keys_file(url))))
                     .flatten();
                 Arc::new(Issuer::new(
                     url.trim_end_matches('/').to_owned(),
@@ -244,12 +240,15 @@ impl VerifierFactory for JwtFactory {
     }
 }
 
-/// A file name for an issuer's persisted keys.
-fn file_key(url: &str) -> String {
-    url.chars()
+/// The file (in the instance's state directory) holding an issuer's last
+/// good keys.
+pub fn persisted_keys_file(issuer: &str) -> String {
+    let key: String = issuer
+        .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .take(100)
-        .collect()
+        .collect();
+    format!("jwks-{key}.json")
 }
 
 /// Refreshes every issuer's keys before they expire; retries failures with
@@ -324,8 +323,7 @@ impl JwtVerifier {
 
     /// Signature check against the keys of `issuer` that match `kid` and
     /// the algorithm. `None`: no such key.
-    fn check_signature(issuer: &Issuer, parsed: &token::Parsed<'_>) -> Option<bool> {
-        let keys = issuer.keys();
+    fn check_signature(keys: &[jwks::Key], parsed: &token::Parsed<'_>) -> Option<bool> {
         let candidates: Vec<&jwks::Key> = keys
             .iter()
             .filter(|k| k.allows(parsed.alg))
@@ -374,17 +372,17 @@ impl Verifier for JwtVerifier {
                 format!("{iss:?} is not a trusted issuer"),
             );
         };
-        issuer.ensure_keys().await;
-        if issuer.keys().is_empty() {
+        let keys = issuer.ensure_keys().await;
+        if keys.is_empty() {
             return Err(PluginError::Unavailable(format!(
                 "no keys for {iss}: {}",
                 issuer.last_error().unwrap_or_else(|| "not fetched yet".into())
             )));
         }
-        let mut verdict = Self::check_signature(issuer, &parsed);
+        let mut verdict = Self::check_signature(&keys, &parsed);
         if verdict.is_none() && issuer.refetch_for_unknown_kid().await {
             // The issuer may have rotated its keys.
-            verdict = Self::check_signature(issuer, &parsed);
+            verdict = Self::check_signature(&issuer.keys(), &parsed);
         }
         match verdict {
             Some(true) => {}
@@ -396,7 +394,7 @@ impl Verifier for JwtVerifier {
                     .issuers
                     .iter()
                     .filter(|o| !Arc::ptr_eq(o, issuer))
-                    .any(|o| Self::check_signature(o, &parsed) == Some(true));
+                    .any(|o| Self::check_signature(&o.keys(), &parsed) == Some(true));
                 if other {
                     return refuse(
                         TokenRejection::WrongIssuer,

@@ -15,7 +15,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-use super::{JwtFactory, file_key};
+use super::{JwtFactory, persisted_keys_file};
 
 const A: &str = "http://127.0.0.1:9/issuer-a";
 const B: &str = "http://127.0.0.1:9/issuer-b";
@@ -72,7 +72,7 @@ fn verifier(extra: serde_json::Value) -> (Arc<dyn Verifier>, Context, tempfile::
     let dir = tempfile::tempdir().unwrap();
     let write = |url: &str, set: JwkSet| {
         std::fs::write(
-            dir.path().join(format!("jwks-{}.json", file_key(url))),
+            dir.path().join(persisted_keys_file(url)),
             serde_json::to_vec(&set).unwrap(),
         )
         .unwrap();

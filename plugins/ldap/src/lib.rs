@@ -172,7 +172,7 @@ impl LdapAuthenticator {
     async fn find_user(
         &self,
         ctx: &Context,
-        searcher: &mut Ldap,
+        searcher: Option<&mut Ldap>,
         username: &str,
     ) -> Result<Option<SearchEntry>, PluginError> {
         if let Some(t) = &self.settings.user_dn_template {
@@ -182,6 +182,9 @@ impl LdapAuthenticator {
                 bin_attrs: HashMap::new(),
             }));
         }
+        // Settings guarantee a service account whenever user_search is used.
+        let searcher =
+            searcher.ok_or_else(|| PluginError::Internal("user_search without a service account".into()))?;
         let escaped = ldap_escape(username);
         let mut found: Vec<SearchEntry> = Vec::new();
         for s in &self.settings.user_search {
@@ -361,13 +364,7 @@ impl LdapAuthenticator {
         }
         let username = req.username.as_str();
         let mut service = self.service().await?;
-        let found = match &mut service {
-            Some(s) => self.find_user(ctx, s, username).await,
-            None => {
-                self.find_user(ctx, &mut self.connector.connect().await?, username)
-                    .await
-            }
-        }?;
+        let found = self.find_user(ctx, service.as_mut(), username).await?;
         let Some(mut entry) = found else {
             if let Some(s) = service {
                 self.connector.give_back(s);

@@ -317,9 +317,7 @@ impl Library {
     ) -> Result<Arc<dyn Authenticator>, PluginError> {
         let flow = self
             .descriptor
-            .authenticators
-            .iter()
-            .find(|a| a.type_name == type_name)
+            .authenticator(type_name)
             .map(|a| a.flow)
             .ok_or_else(|| {
                 PluginError::Misconfigured(format!(

@@ -117,6 +117,18 @@ pub struct Descriptor {
     pub verifiers: Vec<VerifierType>,
 }
 
+impl Descriptor {
+    /// The authenticator type called `type_name`.
+    pub fn authenticator(&self, type_name: &str) -> Option<&AuthenticatorType> {
+        self.authenticators.iter().find(|t| t.type_name == type_name)
+    }
+
+    /// The verifier type called `type_name`.
+    pub fn verifier(&self, type_name: &str) -> Option<&VerifierType> {
+        self.verifiers.iter().find(|t| t.type_name == type_name)
+    }
+}
+
 /// One authenticator type of a plugin.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct AuthenticatorType {
