@@ -46,6 +46,13 @@ enum VerifierSource {
 }
 
 impl VerifierSource {
+    fn wants_bearer(self) -> bool {
+        match self {
+            Self::Builtin(b) => b.wants_bearer,
+            Self::Linked(_) | Self::Library(_) => true,
+        }
+    }
+
     fn library_path(self) -> Option<PathBuf> {
         match self {
             Self::Builtin(_) | Self::Linked(_) => None,
@@ -152,6 +159,9 @@ pub struct VerifierEntry {
     pub context: Context,
     /// Settings with secrets resolved.
     pub resolved_settings: serde_json::Value,
+    /// Whether forward auth must find a bearer token for it (false for
+    /// verifiers that read the original request themselves).
+    pub wants_bearer: bool,
     /// The plugin library it came from (none: built in).
     pub library: Option<PathBuf>,
 }
@@ -520,6 +530,7 @@ pub fn build(
                 plugin: Arc::clone(&old.plugin),
                 context: old.context.clone(),
                 resolved_settings: settings,
+                wants_bearer: old.wants_bearer,
                 library: old.library.clone(),
             });
             continue;
@@ -552,6 +563,7 @@ pub fn build(
                 plugin,
                 context,
                 resolved_settings: settings,
+                wants_bearer: source.wants_bearer(),
                 library: source.library_path(),
             }),
             Err(e) => errors.push(settings_error(&spec.settings_location, &key, e)),

@@ -17,6 +17,9 @@ pub struct BuiltinVerifier {
     pub type_name: &'static str,
     /// Settings that hold secrets.
     pub secret_settings: &'static [&'static str],
+    /// False when the verifier reads its credentials from the original
+    /// request (headers, query) rather than from a bearer token.
+    pub wants_bearer: bool,
     /// Builds an instance.
     pub build: BuildFn,
 }
@@ -25,6 +28,7 @@ pub struct BuiltinVerifier {
 pub const BUILTINS: &[BuiltinVerifier] = &[BuiltinVerifier {
     type_name: "static_object",
     secret_settings: &["storage_token"],
+    wants_bearer: false,
     build: static_object::build,
 }];
 
