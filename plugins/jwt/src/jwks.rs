@@ -9,22 +9,34 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 
-/// A usable public key.
+/// A usable public key: parsed once, when its set is fetched or loaded, for
+/// each algorithm it may verify (a miss then pays for the signature check
+/// only, not for rebuilding the key).
 pub(crate) struct Key {
     pub(crate) kid: Option<String>,
-    /// The JWK's own `alg`, when it has one.
-    pub(crate) alg: Option<Algorithm>,
-    /// What algorithms the key type allows.
-    pub(crate) accepts: Vec<Algorithm>,
-    pub(crate) key: DecodingKey,
+    by_alg: Vec<(Algorithm, ParsedPublicKey)>,
 }
 
 impl Key {
+    /// The parsed key for `alg`, if this key may verify it.
+    fn for_alg(&self, alg: Algorithm) -> Option<&ParsedPublicKey> {
+        self.by_alg.iter().find(|(a, _)| *a == alg).map(|(_, k)| k)
+    }
+
     pub(crate) fn allows(&self, alg: Algorithm) -> bool {
-        self.accepts.contains(&alg) && self.alg.is_none_or(|a| a == alg)
+        self.for_alg(alg).is_some()
+    }
+
+    /// True when `signature` (raw bytes) signs `message` under `alg`.
+    pub(crate) fn verifies(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.for_alg(alg)
+            .is_some_and(|k| k.verify_sig(message, signature).is_ok())
     }
 }
 
@@ -43,6 +55,88 @@ fn key_alg(a: &KeyAlgorithm) -> Option<Algorithm> {
     }
 }
 
+/// aws-lc's parameters for an RSA algorithm: 2048-bit keys at least.
+fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+const RSA_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+fn b64(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// An unsigned big-endian integer without leading zero bytes (some JWKS
+/// publishers pad `n`).
+fn unpadded(mut b: &[u8]) -> &[u8] {
+    while let [0, rest @ ..] = b {
+        b = rest;
+    }
+    b
+}
+
+/// The parsed keys of one JWK, each bound to an algorithm its type and curve
+/// allow (and its own `alg`, when it names one). `None`: not a usable
+/// signature key.
+fn parse_jwk(jwk: &Jwk, only: Option<Algorithm>) -> Option<Vec<(Algorithm, ParsedPublicKey)>> {
+    let wanted = |a: &Algorithm| only.is_none_or(|o| o == *a);
+    let out: Vec<(Algorithm, ParsedPublicKey)> = match &jwk.algorithm {
+        AlgorithmParameters::RSA(p) => {
+            let (n, e) = (b64(&p.n)?, b64(&p.e)?);
+            let components = RsaPublicKeyComponents {
+                n: unpadded(&n),
+                e: unpadded(&e),
+            };
+            RSA_ALGORITHMS
+                .iter()
+                .filter(|a| wanted(a))
+                .filter_map(|a| {
+                    let key = components.to_parsed_public_key(rsa_params(*a)?).ok()?;
+                    Some((*a, key))
+                })
+                .collect()
+        }
+        AlgorithmParameters::EllipticCurve(p) => {
+            let (alg, verification, size): (_, &'static dyn sig::VerificationAlgorithm, _) = match p.curve {
+                EllipticCurve::P256 => (Algorithm::ES256, &sig::ECDSA_P256_SHA256_FIXED, 32),
+                EllipticCurve::P384 => (Algorithm::ES384, &sig::ECDSA_P384_SHA384_FIXED, 48),
+                _ => return None,
+            };
+            let (x, y) = (b64(&p.x)?, b64(&p.y)?);
+            if !wanted(&alg) || x.len() != size || y.len() != size {
+                return None;
+            }
+            // SEC 1 uncompressed point: 0x04 ‖ x ‖ y
+            let point: Vec<u8> = [&[4u8][..], &x, &y].concat();
+            vec![(alg, ParsedPublicKey::new(verification, point).ok()?)]
+        }
+        AlgorithmParameters::OctetKeyPair(p) => {
+            let x = b64(&p.x)?;
+            if p.curve != EllipticCurve::Ed25519 || !wanted(&Algorithm::EdDSA) || x.len() != 32 {
+                return None;
+            }
+            vec![(Algorithm::EdDSA, ParsedPublicKey::new(&sig::ED25519, x).ok()?)]
+        }
+        _ => return None,
+    };
+    (!out.is_empty()).then_some(out)
+}
+
 /// Turns a JWKS into usable keys: signature keys of asymmetric types only
 /// (symmetric `oct` keys are never taken from a JWKS), each bound to the
 /// algorithms its type and curve allow.
@@ -52,36 +146,17 @@ pub(crate) fn keys_of(set: &JwkSet) -> Vec<Key> {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
             continue;
         }
-        let accepts: Vec<Algorithm> = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => vec![
-                Algorithm::RS256,
-                Algorithm::RS384,
-                Algorithm::RS512,
-                Algorithm::PS256,
-                Algorithm::PS384,
-                Algorithm::PS512,
-            ],
-            AlgorithmParameters::EllipticCurve(p) => match p.curve {
-                EllipticCurve::P256 => vec![Algorithm::ES256],
-                EllipticCurve::P384 => vec![Algorithm::ES384],
-                _ => continue,
-            },
-            AlgorithmParameters::OctetKeyPair(_) => vec![Algorithm::EdDSA],
-            _ => continue,
-        };
-        let alg = match &jwk.common.key_algorithm {
+        let only = match &jwk.common.key_algorithm {
             None => None,
             Some(a) => match key_alg(a) {
                 Some(a) => Some(a),
                 None => continue,
             },
         };
-        if let Ok(key) = DecodingKey::from_jwk(jwk) {
+        if let Some(by_alg) = parse_jwk(jwk, only) {
             out.push(Key {
                 kid: jwk.common.key_id.clone(),
-                alg,
-                accepts,
-                key,
+                by_alg,
             });
         }
     }
@@ -296,4 +371,133 @@ pub(crate) fn unix(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
+
+    fn set(json: serde_json::Value) -> Vec<Key> {
+        keys_of(&serde_json::from_value(json).unwrap())
+    }
+
+    fn enc(b: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(b)
+    }
+
+    #[test]
+    fn ec_and_ed25519_keys_verify_and_are_bound_to_their_algorithm() {
+        let rng = SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+        let point = ec.public_key().as_ref();
+        let (x, y) = (&point[1..33], &point[33..65]);
+        let ed = Ed25519KeyPair::generate().unwrap();
+        let keys = set(serde_json::json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "ec", "x": enc(x), "y": enc(y)},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": enc(ed.public_key().as_ref())},
+            // wrong coordinate length, and an X25519 key: not usable
+            {"kty": "EC", "crv": "P-256", "kid": "short", "x": enc(&x[1..]), "y": enc(y)},
+            {"kty": "OKP", "crv": "X25519", "kid": "x", "x": enc(ed.public_key().as_ref())},
+        ]}));
+        assert_eq!(keys.len(), 2);
+        let msg = b"header.payload";
+        let ec_sig = ec.sign(&rng, msg).unwrap();
+        assert!(keys[0].verifies(Algorithm::ES256, msg, ec_sig.as_ref()));
+        assert!(!keys[0].verifies(Algorithm::ES256, b"header.tampered", ec_sig.as_ref()));
+        assert!(!keys[0].allows(Algorithm::ES384) && !keys[0].allows(Algorithm::RS256));
+        let ed_sig = ed.sign(msg);
+        assert!(keys[1].verifies(Algorithm::EdDSA, msg, ed_sig.as_ref()));
+        assert!(!keys[1].allows(Algorithm::ES256));
+    }
+
+    #[test]
+    fn rsa_keys_follow_their_alg_and_padded_moduli_parse() {
+        let pem = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+            .output()
+            .unwrap()
+            .stdout;
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+        let AlgorithmParameters::RSA(p) = &jwk.algorithm else {
+            panic!("not RSA")
+        };
+        let padded = enc(&[&[0u8][..], &URL_SAFE_NO_PAD.decode(&p.n).unwrap()].concat());
+        let keys = set(serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "any", "n": p.n, "e": p.e},
+            {"kty": "RSA", "kid": "rs256", "alg": "RS256", "n": padded, "e": p.e},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": p.n, "e": p.e},
+            {"kty": "RSA", "kid": "bad", "n": "!!", "e": p.e},
+        ]}));
+        assert_eq!(keys.len(), 2, "the encryption key and the broken one are skipped");
+        assert!(keys[0].allows(Algorithm::PS512) && keys[0].allows(Algorithm::RS256));
+        assert!(keys[1].allows(Algorithm::RS256) && !keys[1].allows(Algorithm::PS256));
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::RS256),
+            &serde_json::json!({"sub": "x"}),
+            &key,
+        )
+        .unwrap();
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        assert!(keys[0].verifies(Algorithm::RS256, input.as_bytes(), &sig));
+        assert!(keys[1].verifies(Algorithm::RS256, input.as_bytes(), &sig));
+        assert!(!keys[0].verifies(Algorithm::PS256, input.as_bytes(), &sig));
+    }
+
+    #[test]
+    fn rsa_keys_shorter_than_2048_bits_never_verify() {
+        let pem = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"])
+            .output()
+            .unwrap()
+            .stdout;
+        // aws-lc will not even load such a key: openssl gives the modulus
+        // and signs
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("k.pem");
+        std::fs::write(&key_file, &pem).unwrap();
+        let modulus = std::process::Command::new("openssl")
+            .args(["rsa", "-noout", "-modulus", "-in"])
+            .arg(&key_file)
+            .output()
+            .unwrap()
+            .stdout;
+        let hex = String::from_utf8(modulus).unwrap();
+        let hex = hex.trim().trim_start_matches("Modulus=");
+        let n: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(n.len(), 128);
+        let keys = set(serde_json::json!({"keys": [{"kty": "RSA", "n": enc(&n), "e": "AQAB"}]}));
+        assert_eq!(keys.len(), 1, "the key parses; verification refuses it");
+        let input = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0";
+        let mut child = std::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&key_file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        let sig = child.wait_with_output().unwrap().stdout;
+        assert_eq!(sig.len(), 128);
+        // a good signature: a verifier allowing 1024-bit keys takes it
+        let legacy = RsaPublicKeyComponents {
+            n: &n[..],
+            e: &[1u8, 0, 1][..],
+        }
+        .to_parsed_public_key(&sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY)
+        .unwrap();
+        assert!(legacy.verify_sig(input.as_bytes(), &sig).is_ok());
+        assert!(
+            keys.iter()
+                .all(|k| !k.verifies(Algorithm::RS256, input.as_bytes(), &sig))
+        );
+    }
 }

@@ -28,6 +28,8 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_sdk::{
     Context, Plugin, PluginConfig, PluginError, TokenRejection, VerifiedToken, Verifier, VerifierFactory,
     VerifyRequest, async_trait, parse_duration,
@@ -324,7 +326,7 @@ impl JwtVerifier {
     /// Signature check against the keys of `issuer` that match `kid` and
     /// the algorithm. `None`: no such key.
     fn check_signature(keys: &[jwks::Key], parsed: &token::Parsed<'_>) -> Option<bool> {
-        let candidates: Vec<&jwks::Key> = keys
+        let mut candidates = keys
             .iter()
             .filter(|k| k.allows(parsed.alg))
             .filter(|k| match (&parsed.kid, &k.kid) {
@@ -332,19 +334,13 @@ impl JwtVerifier {
                 (Some(_), None) => false,
                 (None, _) => true,
             })
-            .collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        Some(candidates.iter().any(|k| {
-            jsonwebtoken::crypto::verify(
-                parsed.signature,
-                parsed.signing_input.as_bytes(),
-                &k.key,
-                parsed.alg,
-            )
-            .unwrap_or(false)
-        }))
+            .peekable();
+        candidates.peek()?;
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(parsed.signature) else {
+            return Some(false);
+        };
+        let message = parsed.signing_input.as_bytes();
+        Some(candidates.any(|k| k.verifies(parsed.alg, message, &signature)))
     }
 }
 
