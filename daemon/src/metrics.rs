@@ -35,25 +35,36 @@ impl Histogram {
 /// name up by `&str` and allocates only the first time it sees it.
 type Labelled = BTreeMap<String, BTreeMap<&'static str, u64>>;
 
-fn bump(m: &Mutex<Labelled>, name: &str, outcome: &'static str) {
-    if let Ok(mut m) = m.lock() {
-        match m.get_mut(name) {
-            Some(inner) => *inner.entry(outcome).or_default() += 1,
-            None => {
-                m.entry(name.to_owned()).or_default().insert(outcome, 1);
-            }
+fn bump(m: &mut Labelled, name: &str, outcome: &'static str) {
+    match m.get_mut(name) {
+        Some(inner) => *inner.entry(outcome).or_default() += 1,
+        None => {
+            m.entry(name.to_owned()).or_default().insert(outcome, 1);
         }
     }
+}
+
+/// Requests by (route, status), and latency by route: one lock per request.
+#[derive(Default)]
+struct Requests {
+    counts: BTreeMap<(&'static str, u16), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
+}
+
+/// Token checks by (verifier, outcome), and valid tokens by cache result:
+/// one lock per check.
+#[derive(Default)]
+struct Tokens {
+    outcomes: Labelled,
+    cache: Labelled,
 }
 
 /// The daemon's metrics.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
-    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    requests: Mutex<Requests>,
     logins: Mutex<Labelled>,
-    tokens: Mutex<Labelled>,
-    token_cache: Mutex<Labelled>,
+    tokens: Mutex<Tokens>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     generation: AtomicU64,
@@ -64,27 +75,33 @@ impl Metrics {
     /// Counts a served request.
     pub fn request(&self, route: &'static str, status: u16, elapsed: Duration) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((route, status)).or_default() += 1;
-        }
-        if let Ok(mut m) = self.latency.lock() {
-            m.entry(route).or_default().observe(elapsed.as_secs_f64());
+            *m.counts.entry((route, status)).or_default() += 1;
+            m.latency.entry(route).or_default().observe(elapsed.as_secs_f64());
         }
     }
 
     /// Counts a login decision.
     pub fn login(&self, authenticator: &str, outcome: &'static str) {
-        bump(&self.logins, authenticator, outcome);
+        if let Ok(mut m) = self.logins.lock() {
+            bump(&mut m, authenticator, outcome);
+        }
     }
 
-    /// Counts a token check by verifier and outcome (`valid` or a reason).
+    /// Counts a refused or unchecked token by verifier and outcome (a
+    /// reason, `missing`, `denied` or `unavailable`).
     pub fn token(&self, verifier: &str, outcome: &'static str) {
-        bump(&self.tokens, verifier, outcome);
+        if let Ok(mut m) = self.tokens.lock() {
+            bump(&mut m.outcomes, verifier, outcome);
+        }
     }
 
-    /// Counts a verified token served from (`hit`) or put into (`miss`)
-    /// the verifier's cache.
-    pub fn token_cache(&self, verifier: &str, hit: bool) {
-        bump(&self.token_cache, verifier, if hit { "hit" } else { "miss" });
+    /// Counts a valid token, served from (`hit`) or put into (`miss`) the
+    /// verifier's cache.
+    pub fn token_valid(&self, verifier: &str, cached: bool) {
+        if let Ok(mut m) = self.tokens.lock() {
+            bump(&mut m.outcomes, verifier, "valid");
+            bump(&mut m.cache, verifier, if cached { "hit" } else { "miss" });
+        }
     }
 
     /// Counts a reload.
@@ -107,8 +124,9 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP gatehouse_requests_total Requests served, by route and status.\n");
         out.push_str("# TYPE gatehouse_requests_total counter\n");
-        if let Ok(m) = self.requests.lock() {
-            for ((route, status), n) in m.iter() {
+        let requests = self.requests.lock();
+        if let Ok(m) = &requests {
+            for ((route, status), n) in &m.counts {
                 let _ = writeln!(
                     out,
                     "gatehouse_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
@@ -117,8 +135,8 @@ impl Metrics {
         }
         out.push_str("# HELP gatehouse_request_duration_seconds Request latency, by route.\n");
         out.push_str("# TYPE gatehouse_request_duration_seconds histogram\n");
-        if let Ok(m) = self.latency.lock() {
-            for (route, h) in m.iter() {
+        if let Ok(m) = &requests {
+            for (route, h) in &m.latency {
                 for (bound, n) in BUCKETS.iter().zip(h.counts.iter()) {
                     let _ = writeln!(
                         out,
@@ -142,6 +160,7 @@ impl Metrics {
                 );
             }
         }
+        drop(requests);
         out.push_str("# HELP gatehouse_logins_total Login decisions, by authenticator and outcome.\n");
         out.push_str("# TYPE gatehouse_logins_total counter\n");
         if let Ok(m) = self.logins.lock() {
@@ -155,8 +174,13 @@ impl Metrics {
         }
         out.push_str("# HELP gatehouse_token_checks_total Token checks, by verifier and outcome.\n");
         out.push_str("# TYPE gatehouse_token_checks_total counter\n");
-        if let Ok(m) = self.tokens.lock() {
-            for (verifier, outcome, n) in m.iter().flat_map(|(v, i)| i.iter().map(move |(o, n)| (v, o, n))) {
+        let tokens = self.tokens.lock();
+        if let Ok(m) = &tokens {
+            for (verifier, outcome, n) in m
+                .outcomes
+                .iter()
+                .flat_map(|(v, i)| i.iter().map(move |(o, n)| (v, o, n)))
+            {
                 let _ = writeln!(
                     out,
                     "gatehouse_token_checks_total{{verifier=\"{}\",outcome=\"{outcome}\"}} {n}",
@@ -166,8 +190,12 @@ impl Metrics {
         }
         out.push_str("# HELP gatehouse_token_cache_total Valid tokens by verifier cache result.\n");
         out.push_str("# TYPE gatehouse_token_cache_total counter\n");
-        if let Ok(m) = self.token_cache.lock() {
-            for (verifier, result, n) in m.iter().flat_map(|(v, i)| i.iter().map(move |(o, n)| (v, o, n))) {
+        if let Ok(m) = &tokens {
+            for (verifier, result, n) in m
+                .cache
+                .iter()
+                .flat_map(|(v, i)| i.iter().map(move |(o, n)| (v, o, n)))
+            {
                 let _ = writeln!(
                     out,
                     "gatehouse_token_cache_total{{verifier=\"{}\",result=\"{result}\"}} {n}",
@@ -175,6 +203,7 @@ impl Metrics {
                 );
             }
         }
+        drop(tokens);
         out.push_str("# HELP gatehouse_reloads_total Configuration reloads, by result.\n");
         out.push_str("# TYPE gatehouse_reloads_total counter\n");
         let _ = writeln!(

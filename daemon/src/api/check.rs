@@ -139,8 +139,7 @@ pub(super) async fn check(
         }
         Err(e) => return Err(e.into()),
     };
-    call.daemon.metrics.token(&verifier.spec.name, "valid");
-    call.daemon.metrics.token_cache(&verifier.spec.name, token.cached);
+    call.daemon.metrics.token_valid(&verifier.spec.name, token.cached);
     if let Some(reason) = requirements(call, route, &token.subject).await? {
         return Ok(deny(StatusCode::FORBIDDEN, ErrorCode::Forbidden, &reason, None));
     }

@@ -28,18 +28,17 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
     if req.token.is_empty() {
         return Ok(rejected(TokenRejection::Malformed, "the token is empty"));
     }
-    let mut request = VerifyRequest::new(req.token.clone());
-    request.audience = req.audience.clone();
-    request.unit_primitive = req.unit_primitive.clone();
+    let mut request = VerifyRequest::new(req.token);
+    request.audience = req.audience;
+    request.unit_primitive = req.unit_primitive;
 
     let mut first_rejection: Option<(TokenRejection, String)> = None;
     let mut unavailable = Vec::new();
     for entry in candidates {
         let name = entry.spec.name.as_str();
-        match call_verify(entry, request.clone()).await {
+        match call_verify(entry, &request).await {
             Ok(t) => {
-                call.daemon.metrics.token(name, "valid");
-                call.daemon.metrics.token_cache(name, t.cached);
+                call.daemon.metrics.token_valid(name, t.cached);
                 return Ok(json(
                     StatusCode::OK,
                     &TokenVerified {
@@ -91,12 +90,12 @@ fn rejected(reason: TokenRejection, detail: &str) -> Response<Body> {
 
 async fn call_verify(
     entry: &VerifierEntry,
-    request: VerifyRequest,
+    request: &VerifyRequest,
 ) -> Result<gatehouse_sdk::VerifiedToken, PluginError> {
     crate::guard::plugin_call(
         "verifier",
         VERIFY_TIMEOUT,
-        entry.plugin.verify(&entry.context, &request),
+        entry.plugin.verify(&entry.context, request),
     )
     .await
 }

@@ -3,6 +3,7 @@
 //! `crit`, JSON without duplicate keys. `jku`, `x5u`, `jwk` and `x5c`
 //! headers are ignored: keys come only from the issuer's discovered JWKS.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
@@ -48,10 +49,11 @@ impl<'de> serde::Deserialize<'de> for Strict {
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Strict, A::Error> {
                 let mut out = Map::new();
                 while let Some(k) = m.next_key::<String>()? {
-                    let v: Value = m.next_value()?;
-                    if out.insert(k.clone(), v).is_some() {
+                    if out.contains_key(&k) {
                         return Err(de::Error::custom(format!("duplicate key {k:?}")));
                     }
+                    let v: Value = m.next_value()?;
+                    out.insert(k, v);
                 }
                 Ok(Strict(out))
             }
@@ -60,12 +62,74 @@ impl<'de> serde::Deserialize<'de> for Strict {
     }
 }
 
-fn json_part(part: &str, what: &str) -> Result<Map<String, Value>, Refusal> {
+/// A JSON object key, borrowed from the input when it has no escapes.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The protected header: only the parameters this verifier reads are kept
+/// (others are skipped unparsed), every name must be unique.
+#[derive(Default)]
+struct Header {
+    alg: Option<Value>,
+    kid: Option<Value>,
+    crit: Option<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for Header {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Header;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Header, A::Error> {
+                let mut h = Header::default();
+                let mut seen: Vec<Name<'de>> = Vec::new();
+                while let Some(k) = m.next_key::<Name<'de>>()? {
+                    if seen.iter().any(|s| s.0 == k.0) {
+                        return Err(de::Error::custom(format!("duplicate key {:?}", k.0)));
+                    }
+                    match &*k.0 {
+                        "alg" => h.alg = Some(m.next_value()?),
+                        "kid" => h.kid = Some(m.next_value()?),
+                        "crit" => h.crit = Some(m.next_value()?),
+                        _ => {
+                            m.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                    seen.push(k);
+                }
+                Ok(h)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn json_part<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result<T, Refusal> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| malformed(format!("the {what} is not base64url")))?;
-    serde_json::from_slice::<Strict>(&bytes)
-        .map(|s| s.0)
+    serde_json::from_slice::<T>(&bytes)
         .map_err(|e| malformed(format!("the {what} is not a JSON object: {e}")))
 }
 
@@ -84,9 +148,10 @@ pub(crate) fn parse<'a>(token: &'a str, allowed: &BTreeSet<String>) -> Result<Pa
     if h.is_empty() || p.is_empty() {
         return Err(malformed("empty header or payload"));
     }
-    let header = json_part(h, "header")?;
+    let header: Header = json_part(h, "header")?;
     let alg_name = header
-        .get("alg")
+        .alg
+        .as_ref()
         .and_then(Value::as_str)
         .ok_or_else(|| malformed("the header has no alg"))?;
     if alg_name.eq_ignore_ascii_case("none") || !allowed.contains(alg_name) {
@@ -101,7 +166,7 @@ pub(crate) fn parse<'a>(token: &'a str, allowed: &BTreeSet<String>) -> Result<Pa
             format!("algorithm {alg_name:?} is not accepted"),
         )
     })?;
-    if let Some(crit) = header.get("crit") {
+    if let Some(crit) = &header.crit {
         let list = crit
             .as_array()
             .filter(|a| !a.is_empty())
@@ -115,15 +180,15 @@ pub(crate) fn parse<'a>(token: &'a str, allowed: &BTreeSet<String>) -> Result<Pa
             }
         }
     }
-    let kid = match header.get("kid") {
+    let kid = match header.kid {
         None => None,
-        Some(Value::String(k)) => Some(k.clone()),
+        Some(Value::String(k)) => Some(k),
         Some(_) => return Err(malformed("kid must be a string")),
     };
     if s.is_empty() {
         return Err((TokenRejection::BadSignature, "the token is not signed".into()));
     }
-    let claims = json_part(p, "payload")?;
+    let claims = json_part::<Strict>(p, "payload")?.0;
     Ok(Parsed {
         alg,
         kid,
