@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse_e2e::{Client, Daemon, Setup};
+use gatehouse_e2e::{Daemon, RawConnection, Setup};
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
@@ -24,7 +24,8 @@ fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let path = std::env::var("BENCH_PATH").unwrap_or_else(|_| "/v1/health".into());
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // one thread for the load generator, like the token bench
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
@@ -35,23 +36,25 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "{:>6} {:>12} {:>10} {:>10} {:>10}",
-        "conns", "requests/s", "p50", "p99", "max"
+        "{:>6} {:>12} {:>10} {:>10} {:>10} {:>16}",
+        "conns", "requests/s", "p50", "p99", "max", "daemon CPU/req"
     );
+    let request = RawConnection::get(&path);
     for n in conns {
+        let cpu0 = gatehouse_e2e::cpu_ns(daemon.pid());
         let (count, mut lat) = rt.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(seconds);
             let mut tasks = Vec::new();
             for _ in 0..n {
                 let socket = daemon.socket.clone();
-                let path = path.clone();
+                let request = request.clone();
                 tasks.push(tokio::spawn(async move {
-                    let mut c = Client::connect(&socket).await.unwrap();
+                    let mut c = RawConnection::connect(&socket).await.unwrap();
                     let mut lat = Vec::with_capacity(100_000);
                     while Instant::now() < deadline {
                         let t = Instant::now();
-                        let a = c.get(&path).await.unwrap();
-                        assert_eq!(a.status, 200);
+                        let status = c.roundtrip(&request).await.unwrap();
+                        assert_eq!(status, 200);
                         lat.push(t.elapsed());
                     }
                     lat
@@ -63,14 +66,16 @@ fn main() {
             }
             (all.len(), all)
         });
+        let cpu_us = (gatehouse_e2e::cpu_ns(daemon.pid()) - cpu0) as f64 / 1000.0 / count.max(1) as f64;
         lat.sort();
         println!(
-            "{:>6} {:>12.0} {:>10.1?} {:>10.1?} {:>10.1?}",
+            "{:>6} {:>12.0} {:>10.1?} {:>10.1?} {:>10.1?} {:>13.1} µs",
             n,
             count as f64 / seconds as f64,
             gatehouse_e2e::percentile(&lat, 0.50),
             gatehouse_e2e::percentile(&lat, 0.99),
-            lat.last().copied().unwrap_or_default()
+            lat.last().copied().unwrap_or_default(),
+            cpu_us
         );
     }
 }

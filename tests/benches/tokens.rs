@@ -48,19 +48,6 @@ fn pubkey(private: &[u8], dir: &std::path::Path, name: &str) -> std::path::PathB
     pub_path
 }
 
-/// CPU time (ns) the daemon's threads have run, from the scheduler's own
-/// accounting (finer than the 10 ms ticks of /proc/PID/stat).
-fn cpu_ns(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
@@ -157,7 +144,7 @@ fn main() {
     );
     let run = |tokens: Arc<Vec<Vec<u8>>>, conc: usize, fresh: bool| -> (f64, Duration, Duration, f64) {
         let next = Arc::new(AtomicUsize::new(0));
-        let cpu0 = cpu_ns(pid);
+        let cpu0 = gatehouse_e2e::cpu_ns(pid);
         let started = Instant::now();
         let lat = rt.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -190,7 +177,7 @@ fn main() {
             all
         });
         let elapsed = started.elapsed().as_secs_f64();
-        let cpu = cpu_ns(pid) - cpu0;
+        let cpu = gatehouse_e2e::cpu_ns(pid) - cpu0;
         let mut lat = lat;
         lat.sort();
         let n = lat.len();

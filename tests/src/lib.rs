@@ -634,6 +634,20 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// CPU time (ns) the threads of process `pid` have run, from the
+/// scheduler's own accounting (finer than the 10 ms ticks of
+/// /proc/PID/stat). Threads that have exited are not counted.
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// A load generator's connection: writes prepared HTTP/1.1 requests on one
 /// keep-alive connection and reads each answer, with none of a full
 /// client's per-request work (so a benchmark measures the daemon, not its
