@@ -471,6 +471,19 @@ pub fn oidc_start(name: &str, port: u16) -> String {
         .to_owned()
 }
 
+/// Starts (or finds) OpenID provider instance `name` serving HTTPS on
+/// `port` with a certificate from its own test CA: (issuer URL, CA file).
+pub fn oidc_start_tls(name: &str, port: u16) -> (String, PathBuf) {
+    let out = oidc_script("start.sh", &[name, &port.to_string(), "--tls"]);
+    let get = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .to_owned()
+    };
+    (get("GH_OIDC_ISSUER="), PathBuf::from(get("GH_OIDC_CA=")))
+}
+
 /// A signed access token from instance `name` (`token.sh` options).
 pub fn oidc_token(name: &str, options: &[&str]) -> String {
     let mut args = vec![name];

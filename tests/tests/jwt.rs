@@ -6,7 +6,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_e2e::{Daemon, Setup, oidc_rotate, oidc_start, oidc_stop, oidc_token};
+use gatehouse_e2e::{Daemon, Setup, oidc_rotate, oidc_start, oidc_start_tls, oidc_stop, oidc_token};
 use serde_json::{Value, json};
 
 /// Stops the named provider instances when a test ends, however it ends.
@@ -142,6 +142,58 @@ async fn issuer_down_then_restart_with_persisted_keys() {
     assert!(
         d.logs().contains("keeping the last keys"),
         "the failed refresh is logged"
+    );
+}
+
+#[tokio::test]
+async fn https_issuer_is_trusted_only_through_its_ca_file() {
+    let _i = Instances(vec!["jwt-tls"]);
+    let (iss, ca) = oidc_start_tls("jwt-tls", 19107);
+    assert!(iss.starts_with("https://"), "{iss}");
+    let d = Daemon::start(Setup::with_body(&format!(
+        r#"
+[[verifiers]]
+name = "with-ca"
+type = "jwt"
+[verifiers.settings]
+audience = "gitlab-ai-gateway"
+issuers = ["{iss}"]
+ca_file = "{ca}"
+fetch_timeout = "3s"
+
+[[verifiers]]
+name = "system-roots"
+type = "jwt"
+[verifiers.settings]
+audience = "gitlab-ai-gateway"
+issuers = ["{iss}"]
+fetch_timeout = "3s"
+"#,
+        ca = ca.display()
+    )));
+    let token = oidc_token("jwt-tls", &["--scopes", "duo_chat"]);
+    let mut client = d.client().await;
+    let ask = |verifier: &str| json!({"token": token, "unit_primitive": "duo_chat", "verifier": verifier});
+    let a = client.post("/v1/tokens/verify", &ask("with-ca")).await.unwrap();
+    assert_eq!(
+        a.status,
+        200,
+        "keys fetched over TLS with the issuer's CA: {:?}",
+        a.value()
+    );
+    assert_eq!(a.value()["issuer"], iss.as_str());
+    // the same issuer without its CA: the certificate is not trusted, so no
+    // keys, so the token cannot be checked (never accepted)
+    let a = client
+        .post("/v1/tokens/verify", &ask("system-roots"))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 503, "{:?}", a.value());
+    assert_eq!(a.code().as_deref(), Some("backend_unavailable"));
+    assert!(
+        d.logs().contains("invalid peer certificate: UnknownIssuer"),
+        "the TLS failure is logged with its cause: {}",
+        d.logs()
     );
 }
 

@@ -298,10 +298,10 @@ impl Issuer {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("discovery {discovery}: {e}"))?
+            .map_err(|e| format!("discovery {discovery}: {}", chain(&e)))?
             .json()
             .await
-            .map_err(|e| format!("discovery {discovery}: {e}"))?;
+            .map_err(|e| format!("discovery {discovery}: {}", chain(&e)))?;
         if doc
             .get("issuer")
             .and_then(|v| v.as_str())
@@ -322,10 +322,10 @@ impl Issuer {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("JWKS {jwks_uri}: {e}"))?
+            .map_err(|e| format!("JWKS {jwks_uri}: {}", chain(&e)))?
             .bytes()
             .await
-            .map_err(|e| format!("JWKS {jwks_uri}: {e}"))?;
+            .map_err(|e| format!("JWKS {jwks_uri}: {}", chain(&e)))?;
         if raw.len() > 1024 * 1024 {
             return Err(format!("JWKS {jwks_uri}: larger than 1 MiB"));
         }
@@ -364,6 +364,22 @@ impl Issuer {
         }
         keys
     }
+}
+
+/// An error with its causes ("error sending request" alone does not say
+/// that the certificate was not trusted).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Seconds since the epoch, for claims.

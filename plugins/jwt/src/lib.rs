@@ -70,6 +70,10 @@ struct RawSettings {
     unknown_kid_refetch_interval: String,
     #[serde(default = "default_timeout")]
     fetch_timeout: String,
+    /// A PEM bundle of extra CA roots for reaching the issuers (an
+    /// internal CA), trusted besides the system's.
+    #[serde(default)]
+    ca_file: Option<String>,
     #[serde(default = "yes")]
     persist_keys: bool,
     #[serde(default = "default_cache")]
@@ -139,6 +143,7 @@ impl VerifierFactory for JwtFactory {
                 "algorithms": {"type": "array", "items": {"type": "string"}},
                 "unknown_kid_refetch_interval": {"type": "string"},
                 "fetch_timeout": {"type": "string"},
+                "ca_file": {"type": "string"},
                 "persist_keys": {"type": "boolean"},
                 "token_cache_size": {"type": "integer"}
             }
@@ -197,13 +202,15 @@ impl VerifierFactory for JwtFactory {
         }
         let refetch = duration(&raw.unknown_kid_refetch_interval, "unknown_kid_refetch_interval")?;
         let timeout = duration(&raw.fetch_timeout, "fetch_timeout")?;
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(config.context.http().user_agent.clone())
-            .build()
-            .map_err(|e| bad(format!("HTTP client: {e}")))?;
+            .user_agent(config.context.http().user_agent.clone());
+        if let Some(file) = &raw.ca_file {
+            client = client.tls_certs_merge(ca_roots(&config.context.resolve_path(file))?);
+        }
+        let client = client.build().map_err(|e| bad(format!("HTTP client: {e}")))?;
         let state_dir = config.context.state_dir().map(std::path::Path::to_owned);
         if raw.persist_keys
             && let Some(d) = &state_dir
@@ -240,6 +247,18 @@ impl VerifierFactory for JwtFactory {
         }
         Ok(verifier)
     }
+}
+
+/// The certificates of a PEM bundle: at least one, every one well formed.
+fn ca_roots(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, PluginError> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| bad(format!("ca_file: cannot read {shown}: {e}")))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| bad(format!("ca_file: {shown} is not a PEM certificate bundle: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(format!("ca_file: {shown} holds no certificate")));
+    }
+    Ok(certs)
 }
 
 /// The file (in the instance's state directory) holding an issuer's last

@@ -329,6 +329,8 @@ fn refused_settings() {
     let build = |s: serde_json::Value| JwtFactory.build(PluginConfig::new("t", s)).err();
     let base = json!({"audience": "x", "issuers": ["https://a.example"]});
     assert!(build(base.clone()).is_none());
+    let not_pem = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_pem.path(), "not a certificate\n").unwrap();
     for (patch, needle) in [
         (json!({"algorithms": ["HS256"]}), "HMAC"),
         (json!({"algorithms": ["none"]}), "refused"),
@@ -337,6 +339,8 @@ fn refused_settings() {
         (json!({"audience": ""}), "audience"),
         (json!({"jwks_cache_ttl": "1s"}), "60s"),
         (json!({"leeway": "soon"}), "leeway"),
+        (json!({"ca_file": "/nonexistent/ca.pem"}), "cannot read"),
+        (json!({"ca_file": not_pem.path()}), "no certificate"),
     ] {
         let mut s = base.clone();
         for (k, v) in patch.as_object().unwrap() {

@@ -1,21 +1,25 @@
 #!/bin/bash
-# Self-test of the OIDC peer: starts two instances, check-a and check-b (ports 19190 and 19191, or the two
-# in GH_OIDC_CHECK_PORTS="PA PB"), gets tokens from both through token.sh, verifies them with jose the way a
-# relying party would (inspect.mjs), rotates check-a's keys, and stops and wipes both at the end.
+# Self-test of the OIDC peer: starts two instances, check-a and check-b (ports 19190 and 19191, or the first
+# two in GH_OIDC_CHECK_PORTS="PA PB PC"), gets tokens from both through token.sh, verifies them with jose the
+# way a relying party would (inspect.mjs), rotates check-a's keys, and stops and wipes both. Then the same,
+# in short, over https: instance check-tls, started with --tls on 19192 (or PC; default PB + 1).
 # Prints one line per check, then "N passed, M failed"; exits 1 if anything failed.
-# Only touches the check-a and check-b instances: instances of running tests are left alone.
+# Only touches the check-a, check-b and check-tls instances: instances of running tests are left alone.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 
-read -r PA PB _ <<< "${GH_OIDC_CHECK_PORTS:-19190 19191}"
-A=check-a B=check-b
-IA=http://127.0.0.1:$PA IB=http://127.0.0.1:$PB
+read -r PA PB PC _ <<< "${GH_OIDC_CHECK_PORTS:-19190 19191 19192}"
+PC=${PC:-$((PB + 1))}
+A=check-a B=check-b C=check-tls
+IA=http://127.0.0.1:$PA IB=http://127.0.0.1:$PB IC=https://127.0.0.1:$PC
+CA_C=$OIDC_RUN/$C/tls/ca.pem
 tmp=$(mktemp -d /tmp/gatehouse-oidc-check.XXXXXX)
 
 finish() {
   "$here/stop.sh" "$A" --wipe >/dev/null 2>&1
   "$here/stop.sh" "$B" --wipe >/dev/null 2>&1
+  "$here/stop.sh" "$C" --wipe >/dev/null 2>&1
   rm -rf "$tmp"
 }
 trap finish EXIT
@@ -87,6 +91,7 @@ to_eof() {
 
 "$here/stop.sh" "$A" --wipe >/dev/null 2>&1
 "$here/stop.sh" "$B" --wipe >/dev/null 2>&1
+"$here/stop.sh" "$C" --wipe >/dev/null 2>&1
 
 # --- starting
 concurrent_start() {
@@ -171,6 +176,54 @@ check "stop.sh $B: its issuer refuses connections"         stop "$B" "$IB"
 check "... and no server process is left"                  same "$(pids "$A")$(pids "$B")" ""
 wiped() { "$here/stop.sh" "$A" --wipe && "$here/stop.sh" "$B" --wipe && [ ! -e "$OIDC_RUN/$A" ] && [ ! -e "$OIDC_RUN/$B" ]; }
 check "stop.sh --wipe deletes the run dirs"                wiped
+
+# --- https (start.sh --tls)
+check "start.sh $C $PC --tls"                              save startc "$here/start.sh" "$C" "$PC" --tls
+check "... prints just GH_OIDC_ISSUER=$IC and GH_OIDC_CA"  same "$(t startc)" "GH_OIDC_ISSUER=$IC"$'\n'"GH_OIDC_CA=$CA_C"
+pid_c=$(pids "$C")
+# server_cert: v3, SAN IP:127.0.0.1 + DNS:localhost, serverAuth, not a CA, signed by a v3 CA
+server_cert() {
+  local x
+  openssl verify -x509_strict -purpose sslserver -CAfile "$CA_C" "$OIDC_RUN/$C/tls/server.pem" || return 1
+  x=$(openssl x509 -in "$OIDC_RUN/$C/tls/server.pem" -noout -text) || return 1
+  grep -q 'IP Address:127.0.0.1, DNS:localhost' <<< "$x" && grep -q 'TLS Web Server Authentication' <<< "$x" \
+    && grep -q 'CA:FALSE' <<< "$x" && grep -q 'Version: 3' <<< "$x" || { echo "$x"; return 1; }
+  x=$(openssl x509 -in "$CA_C" -noout -text) || return 1
+  grep -q 'CA:TRUE' <<< "$x" && grep -q 'Certificate Sign' <<< "$x" || { echo "$x"; return 1; }
+}
+check "... its server certificate: SAN IP:127.0.0.1, DNS:localhost, serverAuth, signed by GH_OIDC_CA" server_cert
+start_c_again() { same "$("$here/start.sh" "$C" "$PC" --tls 2>/dev/null)" "$(t startc)" && same "$(pids "$C")" "$pid_c"; }
+check "start.sh $C $PC --tls again: same lines, same server" start_c_again
+check "start.sh $C $PC without --tls is refused (runs with https)" fails "$here/start.sh" "$C" "$PC"
+https_discovery() {
+  local d
+  d=$(curl -fsS --max-time 5 --cacert "$CA_C" "$IC/.well-known/openid-configuration") || return 1
+  for want in "\"issuer\":\"$IC\"" "\"jwks_uri\":\"$IC/jwks\"" "\"token_endpoint\":\"$IC/token\""; do
+    case $d in *"$want"*) ;; *) echo "no $want in $d"; return 1 ;; esac
+  done
+}
+check "discovery over https with curl --cacert GH_OIDC_CA"  https_discovery
+check "JWKS of $C over https, trusting only GH_OIDC_CA"      save kids_c inspect jwks "$IC" --ca "$CA_C"
+# untrusted: curl with the system's CAs gets the server's certificate refused (exit 60), not some other error
+untrusted() { local rc=0; curl -sS --max-time 5 -o /dev/null "$IC/jwks" || rc=$?; same "curl exit $rc" "curl exit 60"; }
+check "curl without --cacert: certificate not trusted"      untrusted
+check "token.mjs without --ca (system CAs): fails"           fails node "$here/token.mjs" --issuer "$IC"
+check "token $C ES256 with scopes, over https"               save c_es "$here/token.sh" "$C" --alg ES256 --scopes "$SC" --sub user:7
+check "$C ES256: verifies with $C's JWKS; iss $IC"           inspect verify "$(t c_es)" --issuer "$IC" --ca "$CA_C" --alg ES256 --scopes "$SC" --sub user:7
+# rotate_c: new kids, same scheme and the same CA and certificate after the restart
+rotate_c() {
+  local ca_before cert_before new
+  ca_before=$(cat "$CA_C") cert_before=$(cat "$OIDC_RUN/$C/tls/server.pem") || return 1
+  new=$("$here/rotate.sh" "$C") || return 1
+  differ "$new" "$(t kids_c)" && same "$(inspect jwks "$IC" --ca "$CA_C" 2>&1)" "$new" \
+    && same "$(cat "$CA_C")" "$ca_before" && same "$(cat "$OIDC_RUN/$C/tls/server.pem")" "$cert_before" \
+    && inspect verify "$("$here/token.sh" "$C")" --issuer "$IC" --ca "$CA_C"
+}
+check "rotate.sh $C: new kids, still https, same CA and certificate" rotate_c
+# conn_refused ISSUER: connections to ISSUER's port are refused (curl exit 7)
+conn_refused() { local rc=0; curl -sS --max-time 3 -o /dev/null "$1/jwks" 2>/dev/null || rc=$?; same "curl exit $rc" "curl exit 7"; }
+wiped_c() { "$here/stop.sh" "$C" --wipe && conn_refused "$IC" && [ ! -e "$OIDC_RUN/$C" ] && same "$(pids "$C")" ""; }
+check "stop.sh $C --wipe: connections refused, run dir gone" wiped_c
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -5,7 +5,7 @@
 # Instance NAME keeps its state in $GH_PEERS_RUN/oidc/NAME/, its lock is $GH_PEERS_RUN/oidc/NAME.lock.
 #
 # Defines: OIDC_HOME (this folder), PEERS_RUN, OIDC_RUN (= $PEERS_RUN/oidc) and the helpers below;
-# set_instance NAME defines NAME, RUN, LOCK, PIDFILE, LOG, KEYS, PORTFILE.
+# set_instance NAME defines NAME, RUN, LOCK, PIDFILE, LOG, KEYS, PORTFILE, SCHEMEFILE, TLS, CA.
 
 OIDC_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -28,6 +28,11 @@ set_instance() {
   LOG=$RUN/server.log
   KEYS=$RUN/jwks.private.json
   PORTFILE=$RUN/port
+  # http or https (start.sh --tls); no file = http
+  SCHEMEFILE=$RUN/scheme
+  # an https instance's test CA and server certificate (make_tls)
+  TLS=$RUN/tls
+  CA=$TLS/ca.pem
 }
 
 # check_port PORT
@@ -36,7 +41,62 @@ check_port() {
   if [ "$1" -gt 65535 ]; then echo "oidc: bad port '$1'" >&2; exit 2; fi
 }
 
-issuer_of() { echo "http://127.0.0.1:$1"; }
+# scheme_of: this instance's scheme as start.sh recorded it: https, or http (also when none is recorded)
+scheme_of() {
+  local s=
+  [ -f "$SCHEMEFILE" ] && read -r s < "$SCHEMEFILE"
+  case $s in https) echo https ;; *) echo http ;; esac
+}
+
+# issuer_of PORT: this instance's issuer on PORT, with the instance's scheme
+issuer_of() { echo "$(scheme_of)://127.0.0.1:$1"; }
+
+# make_tls: makes sure that $TLS holds a test CA (ca.pem, ca.key) and a server certificate signed by it
+# (server.pem, server.key; SAN IP:127.0.0.1 and DNS:localhost; EKU serverAuth) that is valid for one more
+# day at least; otherwise makes new ones, a new CA included. EC P-256 keys, ECDSA-SHA256, 30 days, X.509 v3.
+# The caller holds the lock.
+make_tls() {
+  local tmp=$RUN/tls.new
+  command -v openssl >/dev/null || { echo "oidc: openssl not found; run tests/peers/install.sh" >&2; exit 1; }
+  if [ -s "$TLS/ca.key" ] && [ -s "$TLS/server.key" ] \
+    && openssl verify -purpose sslserver -CAfile "$CA" "$TLS/server.pem" >/dev/null 2>&1 \
+    && openssl x509 -checkend 86400 -noout -in "$TLS/server.pem" >/dev/null 2>&1; then
+    return 0
+  fi
+  rm -rf "$tmp" "$tmp.log"
+  mkdir -p "$RUN"
+  if ! (
+    set -e
+    umask 077
+    mkdir "$tmp"
+    cd "$tmp"
+    # own config, so that nothing comes from the system's openssl.cnf
+    printf '%s\n' '[req]' 'distinguished_name = dn' 'prompt = no' '[dn]' 'CN = unused' \
+      '[ca_ext]' 'basicConstraints = critical, CA:TRUE' 'keyUsage = critical, keyCertSign, cRLSign' \
+      'subjectKeyIdentifier = hash' \
+      '[server_ext]' 'basicConstraints = critical, CA:FALSE' 'keyUsage = critical, digitalSignature' \
+      'extendedKeyUsage = serverAuth' 'subjectAltName = IP:127.0.0.1, DNS:localhost' \
+      'subjectKeyIdentifier = hash' 'authorityKeyIdentifier = keyid' > openssl.cnf
+    openssl req -x509 -config openssl.cnf -extensions ca_ext -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+      -nodes -keyout ca.key -out ca.pem -sha256 -days 30 -set_serial "0x1$(openssl rand -hex 15)" \
+      -subj "/O=gatehouse tests/CN=gatehouse test CA (oidc $NAME)"
+    openssl req -new -config openssl.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -keyout server.key -out server.csr -subj "/O=gatehouse tests/CN=127.0.0.1"
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial "0x1$(openssl rand -hex 15)" \
+      -sha256 -days 30 -extfile openssl.cnf -extensions server_ext -out server.pem
+    openssl verify -purpose sslserver -CAfile ca.pem server.pem
+    rm openssl.cnf server.csr
+    chmod 644 ca.pem server.pem
+  ) > "$tmp.log" 2>&1; then
+    echo "oidc: making the test CA and server certificate of $NAME failed; last lines of openssl's output:" >&2
+    tail -n 15 "$tmp.log" >&2
+    rm -rf "$tmp" "$tmp.log"
+    exit 1
+  fi
+  rm -rf "$TLS" "$tmp.log"
+  mv "$tmp" "$TLS"
+  echo "oidc: new test CA and server certificate for $NAME in $TLS" >&2
+}
 
 # need_node: node >= 20 and the npm packages are there
 need_node() {
@@ -77,11 +137,14 @@ server_pid() {
   echo "$p"
 }
 
-# answers PORT: the provider on PORT serves discovery for issuer http://127.0.0.1:PORT, as this instance
+# answers PORT: the provider on PORT serves discovery for issuer SCHEME://127.0.0.1:PORT, as this instance
+# (over https: with a certificate that this instance's CA vouches for; curl trusts no other CA then)
 answers() {
-  local d
-  d=$(curl -fsS --max-time 3 "$(issuer_of "$1")/.well-known/openid-configuration" 2>/dev/null) || return 1
-  case $d in *"\"issuer\":\"$(issuer_of "$1")\""*) ;; *) return 1 ;; esac
+  local d issuer trust=()
+  issuer=$(issuer_of "$1")
+  case $issuer in https:*) trust=(--cacert "$CA") ;; esac
+  d=$(curl -fsS --max-time 3 "${trust[@]}" "$issuer/.well-known/openid-configuration" 2>/dev/null) || return 1
+  case $d in *"\"issuer\":\"$issuer\""*) ;; *) return 1 ;; esac
   case $d in *"\"gatehouse_test_instance\":\"$NAME\""*) ;; *) return 1 ;; esac
 }
 
@@ -98,13 +161,18 @@ kill_server() {
   for i in $(seq 1 20); do gone && return 0; sleep 0.1; done
 }
 
-# launch PORT: starts this instance's server on PORT (keys in $KEYS must exist) and waits until it
+# launch PORT: starts this instance's server on PORT (keys in $KEYS must exist) with the instance's scheme
+# (https: with the certificate in $TLS, made here when missing or about to expire) and waits until it
 # answers. The caller holds the lock and has made sure that no server of this instance runs.
 launch() {
-  local port=$1 spawned up=0 i
+  local port=$1 spawned up=0 i tls=()
   if port_taken "$port"; then
     echo "oidc: 127.0.0.1:$port is already in use by another process (not instance $NAME); pick another port" >&2
     exit 1
+  fi
+  if [ "$(scheme_of)" = https ]; then
+    make_tls
+    tls=(--tls "$TLS")
   fi
   rm -f "$PIDFILE"
   echo "=== $(date '+%F %T') starting instance $NAME on $(issuer_of "$port")" >> "$LOG"
@@ -116,7 +184,7 @@ launch() {
       fd=${fd##*/}
       if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
     done
-    exec setsid node "$OIDC_HOME/server.mjs" --name "$NAME" --port "$port" --keys "$KEYS" --pidfile "$PIDFILE"
+    exec setsid node "$OIDC_HOME/server.mjs" --name "$NAME" --port "$port" --keys "$KEYS" --pidfile "$PIDFILE" "${tls[@]}"
   ) </dev/null >>"$LOG" 2>&1 &
   spawned=$!
   for i in $(seq 1 300); do

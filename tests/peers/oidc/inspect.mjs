@@ -3,18 +3,22 @@
 //
 //   node inspect.mjs decode TOKEN              header and payload, as JSON (no verification)
 //   node inspect.mjs field TOKEN header.X|payload.X   one member of them, as JSON unless it is a string
-//   node inspect.mjs discovery ISSUER          checks the discovery document; prints it on one line
-//   node inspect.mjs jwks ISSUER               checks the JWKS (one RS256 and one ES256 public key,
-//                                              distinct kids); prints the kids, RS256 first
+//   node inspect.mjs discovery ISSUER [--ca CAFILE]   checks the discovery document; prints it on one line
+//   node inspect.mjs jwks ISSUER [--ca CAFILE]        checks the JWKS (one RS256 and one ES256 public key,
+//                                                     distinct kids); prints the kids, RS256 first
 //   node inspect.mjs verify TOKEN --issuer ISSUER [--keys-of ISSUER2] [--expect ok|expired|rejected]
-//                   [--alg A] [--aud A] [--sub S] [--scopes "a b"] [--ttl N]
+//                   [--alg A] [--aud A] [--sub S] [--scopes "a b"] [--ttl N] [--ca CAFILE]
 //       Verifies TOKEN against the JWKS of ISSUER2 (default ISSUER), found through discovery.
 //       ok (default): the signature and every claim are right (aud default gitlab-ai-gateway, ttl 3600,
 //                     alg RS256, scopes none; sub checked only when given).
 //       expired:      the signature is good, and the token is refused only because it has expired.
 //       rejected:     no key of that JWKS verifies the signature, whatever the kid says (--alg defaults
 //                     to the token's own alg here).
+// --ca CAFILE: an https ISSUER is fetched trusting the CAs in CAFILE (PEM) and no other (certificate
+// verification is never turned off).
 // Exit status 0 when the check holds, 1 (with the reason on stderr) when it does not.
+import fs from 'node:fs';
+import https from 'node:https';
 import { parseArgs, isDeepStrictEqual } from 'node:util';
 import * as jose from 'jose';
 import { DEFAULTS, glueOptionValues } from './shape.mjs';
@@ -22,8 +26,31 @@ import { DEFAULTS, glueOptionValues } from './shape.mjs';
 class CheckFailed extends Error {}
 const must = (cond, msg) => { if (!cond) throw new CheckFailed(msg); };
 
+// --ca: the trusted CAs for https (fetch has no option for that, node:https has `ca`)
+let ca;
+
+// a minimal fetch over node:https with `ca`: status, ok, headers.get, json
+function httpsGet(url) {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca, timeout: 10000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({
+        status: res.statusCode,
+        ok: res.statusCode >= 200 && res.statusCode < 300,
+        headers: { get: (h) => res.headers[h.toLowerCase()] ?? null },
+        json: async () => JSON.parse(text),
+      }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
+}
+
 async function getJson(url) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10000) });
+  const res = ca && url.startsWith('https:') ? await httpsGet(url) : await fetch(url, { signal: AbortSignal.timeout(10000) });
   must(res.ok, `GET ${url}: ${res.status}`);
   must(/^application\/(jwk-set\+)?json/.test(res.headers.get('content-type') ?? ''), `GET ${url}: content-type ${res.headers.get('content-type')}`);
   return res.json();
@@ -131,6 +158,13 @@ async function verify(token, o) {
   return `${expect}: alg ${header.alg} kid ${header.kid} sub ${payload.sub} jti ${payload.jti}`;
 }
 
+// readCa ARGS: the --ca option of discovery and jwks
+function readCa(args) {
+  const options = { ca: { type: 'string' } };
+  const { values } = parseArgs({ args: glueOptionValues(args, options), options });
+  if (values.ca) ca = fs.readFileSync(values.ca);
+}
+
 async function main(argv) {
   const [cmd, arg, ...rest] = argv;
   switch (cmd) {
@@ -143,14 +177,17 @@ async function main(argv) {
       return typeof v === 'string' ? v : JSON.stringify(v);
     }
     case 'discovery':
+      readCa(rest);
       return JSON.stringify(await discovery(arg));
     case 'jwks':
+      readCa(rest);
       return (await jwks(arg)).kids.join('\n');
     case 'verify': {
-      const options = Object.fromEntries(['issuer', 'keys-of', 'expect', 'alg', 'aud', 'sub', 'scopes', 'ttl']
+      const options = Object.fromEntries(['issuer', 'keys-of', 'expect', 'alg', 'aud', 'sub', 'scopes', 'ttl', 'ca']
         .map((k) => [k, { type: 'string' }]));
       const { values } = parseArgs({ args: glueOptionValues(rest, options), options });
       must(values.issuer, '--issuer is required');
+      if (values.ca) ca = fs.readFileSync(values.ca);
       return verify(arg, values);
     }
     default:

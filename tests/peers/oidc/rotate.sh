@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/peers/oidc/rotate.sh NAME
 # Replaces instance NAME's signing keys with new ones (new kids; the old keys are gone, from the JWKS too)
-# and restarts it on the port it had. Prints the new kids on stdout, one a line: RS256 first, then ES256.
+# and restarts it on the port it had, with the scheme it had (http, or https with the same certificate as
+# before: start.sh --tls). Prints the new kids on stdout, one a line: RS256 first, then ES256.
 # The instance must have been started once (start.sh NAME PORT); it runs afterwards even if it was stopped.
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/common.sh"

@@ -1,8 +1,12 @@
 // One OpenID provider instance for gatehouse's end-to-end tests: oidc-provider 9 on 127.0.0.1:PORT, issuer
-// http://127.0.0.1:PORT. start.sh runs it; see README.md (section "OpenID provider") for what it offers.
+// http://127.0.0.1:PORT (https://… with --tls). start.sh runs it; see README.md (section "OpenID provider")
+// for what it offers.
 //
-//   node server.mjs --name NAME --port PORT --keys KEYFILE --pidfile PIDFILE
+//   node server.mjs --name NAME --port PORT --keys KEYFILE --pidfile PIDFILE [--tls DIR]
 //
+// - --tls DIR: serves HTTPS with the certificate DIR/server.pem and its key DIR/server.key (common.sh's
+//   make_tls makes them), and the issuer is https://127.0.0.1:PORT. The provider sees the requests as
+//   secure (the socket is TLS), so it needs no `proxy` setting.
 // - Signing keys come from KEYFILE (keys.mjs writes it): one RS256 and one ES256 key, both in the JWKS.
 // - The only client is gatehouse-e2e (shape.mjs), grant type client_credentials. Its access tokens are JWTs
 //   signed by the provider with the key of the alg that the resource indicator asks for (shape.mjs), with
@@ -10,6 +14,8 @@
 // - One line per request, and one per token issued, on stdout (start.sh sends it to the instance's log).
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
 import crypto from 'node:crypto';
 import { parseArgs } from 'node:util';
 import Provider, { errors } from 'oidc-provider';
@@ -22,17 +28,31 @@ const { values: opt } = parseArgs({
     port: { type: 'string' },
     keys: { type: 'string' },
     pidfile: { type: 'string' },
+    tls: { type: 'string' },
   },
 });
 for (const k of ['name', 'port', 'keys', 'pidfile']) {
   if (!opt[k]) {
-    console.error(`usage: node server.mjs --name NAME --port PORT --keys KEYFILE --pidfile PIDFILE (missing --${k})`);
+    console.error(`usage: node server.mjs --name NAME --port PORT --keys KEYFILE --pidfile PIDFILE [--tls DIR] (missing --${k})`);
     process.exit(2);
   }
 }
 const PORT = Number(opt.port);
-const ISSUER = `http://127.0.0.1:${PORT}`;
+const ISSUER = `${opt.tls ? 'https' : 'http'}://127.0.0.1:${PORT}`;
 const log = (msg) => console.log(`${new Date().toISOString()} [${opt.name}] ${msg}`);
+
+let tlsOptions;
+if (opt.tls) {
+  try {
+    tlsOptions = {
+      cert: fs.readFileSync(path.join(opt.tls, 'server.pem')),
+      key: fs.readFileSync(path.join(opt.tls, 'server.key')),
+    };
+  } catch (e) {
+    log(`cannot read the server certificate: ${e.message}`);
+    process.exit(1);
+  }
+}
 
 const jwks = readKeySet(opt.keys);
 const kidOf = Object.fromEntries(jwks.keys.map((k) => [k.alg, k.kid]));
@@ -107,13 +127,19 @@ provider.on('server_error', (ctx, err) => log(`server_error: ${err.stack || err}
 provider.on('grant.error', (ctx, err) => log(`grant.error: ${err.message} ${err.error_description ?? ''}`));
 
 const callback = provider.callback();
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
   const t0 = process.hrtime.bigint();
   res.on('finish', () => {
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     log(`${req.method} ${req.url.split('?')[0]} ${res.statusCode} ${ms.toFixed(1)}ms`);
   });
   callback(req, res);
+};
+const server = tlsOptions ? https.createServer(tlsOptions, handler) : http.createServer(handler);
+// a client that does not trust the certificate: one line, not a server error
+server.on('tlsClientError', (e, socket) => {
+  log(`TLS handshake failed: ${e.code ?? ''} ${e.message}`);
+  socket.destroy();
 });
 
 server.on('error', (e) => {

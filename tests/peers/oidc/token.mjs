@@ -1,12 +1,16 @@
 // Asks a running provider instance for one JWT access token and prints it (token.sh runs this).
 //
-//   node token.mjs --issuer URL [--alg RS256|ES256] [--aud AUD] [--scopes "a b c"] [--ttl SECONDS]
-//                  [--sub SUBJECT] [--json]
+//   node token.mjs --issuer URL [--ca CAFILE] [--alg RS256|ES256] [--aud AUD] [--scopes "a b c"]
+//                  [--ttl SECONDS] [--sub SUBJECT] [--json]
 //
+// An https URL is asked with certificate verification, trusting the CAs in CAFILE (PEM) and no other, or
+// the system's CAs without --ca.
 // A client_credentials grant at URL/token as client gatehouse-e2e, with the token's shape in the resource
 // indicator and the scopes in `scope` (see shape.mjs). Prints the access token, or with --json the whole
 // token response. Errors go to stderr, exit status 1.
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { parseArgs } from 'node:util';
 import { CLIENT_ID, CLIENT_SECRET, encodeResource, glueOptionValues, parseTtl } from './shape.mjs';
 
@@ -19,6 +23,7 @@ let opt;
 try {
   const options = {
     issuer: { type: 'string' },
+    ca: { type: 'string' },
     alg: { type: 'string' },
     aud: { type: 'string' },
     scopes: { type: 'string' },
@@ -31,6 +36,16 @@ try {
   fail(e.message);
 }
 if (!opt.issuer) fail('--issuer is required');
+const secure = opt.issuer.startsWith('https:');
+if (opt.ca && !secure) fail(`--ca is for an https issuer, not ${opt.issuer}`);
+let ca;
+if (opt.ca) {
+  try {
+    ca = fs.readFileSync(opt.ca);
+  } catch (e) {
+    fail(`cannot read the CA file: ${e.message}`);
+  }
+}
 
 let resource;
 try {
@@ -47,10 +62,13 @@ const form = new URLSearchParams({ grant_type: 'client_credentials', resource })
 const scopes = (opt.scopes ?? '').split(/[\s,]+/).filter(Boolean);
 if (scopes.length) form.set('scope', scopes.join(' '));
 
-// node:http rather than fetch: loading fetch (undici) alone costs node about 0.1 s
+// node:http(s) rather than fetch: loading fetch (undici) alone costs node about 0.1 s, and fetch has no `ca`
 function post(url, headers, payload) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', headers, timeout: 10000 }, (res) => {
+    const options = { method: 'POST', headers, timeout: 10000 };
+    // `ca` replaces the default trust store: only that CA is trusted (verification stays on)
+    if (ca) options.ca = ca;
+    const req = (secure ? https : http).request(url, options, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c) => { text += c; });
@@ -70,7 +88,9 @@ try {
     'content-type': 'application/x-www-form-urlencoded',
   }, form.toString());
 } catch (e) {
-  fail(`no answer from ${opt.issuer} (${e.code || e.message}); is the instance started?`);
+  if (e.code === 'ECONNREFUSED' || !e.code) fail(`no answer from ${opt.issuer} (${e.code || e.message}); is the instance started?`);
+  // e.g. a TLS error: the certificate is not one that CAFILE vouches for
+  fail(`no answer from ${opt.issuer}: ${e.code}: ${e.message}`);
 }
 const body = res.text;
 let json;
