@@ -142,9 +142,10 @@ fn main() {
         "{:<24} {:>5} {:>10} {:>10} {:>10}",
         "case", "conc", "verifies/s", "p50", "p99"
     );
-    let run = |tokens: Arc<Vec<Vec<u8>>>, conc: usize, fresh: bool| -> (f64, Duration, Duration, f64) {
+    let run = |tokens: Arc<Vec<Vec<u8>>>, conc: usize, fresh: bool| -> (f64, Duration, Duration, f64, f64) {
         let next = Arc::new(AtomicUsize::new(0));
         let cpu0 = gatehouse_e2e::cpu_ns(pid);
+        let ticks0 = gatehouse_e2e::cpu_ticks(pid);
         let started = Instant::now();
         let lat = rt.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -178,6 +179,9 @@ fn main() {
         });
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = gatehouse_e2e::cpu_ns(pid) - cpu0;
+        let ticks = gatehouse_e2e::cpu_ticks(pid);
+        let (user, kernel) = (ticks.0 - ticks0.0, ticks.1 - ticks0.1);
+        let user_share = 100.0 * user as f64 / (user + kernel).max(1) as f64;
         let mut lat = lat;
         lat.sort();
         let n = lat.len();
@@ -190,6 +194,7 @@ fn main() {
             } else {
                 0.0
             },
+            user_share,
         )
     };
     let hit = Arc::new(requests(&rs[..1]));
@@ -225,9 +230,9 @@ fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |case: &str| case.contains(only.as_str());
     for conc in [1usize, 8, 64].into_iter().filter(|_| wanted("cache hit")) {
-        let (r, p50, p99, us) = run(Arc::clone(&hit), conc, false);
+        let (r, p50, p99, us, user) = run(Arc::clone(&hit), conc, false);
         println!(
-            "{:<24} {:>5} {:>10.0} {:>10.2?} {:>10.2?}   daemon CPU {us:.1} µs/verify",
+            "{:<24} {:>5} {:>10.0} {:>10.2?} {:>10.2?}   daemon CPU {us:.1} µs/verify ({user:.0} % user)",
             "cache hit", conc, r, p50, p99
         );
         rates.push(("hit", conc, r));
@@ -239,9 +244,9 @@ fn main() {
         }
         let chunks: Vec<Vec<Vec<u8>>> = tokens.chunks(tokens.len() / 3).map(&requests).collect();
         for (conc, chunk) in [1usize, 8, 64].into_iter().zip(chunks) {
-            let (r, p50, p99, us) = run(Arc::new(chunk), conc, true);
+            let (r, p50, p99, us, user) = run(Arc::new(chunk), conc, true);
             println!(
-                "{:<24} {:>5} {:>10.0} {:>10.2?} {:>10.2?}   daemon CPU {us:.1} µs/verify",
+                "{:<24} {:>5} {:>10.0} {:>10.2?} {:>10.2?}   daemon CPU {us:.1} µs/verify ({user:.0} % user)",
                 name, conc, r, p50, p99
             );
             rates.push((name, conc, r));

@@ -661,6 +661,16 @@ pub fn cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
+/// User and kernel CPU ticks (1/100 s) of process `pid`, from
+/// /proc/PID/stat: coarse, for the user/kernel split of a long run.
+pub fn cpu_ticks(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (field(11), field(12))
+}
+
 /// A load generator's connection: writes prepared HTTP/1.1 requests on one
 /// keep-alive connection and reads each answer, with none of a full
 /// client's per-request work (so a benchmark measures the daemon, not its
