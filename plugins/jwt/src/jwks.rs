@@ -419,6 +419,14 @@ mod tests {
             {"kty": "OKP", "crv": "X25519", "kid": "x", "x": enc(ed.public_key().as_ref())},
         ]}));
         assert_eq!(keys.len(), 2);
+        // points not on the curve (an invalid-curve attack) are refused
+        let mut off = y.to_vec();
+        off[31] ^= 1;
+        let off_curve = set(serde_json::json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "x": enc(x), "y": enc(&off)},
+            {"kty": "EC", "crv": "P-256", "x": enc(&[0u8; 32]), "y": enc(&[0u8; 32])},
+        ]}));
+        assert!(off_curve.is_empty());
         let msg = b"header.payload";
         let ec_sig = ec.sign(&rng, msg).unwrap();
         assert!(keys[0].verifies(Algorithm::ES256, msg, ec_sig.as_ref()));
@@ -515,5 +523,39 @@ mod tests {
             keys.iter()
                 .all(|k| !k.verifies(Algorithm::RS256, input.as_bytes(), &sig))
         );
+    }
+
+    #[test]
+    fn an_rsa_key_with_exponent_one_cannot_be_used_to_forge() {
+        // With e = 1 a "signature" equal to the padded digest would verify:
+        // such a key must never verify anything.
+        let n = {
+            let mut n = vec![0xC3u8; 256];
+            n[255] |= 1;
+            n
+        };
+        let message = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9";
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
+        // EMSA-PKCS1-v1_5: 00 01 FF.. 00 DigestInfo(SHA-256) hash
+        let info: [u8; 19] = [
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+            0x00, 0x04, 0x20,
+        ];
+        let mut em = vec![0x00u8, 0x01];
+        em.resize(256 - info.len() - 32 - 1, 0xFF);
+        em.push(0x00);
+        em.extend_from_slice(&info);
+        em.extend_from_slice(digest.as_ref());
+        assert_eq!(em.len(), 256);
+        for e in ["AQ", "Aw"] {
+            // e = 1 (the forgery) and e = 3 (a valid exponent, as a control
+            // that the key itself is taken)
+            let keys = set(serde_json::json!({"keys": [{"kty": "RSA", "n": enc(&n), "e": e}]}));
+            let forged = keys.iter().any(|k| k.verifies(Algorithm::RS256, message, &em));
+            assert!(!forged, "e = {e} accepted a forged signature");
+            if e == "Aw" {
+                assert_eq!(keys.len(), 1, "a key with e = 3 is usable");
+            }
+        }
     }
 }
