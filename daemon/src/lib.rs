@@ -65,6 +65,7 @@ pub async fn run(daemon: Arc<Daemon>, listener: Listener) -> std::io::Result<()>
         socket = %listener.display,
         generation = rt.generation,
         authenticators = rt.authenticators.len(),
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
         "gatehoused {} listening",
         env!("CARGO_PKG_VERSION")
     );

@@ -214,6 +214,9 @@ fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigErrors> {
     if old.daemon.state_dir != new.daemon.state_dir {
         errors.push(loc.error("daemon.state_dir", restart));
     }
+    if old.daemon.worker_threads != new.daemon.worker_threads {
+        errors.push(loc.error("daemon.worker_threads", restart));
+    }
     if errors.is_empty() {
         Ok(())
     } else {

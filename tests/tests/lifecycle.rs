@@ -283,3 +283,44 @@ fn check_config_validates_offline() {
     );
     assert!(!dir.path().join("st").exists());
 }
+
+#[tokio::test]
+async fn worker_threads_is_honoured_and_only_a_restart_changes_it() {
+    let setup = |n: u32| Setup {
+        daemon_extra: format!("worker_threads = {n}"),
+        ..Setup::default()
+    };
+    // three: more than this machine's CPUs, so not the default
+    let d = Daemon::start(setup(3));
+    // the runtime's own count, as the start-up line reports it
+    let workers = || d.logs().matches(" workers=3").count();
+    assert_eq!(workers(), 1, "{}", d.logs());
+    // a reload that changes it is refused whole, with the key named
+    d.write_config(&setup(1));
+    let mut c = d.client().await;
+    let a = c.post("/v1/reload", &serde_json::json!({})).await.unwrap();
+    assert_eq!(a.status, 422, "{:?}", a.value());
+    let errors = a.error().unwrap().error.details.unwrap()["errors"].clone();
+    assert!(
+        errors
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["key"] == "daemon.worker_threads"),
+        "{errors}"
+    );
+    assert_eq!(workers(), 1, "still one start-up, one worker");
+    // out-of-range values are configuration errors
+    let bad = Daemon::prepare(&setup(100_000));
+    let out = std::process::Command::new(gatehouse_e2e::bin("gatehoused"))
+        .arg("--check-config")
+        .arg(&bad.config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("daemon.worker_threads")
+            || String::from_utf8_lossy(&out.stderr).contains("daemon.worker_threads"),
+        "{out:?}"
+    );
+}

@@ -68,7 +68,11 @@ fn main() -> ExitCode {
     };
     gatehouse_daemon::logging::init(&config.daemon.log_level);
     gatehouse_daemon::logging::forward_plugin_logs();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.daemon.worker_threads {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");

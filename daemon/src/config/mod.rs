@@ -115,6 +115,8 @@ pub struct DaemonSettings {
     pub reload_debounce: Duration,
     /// Default log filter (`RUST_LOG` overrides).
     pub log_level: String,
+    /// Threads serving requests; `None`: one per CPU.
+    pub worker_threads: Option<usize>,
 }
 
 /// `[access]`: which peers may call what, by their socket credentials.
@@ -402,6 +404,7 @@ fn resolve(
         shutdown_timeout: Duration::from_secs(10),
         reload_debounce: Duration::from_millis(200),
         log_level: "info".into(),
+        worker_threads: None,
     };
     let mut access = AccessPolicy {
         admin_uids: vec![0],
@@ -685,6 +688,19 @@ fn resolve_daemon(r: &mut Resolver<'_>, d: &raw::RawDaemon, dir: &Path, out: &mu
     }
     if let Some(l) = &d.log_level {
         out.log_level = l.clone();
+    }
+    if let Some(w) = &d.worker_threads {
+        match usize::try_from(*w.get_ref()) {
+            Ok(0) => out.worker_threads = None,
+            Ok(n) if n <= 256 => out.worker_threads = Some(n),
+            _ => {
+                r.err::<()>(
+                    &w.span(),
+                    "daemon.worker_threads",
+                    "must be between 0 (one per CPU) and 256",
+                );
+            }
+        }
     }
 }
 

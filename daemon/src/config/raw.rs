@@ -35,6 +35,7 @@ pub(crate) struct RawDaemon {
     pub(crate) shutdown_timeout: Option<Spanned<String>>,
     pub(crate) reload_debounce: Option<Spanned<String>>,
     pub(crate) log_level: Option<String>,
+    pub(crate) worker_threads: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

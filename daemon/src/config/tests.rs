@@ -80,13 +80,14 @@ fn all_value_errors_are_reported_together() {
     let main = write(
         dir.path(),
         "g.toml",
-        "[daemon]\nsocket_mode = \"999\"\nshutdown_timeout = \"10\"\n[lockout]\nwindow = \"soon\"\n\
+        "[daemon]\nsocket_mode = \"999\"\nshutdown_timeout = \"10\"\nworker_threads = 999\n[lockout]\nwindow = \"soon\"\n\
          [[authenticators]]\nname = \"A\"\ntype = \"local\"\n[[authenticators]]\nname = \"A\"\ntype = \"local\"\n",
     );
     let e = load(&main).unwrap_err();
     let keys: Vec<_> = e.0.iter().filter_map(|e| e.key.clone()).collect();
     assert!(keys.contains(&"daemon.socket_mode".to_owned()), "{keys:?}");
     assert!(keys.contains(&"daemon.shutdown_timeout".to_owned()), "{keys:?}");
+    assert!(keys.contains(&"daemon.worker_threads".to_owned()), "{keys:?}");
     assert!(keys.contains(&"lockout.window".to_owned()), "{keys:?}");
     assert!(keys.iter().any(|k| k.ends_with(".name")), "{keys:?}");
     assert!(e.0.iter().all(|e| e.line.is_some()));
