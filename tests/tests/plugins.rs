@@ -366,6 +366,37 @@ async fn a_new_library_is_loaded_on_reload() {
     assert_eq!(login(&mut c, "o", "o password").await.status, 200);
 }
 
+#[tokio::test]
+async fn a_library_replaced_at_its_path_is_loaded_anew_on_reload() {
+    let d = start(LOCAL_AUTH);
+    let mut c = d.client().await;
+    let dir = d.dir().join("plugins");
+    let body = |ty: &str| {
+        format!(
+            "{LOCAL_AUTH}\n[[authenticators]]\nname = \"Versioned\"\ntype = \"{ty}\"\n[authenticators.settings]\nuser = \"v\"\npassword = \"v password\"\n"
+        )
+    };
+    // version 1 provides type c_v1
+    build_c_plugin(&dir.join("libc_versioned.so"), &["GH_TYPE=\"c_v1\""]);
+    d.write_config(&with_plugins(&body("c_v1")));
+    d.wait_generation(2).await;
+    assert_eq!(login(&mut c, "v", "v password").await.status, 200);
+    // version 2 (type c_v2) is renamed over it, as a package upgrade does
+    build_c_plugin(&dir.join("libc_versioned.so.new"), &["GH_TYPE=\"c_v2\""]);
+    std::fs::rename(dir.join("libc_versioned.so.new"), dir.join("libc_versioned.so")).unwrap();
+    d.write_config(&with_plugins(&body("c_v2")));
+    let h = d.wait_generation(3).await;
+    assert!(h["last_reload_error"].is_null(), "{h}");
+    assert_eq!(login(&mut c, "v", "v password").await.status, 200);
+    // and the old type is gone with the old file
+    let a = c.post("/v1/reload", &serde_json::json!({})).await.unwrap();
+    assert_eq!(a.status, 200);
+    d.write_config(&with_plugins(&body("c_v1")));
+    let a = c.post("/v1/reload", &serde_json::json!({})).await.unwrap();
+    assert_eq!(a.status, 422, "{:?}", a.value());
+    assert!(a.value().to_string().contains("c_v1"), "{:?}", a.value());
+}
+
 fn tokens_verifier(isolation: &str) -> String {
     format!(
         r#"

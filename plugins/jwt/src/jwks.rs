@@ -403,6 +403,17 @@ mod tests {
         URL_SAFE_NO_PAD.encode(b)
     }
 
+    /// A new RSA private key of `bits`, PEM, made by openssl.
+    fn rsa_pem(bits: u32) -> Vec<u8> {
+        let out = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
+            .arg(format!("rsa_keygen_bits:{bits}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    }
+
     #[test]
     fn ec_and_ed25519_keys_verify_and_are_bound_to_their_algorithm() {
         let rng = SystemRandom::new();
@@ -439,11 +450,7 @@ mod tests {
 
     #[test]
     fn rsa_keys_follow_their_alg_and_padded_moduli_parse() {
-        let pem = std::process::Command::new("openssl")
-            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
-            .output()
-            .unwrap()
-            .stdout;
+        let pem = rsa_pem(2048);
         let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
         let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
         let AlgorithmParameters::RSA(p) = &jwk.algorithm else {
@@ -474,11 +481,7 @@ mod tests {
 
     #[test]
     fn rsa_keys_shorter_than_2048_bits_never_verify() {
-        let pem = std::process::Command::new("openssl")
-            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"])
-            .output()
-            .unwrap()
-            .stdout;
+        let pem = rsa_pem(1024);
         // aws-lc will not even load such a key: openssl gives the modulus
         // and signs
         let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Why a library cannot be used.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum LoadError {
     /// `dlopen` failed.
@@ -78,7 +78,12 @@ impl std::fmt::Debug for Library {
 
 type LogSink = fn(Level, &str, &str);
 static LOG_SINK: OnceLock<LogSink> = OnceLock::new();
-static LIBRARIES: OnceLock<Mutex<HashMap<PathBuf, &'static Library>>> = OnceLock::new();
+/// A library file: (device, inode).
+type FileId = (u64, u64);
+
+/// Libraries by the file they were loaded from: loaded ones, and refused
+/// ones that had to stay loaded (their code ran).
+static LIBRARIES: OnceLock<Mutex<HashMap<FileId, Result<&'static Library, LoadError>>>> = OnceLock::new();
 
 /// Sets where plugin log lines go: `sink(level, instance, message)`.
 pub fn set_log_sink(sink: LogSink) {
@@ -128,19 +133,48 @@ type EntryFn = unsafe extern "C" fn(*const HostV1) -> *const PluginV1;
 /// Loads a plugin library (or returns the already loaded one). Libraries
 /// are never unloaded: instances and in-flight calls may outlive any
 /// configuration generation.
+///
+/// A library is known by its file, not its path: a file replaced at the
+/// same path (a new version renamed into place, as package managers do) is
+/// loaded anew on the next call, while the old version stays loaded for
+/// the instances still using it. (A file rewritten in place keeps its
+/// identity, and the version already loaded is returned.)
 pub fn load(path: &Path) -> Result<&'static Library, LoadError> {
+    use std::os::unix::fs::MetadataExt as _;
+
     let canonical = std::fs::canonicalize(path).map_err(|e| LoadError::Open(e.to_string()))?;
+    let file = std::fs::File::open(&canonical).map_err(|e| LoadError::Open(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| LoadError::Open(e.to_string()))?;
+    let id: FileId = (meta.dev(), meta.ino());
     let cache = LIBRARIES.get_or_init(|| Mutex::new(HashMap::new()));
     let mut cache = cache
         .lock()
         .map_err(|_| LoadError::Open("loader lock poisoned".into()))?;
-    if let Some(lib) = cache.get(&canonical) {
-        return Ok(lib);
+    if let Some(known) = cache.get(&id) {
+        return known.clone();
     }
+    let result = open_new(file, canonical);
+    if matches!(
+        result,
+        Ok(_) | Err(LoadError::AbiMismatch { .. } | LoadError::BadDescriptor(_))
+    ) {
+        cache.insert(id, result.clone());
+    }
+    result
+}
+
+/// Loads the library in `file`, which no loaded library came from.
+fn open_new(file: std::fs::File, canonical: PathBuf) -> Result<&'static Library, LoadError> {
+    use std::os::unix::io::AsRawFd as _;
+    // Through the open descriptor, not the path: the dynamic loader would
+    // hand back an older library loaded under the same path name. While
+    // the library stays loaded its descriptor stays open, so the number
+    // (and with it the name the loader records) is not reused.
+    let through_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
     // SAFETY: loading a library runs its initialisers. Plugin libraries
     // come from the administrator's configuration (plugin_dirs, library);
     // running their code is the point.
-    let lib = unsafe { libloading::Library::new(&canonical) }.map_err(|e| LoadError::Open(e.to_string()))?;
+    let lib = unsafe { libloading::Library::new(&through_fd) }.map_err(|e| LoadError::Open(e.to_string()))?;
     // SAFETY: the symbol's type is fixed by the ABI (gatehouse_plugin.h).
     let entry: EntryFn = unsafe { lib.get::<EntryFn>(ENTRY_SYMBOL.as_bytes()) }
         .map(|s| *s)
@@ -151,14 +185,16 @@ pub fn load(path: &Path) -> Result<&'static Library, LoadError> {
     // library, which is never unloaded; `abi_major` is its first field in
     // every ABI version.
     let vtable: &'static PluginV1 = unsafe { vtable.as_ref() }.ok_or(LoadError::NullEntry)?;
+    // From here on the library's code has run: it stays loaded (with its
+    // descriptor open) whether it is accepted or not.
+    std::mem::forget(lib);
+    std::mem::forget(file);
     if vtable.abi_major != ABI_MAJOR {
-        std::mem::forget(lib);
         return Err(LoadError::AbiMismatch {
             found: vtable.abi_major,
         });
     }
     if vtable.descriptor.is_null() {
-        std::mem::forget(lib);
         return Err(LoadError::BadDescriptor("null".into()));
     }
     // SAFETY: checked non-null; the ABI requires a NUL-terminated string
@@ -166,22 +202,13 @@ pub fn load(path: &Path) -> Result<&'static Library, LoadError> {
     let text = unsafe { CStr::from_ptr(vtable.descriptor) }
         .to_string_lossy()
         .into_owned();
-    let descriptor: Descriptor = match serde_json::from_str(&text) {
-        Ok(d) => d,
-        Err(e) => {
-            std::mem::forget(lib);
-            return Err(LoadError::BadDescriptor(e.to_string()));
-        }
-    };
-    // Never unload: leak the handle.
-    std::mem::forget(lib);
-    let loaded: &'static Library = Box::leak(Box::new(Library {
-        path: canonical.clone(),
+    let descriptor: Descriptor =
+        serde_json::from_str(&text).map_err(|e| LoadError::BadDescriptor(e.to_string()))?;
+    Ok(Box::leak(Box::new(Library {
+        path: canonical,
         descriptor,
         vtable,
-    }));
-    cache.insert(canonical, loaded);
-    Ok(loaded)
+    })))
 }
 
 /// Receives one completion.
