@@ -1,5 +1,5 @@
 #!/bin/bash
-# Installs the Debian packages the test peers need (slapd, ldap-utils, openssl, nginx), as root.
+# Installs the Debian packages the test peers need (slapd, ldap-utils, openssl, nginx; iproute2 for `ss -K`), as root.
 # On Debian 12 the `nginx` package is the binary itself, built with the auth_request module that the nginx
 # peer needs (`nginx-light` is only a metapackage there that pulls in `nginx` plus the echo module).
 #
@@ -10,7 +10,7 @@
 set -euo pipefail
 bash "$(dirname "$0")/oidc/install.sh"   # the OIDC peer's npm packages; first, as the apt part below may exit early
 
-PKGS=(slapd ldap-utils openssl nginx)
+PKGS=(slapd ldap-utils openssl nginx iproute2)
 
 is_installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]

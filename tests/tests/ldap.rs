@@ -393,3 +393,60 @@ triggers.groups = {{ has_or = ["admins"] }}
     let (s, _) = status(&d, "alice", "alicepass").await;
     assert_eq!(s, 403, "admins are denied");
 }
+
+/// Aborts the TCP connections process `pid` holds to 127.0.0.1:`port`
+/// (`ss -K`, as a server's idle timeout or restart would end them); how
+/// many.
+fn abort_connections(pid: u32, port: u16) -> usize {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let mut killed = 0;
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(inode)) = (f.get(1), f.get(2), f.get(9)) else {
+            continue;
+        };
+        let port_of = |a: &str| u16::from_str_radix(a.rsplit(':').next().unwrap(), 16).unwrap();
+        if port_of(remote) != port || !inodes.iter().any(|i| i == inode) {
+            continue;
+        }
+        let out = std::process::Command::new("ss")
+            .args(["-K", "-t", "dst", "127.0.0.1", "dport", "=", &port.to_string()])
+            .args(["sport", "=", &port_of(local).to_string()])
+            .output()
+            .expect("ss (iproute2)");
+        assert!(out.status.success(), "{out:?}");
+        killed += 1;
+    }
+    killed
+}
+
+#[tokio::test]
+async fn pooled_connections_the_server_dropped_are_replaced() {
+    let p = ldap_peer();
+    let port: u16 = p.uri.rsplit(':').next().unwrap().parse().unwrap();
+    let d = start(&ldap(&p, "pool_size = 2"));
+    for _ in 0..3 {
+        assert_eq!(status(&d, "alice", "alicepass").await.0, 200);
+    }
+    // the pooled service and bind connections die under the daemon
+    assert!(
+        abort_connections(d.pid(), port) > 0,
+        "no pooled connection to abort"
+    );
+    let (s, v) = status(&d, "alice", "alicepass").await;
+    assert_eq!(s, 200, "one retry on fresh connections: {v}");
+    let (s, v) = status(&d, "bob.smith", "bobpass").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(status(&d, "alice", "wrong").await.0, 401);
+}
