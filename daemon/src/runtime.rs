@@ -29,11 +29,21 @@ enum Source {
 }
 
 impl Source {
-    fn library_path(self) -> Option<PathBuf> {
+    fn library(self) -> Option<&'static Library> {
         match self {
             Self::Builtin(_) | Self::Linked(_) => None,
-            Self::Library(l) => Some(l.path.clone()),
+            Self::Library(l) => Some(l),
         }
+    }
+}
+
+/// True when both are built in, or both come from the same loaded library
+/// (the same file, not merely the same path).
+fn same_library(a: Option<&'static Library>, b: Option<&'static Library>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => std::ptr::eq(a, b),
+        _ => false,
     }
 }
 
@@ -53,10 +63,10 @@ impl VerifierSource {
         }
     }
 
-    fn library_path(self) -> Option<PathBuf> {
+    fn library(self) -> Option<&'static Library> {
         match self {
             Self::Builtin(_) | Self::Linked(_) => None,
-            Self::Library(l) => Some(l.path.clone()),
+            Self::Library(l) => Some(l),
         }
     }
 }
@@ -124,8 +134,9 @@ pub struct AuthenticatorEntry {
     pub context: Context,
     /// Its settings with secrets resolved (to detect changes on reload).
     pub resolved_settings: serde_json::Value,
-    /// The plugin library it came from, if any.
-    pub library: Option<PathBuf>,
+    /// The plugin library it came from, if any (a file replaced at the
+    /// same path is another library).
+    pub library: Option<&'static Library>,
 }
 
 /// One generation.
@@ -163,7 +174,7 @@ pub struct VerifierEntry {
     /// verifiers that read the original request themselves).
     pub wants_bearer: bool,
     /// The plugin library it came from (none: built in).
-    pub library: Option<PathBuf>,
+    pub library: Option<&'static Library>,
 }
 
 impl Runtime {
@@ -427,7 +438,7 @@ pub fn build(
                 && old.resolved_settings == settings
                 && old.spec.library == spec.library
                 && old.spec.isolation == spec.isolation
-                && old.library == source.library_path()
+                && same_library(old.library, source.library())
                 && store_reused
         }) {
             authenticators.push(AuthenticatorEntry {
@@ -436,7 +447,7 @@ pub fn build(
                 plugin: Arc::clone(&old.plugin),
                 context: old.context.clone(),
                 resolved_settings: settings,
-                library: old.library.clone(),
+                library: old.library,
             });
             continue;
         }
@@ -461,7 +472,7 @@ pub fn build(
                 plugin,
                 context,
                 resolved_settings: settings,
-                library: source.library_path(),
+                library: source.library(),
             }),
             Err(e) => errors.push(settings_error(&spec.settings_location, &key, e)),
         }
@@ -522,7 +533,7 @@ pub fn build(
                 && old.resolved_settings == settings
                 && old.spec.library == spec.library
                 && old.spec.isolation == spec.isolation
-                && old.library == source.library_path()
+                && same_library(old.library, source.library())
                 && store_reused
         }) {
             verifiers.push(VerifierEntry {
@@ -531,7 +542,7 @@ pub fn build(
                 context: old.context.clone(),
                 resolved_settings: settings,
                 wants_bearer: old.wants_bearer,
-                library: old.library.clone(),
+                library: old.library,
             });
             continue;
         }
@@ -564,7 +575,7 @@ pub fn build(
                 context,
                 resolved_settings: settings,
                 wants_bearer: source.wants_bearer(),
-                library: source.library_path(),
+                library: source.library(),
             }),
             Err(e) => errors.push(settings_error(&spec.settings_location, &key, e)),
         }

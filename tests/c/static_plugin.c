@@ -7,7 +7,8 @@
  * Authenticator type GH_TYPE (default "c_static") accepts one user, whose
  * name and password come from the settings {"user": "...", "password": "..."}.
  * Variants for the loader tests: -DGH_TEST_ABI_MAJOR=2 (wrong ABI),
- * -DGH_NO_ENTRY (no entry symbol).
+ * -DGH_NO_ENTRY (no entry symbol), -DGH_GROUP='"name"' (the one group a
+ * user gets; default "c-plugin-users": tells two builds apart).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,9 @@
 
 #ifndef GH_TYPE
 #define GH_TYPE "c_static"
+#endif
+#ifndef GH_GROUP
+#define GH_GROUP "c-plugin-users"
 #endif
 #ifndef GH_TEST_ABI_MAJOR
 #define GH_TEST_ABI_MAJOR GH_ABI_MAJOR
@@ -92,7 +96,7 @@ static void call(void *instance, const uint8_t *method, size_t method_len,
   if (user && password && *password && strcmp(user, inst->user) == 0 &&
       strcmp(password, inst->password) == 0) {
     snprintf(result, sizeof result,
-             "{\"step\":\"authenticated\",\"uid\":\"%s\",\"username\":\"%s\",\"groups\":[\"c-plugin-users\"]}",
+             "{\"step\":\"authenticated\",\"uid\":\"%s\",\"username\":\"%s\",\"groups\":[\"" GH_GROUP "\"]}",
              inst->user, inst->user);
     reply(complete, user_data, GH_OK, result);
   } else {

@@ -371,30 +371,44 @@ async fn a_library_replaced_at_its_path_is_loaded_anew_on_reload() {
     let d = start(LOCAL_AUTH);
     let mut c = d.client().await;
     let dir = d.dir().join("plugins");
+    let lib = dir.join("libc_versioned.so");
     let body = |ty: &str| {
-        format!(
+        with_plugins(&format!(
             "{LOCAL_AUTH}\n[[authenticators]]\nname = \"Versioned\"\ntype = \"{ty}\"\n[authenticators.settings]\nuser = \"v\"\npassword = \"v password\"\n"
-        )
+        ))
     };
-    // version 1 provides type c_v1
-    build_c_plugin(&dir.join("libc_versioned.so"), &["GH_TYPE=\"c_v1\""]);
-    d.write_config(&with_plugins(&body("c_v1")));
+    // a new version is built beside the old one and renamed over it, as a
+    // package upgrade does
+    let install = |defines: &[&str]| {
+        let new = dir.join("libc_versioned.so.new");
+        build_c_plugin(&new, defines);
+        std::fs::rename(&new, &lib).unwrap();
+    };
+    let groups = |v: &serde_json::Value| v["groups"].to_string();
+    install(&["GH_TYPE=\"c_versioned\"", "GH_GROUP=\"v1-users\""]);
+    d.write_config(&body("c_versioned"));
     d.wait_generation(2).await;
+    let a = login(&mut c, "v", "v password").await;
+    assert_eq!(a.status, 200, "{:?}", a.value());
+    assert!(groups(&a.value()).contains("v1-users"), "{:?}", a.value());
+
+    // version 2: same type, same settings; a reload runs the new code
+    install(&["GH_TYPE=\"c_versioned\"", "GH_GROUP=\"v2-users\""]);
+    let r = c.post("/v1/reload", &serde_json::json!({})).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.value());
+    let a = login(&mut c, "v", "v password").await;
+    assert_eq!(a.status, 200, "{:?}", a.value());
+    assert!(groups(&a.value()).contains("v2-users"), "{:?}", a.value());
+
+    // version 3 renames the type: the old type is gone with the old file
+    install(&["GH_TYPE=\"c_renamed\""]);
+    let r = c.post("/v1/reload", &serde_json::json!({})).await.unwrap();
+    assert_eq!(r.status, 422, "{:?}", r.value());
+    assert!(r.value().to_string().contains("c_versioned"), "{:?}", r.value());
+    d.write_config(&body("c_renamed"));
+    let r = c.post("/v1/reload", &serde_json::json!({})).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.value());
     assert_eq!(login(&mut c, "v", "v password").await.status, 200);
-    // version 2 (type c_v2) is renamed over it, as a package upgrade does
-    build_c_plugin(&dir.join("libc_versioned.so.new"), &["GH_TYPE=\"c_v2\""]);
-    std::fs::rename(dir.join("libc_versioned.so.new"), dir.join("libc_versioned.so")).unwrap();
-    d.write_config(&with_plugins(&body("c_v2")));
-    let h = d.wait_generation(3).await;
-    assert!(h["last_reload_error"].is_null(), "{h}");
-    assert_eq!(login(&mut c, "v", "v password").await.status, 200);
-    // and the old type is gone with the old file
-    let a = c.post("/v1/reload", &serde_json::json!({})).await.unwrap();
-    assert_eq!(a.status, 200);
-    d.write_config(&with_plugins(&body("c_v1")));
-    let a = c.post("/v1/reload", &serde_json::json!({})).await.unwrap();
-    assert_eq!(a.status, 422, "{:?}", a.value());
-    assert!(a.value().to_string().contains("c_v1"), "{:?}", a.value());
 }
 
 fn tokens_verifier(isolation: &str) -> String {
