@@ -1,6 +1,6 @@
 //! Configuration: TOML read in two stages.
 //!
-//! Stage one ([`raw`]) deserializes every file with `deny_unknown_fields`
+//! Stage one (`raw`) deserializes every file with `deny_unknown_fields`
 //! and keeps spans; stage two (this module) checks values and builds the
 //! resolved [`Config`], in which an invalid state cannot be represented.
 //! Every error names a file, a line and a key, and all errors of a file set
