@@ -69,3 +69,44 @@ impl TokenCache {
         map.insert(key, token);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(exp: u64) -> VerifiedToken {
+        let mut t = VerifiedToken::new("iss", "sub");
+        t.expires_at = Some(exp);
+        t
+    }
+
+    #[test]
+    fn expired_tokens_are_not_served_and_a_full_cache_stays_bounded() {
+        let c = TokenCache::new(4);
+        c.put(key("a"), token(100), 0);
+        assert!(c.get(&key("a"), 100).is_some());
+        assert!(c.get(&key("a"), 101).is_none(), "expired");
+        assert!(
+            c.get(&key("a"), 0).is_none(),
+            "an expired entry is dropped when seen"
+        );
+        // full of live tokens: inserting drops some, never grows past capacity
+        for i in 0..20 {
+            c.put(key(&format!("t{i}")), token(1_000), 10);
+            assert!(c.map.lock().unwrap().len() <= 4);
+            assert!(c.get(&key(&format!("t{i}")), 10).is_some(), "the newest is kept");
+        }
+        // expired entries go first when it is full
+        let c = TokenCache::new(3);
+        c.put(key("old1"), token(5), 0);
+        c.put(key("old2"), token(5), 0);
+        c.put(key("live"), token(1_000), 0);
+        c.put(key("new"), token(1_000), 10);
+        assert!(c.get(&key("live"), 10).is_some());
+        assert!(c.get(&key("new"), 10).is_some());
+        // no cache at all
+        let off = TokenCache::new(0);
+        off.put(key("x"), token(1_000), 0);
+        assert!(off.get(&key("x"), 0).is_none());
+    }
+}
