@@ -170,11 +170,18 @@ fn open_new(file: std::fs::File, canonical: PathBuf) -> Result<&'static Library,
     // hand back an older library loaded under the same path name. While
     // the library stays loaded its descriptor stays open, so the number
     // (and with it the name the loader records) is not reused.
-    let through_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+    // (Without /proc, as in some containers, the path it is; a replaced
+    // file is then only picked up by a restart.)
+    let through_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let name = if through_fd.exists() {
+        through_fd.as_path()
+    } else {
+        canonical.as_path()
+    };
     // SAFETY: loading a library runs its initialisers. Plugin libraries
     // come from the administrator's configuration (plugin_dirs, library);
     // running their code is the point.
-    let lib = unsafe { libloading::Library::new(&through_fd) }.map_err(|e| LoadError::Open(e.to_string()))?;
+    let lib = unsafe { libloading::Library::new(name) }.map_err(|e| LoadError::Open(e.to_string()))?;
     // SAFETY: the symbol's type is fixed by the ABI (gatehouse_plugin.h).
     let entry: EntryFn = unsafe { lib.get::<EntryFn>(ENTRY_SYMBOL.as_bytes()) }
         .map(|s| *s)
