@@ -14,4 +14,4 @@ cargo bench -p gatehouse-e2e --bench socket
 cargo bench -p gatehouse-e2e --bench plugin_modes
 cargo bench -p gatehouse-e2e --bench ldap
 cargo bench -p gatehouse-e2e --bench tokens
-cargo bench -p gatehouse-plugin-jwt --bench verify
+cargo bench -p gatehouse-e2e --bench jwt_verify

@@ -20,19 +20,42 @@ use crate::store::{self, Store};
 use gatehouse_sdk::abi::CreateConfig;
 use gatehouse_sdk::abi::host::Library;
 
-/// Where an authenticator type comes from.
-#[derive(Clone, Copy)]
-enum Source {
-    Builtin(&'static authn::Builtin),
-    Linked(&'static dyn gatehouse_sdk::AuthenticatorFactory),
+/// Where a configured type comes from: built into the daemon (`B`), a
+/// first-party plugin linked in (`F`), or a plugin library.
+enum Origin<B: 'static, F: ?Sized + 'static> {
+    Builtin(&'static B),
+    Linked(&'static F),
     Library(&'static Library),
 }
 
-impl Source {
+impl<B, F: ?Sized> Clone for Origin<B, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B, F: ?Sized> Copy for Origin<B, F> {}
+
+impl<B, F: ?Sized> Origin<B, F> {
     fn library(self) -> Option<&'static Library> {
         match self {
             Self::Builtin(_) | Self::Linked(_) => None,
             Self::Library(l) => Some(l),
+        }
+    }
+}
+
+/// Where an authenticator type comes from.
+type Source = Origin<authn::Builtin, dyn gatehouse_sdk::AuthenticatorFactory>;
+
+/// Where a verifier type comes from.
+type VerifierSource = Origin<crate::verifiers::BuiltinVerifier, dyn gatehouse_sdk::VerifierFactory>;
+
+impl VerifierSource {
+    fn wants_bearer(self) -> bool {
+        match self {
+            Self::Builtin(b) => b.wants_bearer,
+            Self::Linked(_) | Self::Library(_) => true,
         }
     }
 }
@@ -44,30 +67,6 @@ fn same_library(a: Option<&'static Library>, b: Option<&'static Library>) -> boo
         (None, None) => true,
         (Some(a), Some(b)) => std::ptr::eq(a, b),
         _ => false,
-    }
-}
-
-/// Where a verifier type comes from.
-#[derive(Clone, Copy)]
-enum VerifierSource {
-    Builtin(&'static crate::verifiers::BuiltinVerifier),
-    Linked(&'static dyn gatehouse_sdk::VerifierFactory),
-    Library(&'static Library),
-}
-
-impl VerifierSource {
-    fn wants_bearer(self) -> bool {
-        match self {
-            Self::Builtin(b) => b.wants_bearer,
-            Self::Linked(_) | Self::Library(_) => true,
-        }
-    }
-
-    fn library(self) -> Option<&'static Library> {
-        match self {
-            Self::Builtin(_) | Self::Linked(_) => None,
-            Self::Library(l) => Some(l),
-        }
     }
 }
 

@@ -16,37 +16,11 @@ use std::time::{Duration, Instant};
 use aws_lc_rs::signature::{self, ParsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_e2e::{Daemon, RawConnection, Setup};
+use gatehouse_e2e::{Daemon, RawConnection, Setup, openssl};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 const ISSUER: &str = "http://127.0.0.1:9/bench-issuer";
-
-fn genpkey(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .arg("genpkey")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    out.stdout
-}
-
-fn pubkey(private: &[u8], dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let priv_path = dir.join(format!("{name}.key"));
-    std::fs::write(&priv_path, private).unwrap();
-    let pub_path = dir.join(format!("{name}.pub.pem"));
-    let ok = Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&priv_path)
-        .arg("-out")
-        .arg(&pub_path)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    pub_path
-}
 
 fn main() {
     let seconds: u64 = std::env::var("BENCH_SECONDS")
@@ -58,10 +32,29 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30_000);
     let work = tempfile::tempdir().unwrap();
-    let rsa_pem = genpkey(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
-    let ec_pem = genpkey(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
-    let rsa_pub = pubkey(&rsa_pem, work.path(), "rsa");
-    let ec_pub = pubkey(&ec_pem, work.path(), "ec");
+    let rsa_pem = openssl(
+        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        "",
+    );
+    let ec_pem = openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ],
+        "",
+    );
+    // public PEM files, for PyJWT
+    let public_pem = |private: &[u8], name: &str| {
+        let path = work.path().join(format!("{name}.pub.pem"));
+        let pem = openssl(&["pkey", "-pubout"], std::str::from_utf8(private).unwrap());
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let rsa_pub = public_pem(&rsa_pem, "rsa");
+    let ec_pub = public_pem(&ec_pem, "ec");
     let rsa = EncodingKey::from_rsa_pem(&rsa_pem).unwrap();
     let ec = EncodingKey::from_ec_pem(&ec_pem).unwrap();
     let mut jr = Jwk::from_encoding_key(&rsa, Algorithm::RS256).unwrap();
@@ -202,13 +195,10 @@ fn main() {
     // the floor: RS256 signature verification in this process, key parsed
     // once; measured right after each RS256 miss row (this machine's speed
     // drifts between runs)
-    let der = Command::new("openssl")
-        .args(["pkey", "-pubin", "-in"])
-        .arg(&rsa_pub)
-        .args(["-outform", "DER"])
-        .output()
-        .unwrap()
-        .stdout;
+    let der = openssl(
+        &["pkey", "-pubout", "-outform", "DER"],
+        std::str::from_utf8(&rsa_pem).unwrap(),
+    );
     let raw_key = ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, der).unwrap();
     let split: Vec<(&str, Vec<u8>)> = rs
         .iter()

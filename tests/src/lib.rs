@@ -328,6 +328,19 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> Output {
     child.wait_with_output().expect("wait")
 }
 
+/// `openssl ARGS` fed `input` (a PEM text, or nothing): its output; panics
+/// when openssl fails. For the benches' keys: `openssl(&["genpkey", …], "")`,
+/// `openssl(&["pkey", "-pubout"], &private_pem)`.
+pub fn openssl(args: &[&str], input: &str) -> Vec<u8> {
+    let out = run_with_stdin(Command::new("openssl").args(args), input);
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// True when running as root (tests that need a second uid skip otherwise).
 pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;

@@ -5,7 +5,7 @@ use http::{Response, StatusCode};
 
 use super::{ApiError, Body, Call, JsonBody, json, no_content};
 use crate::authn::local::{check_username, normalize_username};
-use crate::store::NewUser;
+use crate::store::{NewUser, UserRecord};
 
 pub(super) async fn list(call: &Call) -> Result<Response<Body>, ApiError> {
     call.require_admin()?;
@@ -57,15 +57,13 @@ pub(super) async fn set_password(
     policy
         .check_new(&req.password)
         .map_err(|m| ApiError::new(ErrorCode::Unprocessable, m))?;
-    if call.runtime.store.user_by_username(&username).await?.is_none() {
-        return Err(ApiError::not_found(format!("no user {username:?}")));
-    }
+    existing_user(call, &username).await?;
     let hash = policy
         .hash(req.password, &call.daemon.hashing)
         .await
         .map_err(ApiError::internal)?;
     if !call.runtime.store.set_password_hash(&username, hash).await? {
-        return Err(ApiError::not_found(format!("no user {username:?}")));
+        return Err(no_user(&username));
     }
     tracing::info!(username = %username, peer_uid = call.peer.uid, "password changed");
     Ok(no_content())
@@ -78,7 +76,7 @@ pub(super) async fn delete(call: &Call, username: &str) -> Result<Response<Body>
         tracing::info!(username = %username, peer_uid = call.peer.uid, "user deleted");
         Ok(no_content())
     } else {
-        Err(ApiError::not_found(format!("no user {username:?}")))
+        Err(no_user(&username))
     }
 }
 
@@ -101,11 +99,8 @@ pub(super) async fn create_static_token(
         body.parse()?
     };
     let username = normalize_username(username);
+    let user = existing_user(call, &username).await?;
     let store = call.runtime.store.as_ref();
-    let user = store
-        .user_by_username(&username)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no user {username:?}")))?;
     let mut raw = [0u8; 32];
     aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::internal("no randomness"))?;
     let token = format!("ghso_{}", base64_url(&raw));
@@ -124,12 +119,8 @@ pub(super) async fn create_static_token(
 pub(super) async fn list_static_tokens(call: &Call, username: &str) -> Result<Response<Body>, ApiError> {
     call.require_admin()?;
     let username = normalize_username(username);
-    let store = call.runtime.store.as_ref();
-    let user = store
-        .user_by_username(&username)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no user {username:?}")))?;
-    let tokens = store.static_tokens(user.id).await?;
+    let user = existing_user(call, &username).await?;
+    let tokens = call.runtime.store.static_tokens(user.id).await?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "tokens": tokens })))
 }
 
@@ -149,6 +140,19 @@ pub(super) async fn revoke_static_token(call: &Call, id: &str) -> Result<Respons
     } else {
         Err(ApiError::not_found(format!("no active static-object token {id}")))
     }
+}
+
+fn no_user(username: &str) -> ApiError {
+    ApiError::not_found(format!("no user {username:?}"))
+}
+
+/// The user called `username` (normalized), or 404.
+async fn existing_user(call: &Call, username: &str) -> Result<UserRecord, ApiError> {
+    call.runtime
+        .store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| no_user(username))
 }
 
 fn base64_url(bytes: &[u8]) -> String {

@@ -2,43 +2,20 @@
 //! (parse, signature, claims, cache insert), a hit, and the bare signature
 //! check with a key parsed once (the floor a miss is compared with).
 //!
-//! `cargo bench -p gatehouse-plugin-jwt --bench verify`
+//! `cargo bench -p gatehouse-e2e --bench jwt_verify`
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::Instant;
 
 use aws_lc_rs::signature::{self, ParsedPublicKey, UnparsedPublicKey};
+use gatehouse_e2e::openssl;
 use gatehouse_plugin_jwt::{JwtFactory, persisted_keys_file};
 use gatehouse_sdk::{Context, PluginConfig, VerifierFactory as _, VerifyRequest};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 const ISSUER: &str = "http://127.0.0.1:9/bench";
-
-fn genpkey(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .arg("genpkey")
-        .args(args)
-        .output()
-        .expect("openssl");
-    assert!(out.status.success());
-    out.stdout
-}
-
-fn public_der(private_pem: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("openssl");
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), private_pem).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    out.stdout
-}
 
 fn per_op(n: usize, mut f: impl FnMut(usize)) -> f64 {
     let t = Instant::now();
@@ -53,8 +30,26 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3000);
-    let rsa_pem = genpkey(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
-    let ec_pem = genpkey(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    let rsa_pem = openssl(
+        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        "",
+    );
+    let ec_pem = openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ],
+        "",
+    );
+    let public_der = |private: &[u8]| {
+        openssl(
+            &["pkey", "-pubout", "-outform", "DER"],
+            std::str::from_utf8(private).unwrap(),
+        )
+    };
     let rsa = EncodingKey::from_rsa_pem(&rsa_pem).unwrap();
     let ec = EncodingKey::from_ec_pem(&ec_pem).unwrap();
     let jwk = |k: &EncodingKey, alg, kid: &str| {
