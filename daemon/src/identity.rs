@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::config::AuthenticatorSpec;
 use crate::maps::{self, Evaluation, Target};
-use crate::store::{GrantRecord, NewUser, Profile, Store, StoreError, UserRecord};
+use crate::store::{GrantRecord, NewUser, Profile, Store, StoreError, Transaction, UserRecord};
 
 /// Normalises a username the way the store keeps it.
 pub fn normalize(identity: &Identity) -> String {
@@ -50,12 +50,79 @@ pub fn collision_username(authenticator: &str, identity: &Identity) -> String {
     format!("{}-{:08x}", uid, fnv1a(&key) & 0xffff_ffff)
 }
 
-/// Finds or creates the user for an identity and records the login.
-pub async fn resolve_user(
+/// What a login needs of its authenticator's configuration.
+#[derive(Clone, Debug)]
+pub struct LoginPolicy {
+    /// The authenticator's name.
+    pub authenticator: String,
+    /// True for the `local` type (it vouches for the store's own accounts).
+    pub is_local: bool,
+    /// Legacy authenticators whose users move here on first login.
+    pub auto_migrate_users_from: Vec<String>,
+    /// Create missing organizations and teams.
+    pub create_objects: bool,
+    /// Remove grants this authenticator made that no map grants now.
+    pub remove_users: bool,
+}
+
+impl LoginPolicy {
+    /// The policy of a configured authenticator.
+    pub fn of(spec: &AuthenticatorSpec) -> Self {
+        Self {
+            authenticator: spec.name.clone(),
+            is_local: spec.kind == "local",
+            auto_migrate_users_from: spec.auto_migrate_users_from.clone(),
+            create_objects: spec.create_objects,
+            remove_users: spec.remove_users,
+        }
+    }
+}
+
+/// What one login wrote.
+#[derive(Clone, Debug)]
+pub struct LoggedIn {
+    /// The user, as stored after the login.
+    pub user: UserRecord,
+    /// What the maps changed.
+    pub applied: Applied,
+    /// The user's grants afterwards.
+    pub grants: Vec<GrantRecord>,
+}
+
+/// Records a login in one store transaction: finds or creates the user,
+/// links the identity, refreshes the profile, applies the maps. Either all
+/// of it is stored or none; concurrent first logins of one new identity
+/// make one user.
+pub async fn record_login(
     store: &dyn Store,
-    spec: &AuthenticatorSpec,
+    policy: LoginPolicy,
+    identity: Identity,
+    eval: Evaluation,
+) -> Result<LoggedIn, StoreError> {
+    store
+        .atomically(move |tx| {
+            let mut user = resolve_user(tx, &policy, &identity)?;
+            let applied = apply_maps(tx, &policy, &user, &eval)?;
+            if let Some(su) = applied.superuser {
+                user.is_superuser = su;
+            }
+            let grants = tx.grants(user.id)?;
+            Ok(LoggedIn {
+                user,
+                applied,
+                grants,
+            })
+        })
+        .await
+}
+
+/// Finds or creates the user for an identity and records the login.
+pub fn resolve_user(
+    tx: &mut dyn Transaction,
+    policy: &LoginPolicy,
     identity: &Identity,
 ) -> Result<UserRecord, StoreError> {
+    let name = policy.authenticator.as_str();
     let uid = if identity.case_insensitive {
         identity.uid.to_lowercase()
     } else {
@@ -66,42 +133,41 @@ pub async fn resolve_user(
         first_name: identity.first_name.clone(),
         last_name: identity.last_name.clone(),
     };
-    if let Some(user) = store.linked_user(&spec.name, &uid).await? {
-        store.touch_login(user.id, profile.clone()).await?;
+    if let Some(user) = tx.linked_user(name, &uid)? {
+        tx.touch_login(user.id, &profile)?;
         return Ok(with_profile(user, profile));
     }
     // A user of a legacy authenticator moves here on first login, with the
     // memberships that authenticator granted.
-    for legacy in &spec.auto_migrate_users_from {
-        if let Some(user_id) = store.move_link(legacy, &spec.name, &uid).await?
-            && let Some(user) = store.user_by_id(user_id).await?
+    for legacy in &policy.auto_migrate_users_from {
+        if let Some(user_id) = tx.move_link(legacy, name, &uid)?
+            && let Some(user) = tx.user_by_id(user_id)?
         {
             tracing::info!(
                 username = %user.username,
                 from = %legacy,
-                to = %spec.name,
+                to = %name,
                 "user migrated to a new authenticator"
             );
-            store.touch_login(user.id, profile.clone()).await?;
+            tx.touch_login(user.id, &profile)?;
             return Ok(with_profile(user, profile));
         }
     }
     let username = normalize(identity);
-    let existing = store.user_by_username(&username).await?;
-    let user = match existing {
+    let user = match tx.user_by_username(&username)? {
         // The local authenticator vouches for the store's own account.
-        Some(user) if spec.kind == "local" => user,
+        Some(user) if policy.is_local => user,
         Some(_) => {
-            let alt = collision_username(&spec.name, identity);
-            match store.user_by_username(&alt).await? {
+            let alt = collision_username(name, identity);
+            match tx.user_by_username(&alt)? {
                 Some(u) => u,
-                None => create(store, alt, identity).await?,
+                None => create(tx, alt, identity)?,
             }
         }
-        None => create(store, username, identity).await?,
+        None => create(tx, username, identity)?,
     };
-    store.link_user(&spec.name, &uid, user.id).await?;
-    store.touch_login(user.id, profile.clone()).await?;
+    tx.link_user(name, &uid, user.id)?;
+    tx.touch_login(user.id, &profile)?;
     Ok(with_profile(user, profile))
 }
 
@@ -114,17 +180,15 @@ fn with_profile(mut user: UserRecord, profile: Profile) -> UserRecord {
     user
 }
 
-async fn create(store: &dyn Store, username: String, identity: &Identity) -> Result<UserRecord, StoreError> {
-    store
-        .create_user(NewUser {
-            username,
-            email: identity.email.clone(),
-            first_name: identity.first_name.clone(),
-            last_name: identity.last_name.clone(),
-            is_superuser: false,
-            password_hash: None,
-        })
-        .await
+fn create(tx: &mut dyn Transaction, username: String, identity: &Identity) -> Result<UserRecord, StoreError> {
+    tx.create_user(&NewUser {
+        username,
+        email: identity.email.clone(),
+        first_name: identity.first_name.clone(),
+        last_name: identity.last_name.clone(),
+        is_superuser: false,
+        password_hash: None,
+    })
 }
 
 /// What applying maps changed.
@@ -141,9 +205,6 @@ pub struct Applied {
     pub removed: Vec<String>,
     /// The superuser decision applied, if any.
     pub superuser: Option<bool>,
-    /// The user's grants afterwards, when they were read anyway.
-    #[serde(skip)]
-    pub grants: Option<Vec<GrantRecord>>,
 }
 
 fn describe(organization: Option<&str>, team: Option<&str>, role: &str) -> String {
@@ -157,17 +218,18 @@ fn describe(organization: Option<&str>, team: Option<&str>, role: &str) -> Strin
 /// Applies a map evaluation to a user: superuser status, grants, revokes,
 /// and (`remove_users`) removal of grants this authenticator made before
 /// that no map grants now.
-pub async fn apply_maps(
-    store: &dyn Store,
-    spec: &AuthenticatorSpec,
+pub fn apply_maps(
+    tx: &mut dyn Transaction,
+    spec: &LoginPolicy,
     user: &UserRecord,
     eval: &Evaluation,
 ) -> Result<Applied, StoreError> {
+    let authenticator = spec.authenticator.as_str();
     let mut applied = Applied::default();
     if let Some(su) = eval.superuser()
         && su != user.is_superuser
     {
-        store.set_superuser(user.id, su).await?;
+        tx.set_superuser(user.id, su)?;
         applied.superuser = Some(su);
     }
     // (organization id, team id, role) granted by this login
@@ -185,7 +247,7 @@ pub async fn apply_maps(
         let create = *grant && spec.create_objects;
         let org_id = match organization {
             None => None,
-            Some(o) => match store.organization(o, create).await? {
+            Some(o) => match tx.organization(o, create)? {
                 Some((id, created)) => {
                     if created {
                         applied.created.push(format!("organization {o}"));
@@ -194,7 +256,10 @@ pub async fn apply_maps(
                 }
                 None => {
                     if *grant {
-                        tracing::info!(authenticator = %spec.name, "map skipped: organization {o:?} does not exist and create_objects is off");
+                        tracing::info!(
+                            authenticator,
+                            "map skipped: organization {o:?} does not exist and create_objects is off"
+                        );
                         applied.skipped.push(what);
                     }
                     continue;
@@ -202,7 +267,7 @@ pub async fn apply_maps(
             },
         };
         let team_id = match (team, org_id) {
-            (Some(t), Some(org)) => match store.team(org, t, create).await? {
+            (Some(t), Some(org)) => match tx.team(org, t, create)? {
                 Some((id, created)) => {
                     if created {
                         applied
@@ -213,7 +278,10 @@ pub async fn apply_maps(
                 }
                 None => {
                     if *grant {
-                        tracing::info!(authenticator = %spec.name, "map skipped: team {t:?} does not exist and create_objects is off");
+                        tracing::info!(
+                            authenticator,
+                            "map skipped: team {t:?} does not exist and create_objects is off"
+                        );
                         applied.skipped.push(what);
                     }
                     continue;
@@ -222,20 +290,19 @@ pub async fn apply_maps(
             _ => None,
         };
         if *grant {
-            store.grant(user.id, org_id, team_id, role, &spec.name).await?;
+            tx.grant(user.id, org_id, team_id, role, authenticator)?;
             kept.insert((org_id, team_id, role.clone()));
             applied.granted.push(what);
-        } else if store.revoke(user.id, org_id, team_id, role).await? {
+        } else if tx.revoke(user.id, org_id, team_id, role)? {
             applied.removed.push(what);
         }
     }
     if spec.remove_users {
-        for g in store.grants(user.id).await? {
-            if g.authenticator == spec.name && !kept.contains(&(g.organization_id, g.team_id, g.role.clone()))
+        for g in tx.grants(user.id)? {
+            if g.authenticator == authenticator
+                && !kept.contains(&(g.organization_id, g.team_id, g.role.clone()))
             {
-                store
-                    .revoke(user.id, g.organization_id, g.team_id, &g.role)
-                    .await?;
+                tx.revoke(user.id, g.organization_id, g.team_id, &g.role)?;
                 applied
                     .removed
                     .push(describe(g.organization.as_deref(), g.team.as_deref(), &g.role));

@@ -47,7 +47,6 @@ pub struct Daemon {
     /// The audit trail.
     pub audit: crate::audit::Audit,
     /// Logins waiting for a challenge answer.
-    pub challenges: crate::challenges::Challenges,
     options: Options,
     reload_lock: tokio::sync::Mutex<()>,
     last_reload_error: Mutex<Option<String>>,
@@ -98,7 +97,6 @@ impl Daemon {
             hashing,
             lockout: crate::lockout::Lockout::default(),
             audit,
-            challenges: crate::challenges::Challenges::default(),
             options,
             reload_lock: tokio::sync::Mutex::new(()),
             last_reload_error: Mutex::new(None),

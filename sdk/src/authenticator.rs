@@ -96,11 +96,30 @@ pub enum LoginStep {
 #[non_exhaustive]
 pub struct StartRequest {
     /// Where the application wants the browser to end up afterwards.
+    #[serde(default)]
     pub return_to: Option<String>,
     /// A fresh random value the daemon generated; the plugin must put it in
     /// the request to the identity provider (OIDC `state`, SAML `RelayState`)
     /// so the callback can be tied to this start.
     pub state: String,
+    /// The URL the identity provider sends the browser back to (OIDC
+    /// `redirect_uri`, the SAML ACS URL): the authenticator's
+    /// `callback_url`, or one derived from the daemon's `public_url`.
+    /// `None` when neither is configured.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+impl StartRequest {
+    /// A start tied to `state`, with the callback URL the provider must
+    /// send the browser back to.
+    pub fn new(state: impl Into<String>, callback_url: Option<String>) -> Self {
+        Self {
+            return_to: None,
+            state: state.into(),
+            callback_url,
+        }
+    }
 }
 
 /// Where to send the browser.
@@ -133,7 +152,28 @@ pub struct FinishRequest {
     pub params: BTreeMap<String, String>,
     /// What [`Redirect::flow_state`] held, when the daemon found the start
     /// this callback belongs to; `None` for an IdP-initiated login.
+    #[serde(default)]
     pub flow_state: Option<serde_json::Value>,
+    /// The same callback URL the start was given (the OIDC code exchange
+    /// must repeat `redirect_uri`; SAML checks `Destination` against it).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+impl FinishRequest {
+    /// A finish with the callback parameters, the start's flow state (if
+    /// one was found) and the callback URL.
+    pub fn new(
+        params: BTreeMap<String, String>,
+        flow_state: Option<serde_json::Value>,
+        callback_url: Option<String>,
+    ) -> Self {
+        Self {
+            params,
+            flow_state,
+            callback_url,
+        }
+    }
 }
 
 /// A document an authenticator publishes (SAML SP metadata).
@@ -148,15 +188,13 @@ pub struct Metadata {
 
 /// A configured login backend.
 ///
-/// Implement the methods of your [`Flow`]; the defaults answer
-/// [`PluginError::Unsupported`]. Every method may be called concurrently
-/// and may be cancelled (its future dropped) at any await point, so keep no
-/// half-updated state across awaits.
+/// Implement the methods of your type's [`Flow`] (declared once, by its
+/// [`AuthenticatorFactory::flow`](crate::AuthenticatorFactory::flow)); the
+/// defaults answer [`PluginError::Unsupported`]. Every method may be called
+/// concurrently and may be cancelled (its future dropped) at any await
+/// point, so keep no half-updated state across awaits.
 #[async_trait]
 pub trait Authenticator: Send + Sync + 'static {
-    /// Which login shape this instance implements.
-    fn flow(&self) -> Flow;
-
     /// Checks a username and password.
     async fn login(&self, ctx: &Context, request: PasswordLogin) -> Result<LoginStep, PluginError> {
         let _ = (ctx, request);
@@ -186,8 +224,10 @@ pub trait Authenticator: Send + Sync + 'static {
         ))
     }
 
-    /// Completes a redirect login from the callback parameters.
-    async fn finish(&self, ctx: &Context, request: FinishRequest) -> Result<Identity, PluginError> {
+    /// Completes a redirect login from the callback parameters. May answer
+    /// a [`Challenge`] (a second factor after the identity provider), which
+    /// the daemon continues through [`Authenticator::continue_login`].
+    async fn finish(&self, ctx: &Context, request: FinishRequest) -> Result<LoginStep, PluginError> {
         let _ = (ctx, request);
         Err(PluginError::Unsupported(
             "this authenticator has no redirect login".into(),

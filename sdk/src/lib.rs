@@ -31,10 +31,6 @@
 //!
 //! #[async_trait]
 //! impl Authenticator for StaticUsers {
-//!     fn flow(&self) -> Flow {
-//!         Flow::Password
-//!     }
-//!
 //!     async fn login(&self, ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
 //!         // Never accept an empty password, and compare in constant time.
 //!         if req.password.is_empty() {
@@ -98,6 +94,7 @@ mod error;
 mod identity;
 mod plugin;
 pub mod proto;
+mod redact;
 mod secret;
 mod verifier;
 
@@ -111,6 +108,7 @@ pub use duration::parse_duration;
 pub use error::{PluginError, TokenRejection};
 pub use identity::Identity;
 pub use plugin::{AuthenticatorFactory, Plugin, PluginConfig, VerifierFactory};
+pub use redact::redact_input_values;
 pub use secret::{Secret, constant_time_eq};
 pub use verifier::{OriginalRequest, VerifiedToken, Verifier, VerifyRequest};
 

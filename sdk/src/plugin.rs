@@ -11,7 +11,7 @@ use crate::{Authenticator, Context, Flow, PluginError, Verifier};
 /// `settings` is the `[authenticators.settings]` (or `[verifiers.settings]`)
 /// table merged with `[authenticators.additional]`, converted to JSON, with
 /// `*_file` and `*_credential` secrets already read into their plain keys.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct PluginConfig {
     /// The instance name (`name = "…"` in the configuration).
@@ -43,9 +43,23 @@ impl PluginConfig {
     ///
     /// Errors become [`PluginError::Misconfigured`] naming the offending key,
     /// which the daemon reports with the file and line of the settings table.
+    /// The message never repeats the value given (it may be a password):
+    /// see [`redact_input_values`](crate::redact_input_values).
     /// Use `#[serde(deny_unknown_fields)]` on `T` so typos are caught.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
-        T::deserialize(&self.settings).map_err(|e| PluginError::Misconfigured(e.to_string()))
+        T::deserialize(&self.settings)
+            .map_err(|e| PluginError::Misconfigured(crate::redact_input_values(&e.to_string())))
+    }
+}
+
+/// Shows the setting names only: values may be secrets.
+impl std::fmt::Debug for PluginConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginConfig")
+            .field("name", &self.name)
+            .field("settings", &crate::redact::SettingNames(&self.settings))
+            .field("context", &self.context)
+            .finish()
     }
 }
 

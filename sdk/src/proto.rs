@@ -227,6 +227,47 @@ pub struct ContinueRequest {
     pub response: Secret,
 }
 
+/// `POST /v1/login/start`: begin a redirect login.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartLoginRequest {
+    /// The redirect authenticator.
+    pub authenticator: String,
+    /// Where the application wants the browser to end up afterwards;
+    /// handed back in the [`LoginResult`] of the finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_to: Option<String>,
+}
+
+/// The answer to [`StartLoginRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct StartLoginResponse {
+    /// Send the browser here (the identity provider's URL with every
+    /// parameter: `state`/`RelayState`, nonce, PKCE challenge, …).
+    pub redirect_url: String,
+    /// The random value that ties the callback to this start: single use,
+    /// expiring.
+    pub state: String,
+}
+
+/// `POST /v1/login/finish`: complete a redirect login from the callback.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinishLoginRequest {
+    /// The redirect authenticator.
+    pub authenticator: String,
+    /// The callback's query or form parameters, as received.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// The start's `state`, when the application kept it itself; else it
+    /// is read from `params` (`state`, or SAML's `RelayState`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Admin peers only: add an explanation of the decision.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
+}
+
 /// The user part of a [`LoginResult`] and of `GET /v1/users`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct User {
@@ -284,6 +325,9 @@ pub struct LoginResult {
     /// A service access token, when the daemon's issuer is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// A redirect login's `return_to`, as given to its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_to: Option<String>,
     /// Admin `explain` output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<serde_json::Value>,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// any struct that derives `Debug` without leaking into a log line. The value
 /// is only reachable through [`Secret::expose`], which makes every use of the
 /// plain text easy to find in review.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -40,6 +40,16 @@ impl Secret {
         constant_time_eq(self.0.as_bytes(), other)
     }
 }
+
+/// Equality compares in constant time (see [`constant_time_eq`]), so a
+/// `==` between a secret and input leaks nothing through timing.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        constant_time_eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

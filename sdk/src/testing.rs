@@ -27,6 +27,10 @@ pub trait Subject {
     fn build(&self, settings: serde_json::Value) -> Result<Arc<dyn Authenticator>, PluginError>;
     /// The settings' JSON Schema.
     fn schema(&self) -> serde_json::Value;
+    /// The type's login shape (password unless said otherwise).
+    fn flow(&self) -> Flow {
+        Flow::Password
+    }
 }
 
 impl<F: AuthenticatorFactory> Subject for F {
@@ -35,6 +39,9 @@ impl<F: AuthenticatorFactory> Subject for F {
     }
     fn schema(&self) -> serde_json::Value {
         self.config_schema()
+    }
+    fn flow(&self) -> Flow {
+        AuthenticatorFactory::flow(self)
     }
 }
 
@@ -122,7 +129,7 @@ impl<'a> AuthenticatorSuite<'a> {
             "no secret in Debug output",
             self.no_secret_in(&format!("{ctx:?}")),
         );
-        if auth.flow() == Flow::Password {
+        if self.subject.flow() == Flow::Password {
             let _guard = rt.enter();
             let (user, pw) = self.good.clone().unwrap_or_default();
             let login = |u: &str, p: &str| {
@@ -267,5 +274,11 @@ impl Subject for Loaded {
             .authenticator(&self.type_name)
             .map(|a| a.config_schema.clone())
             .unwrap_or_default()
+    }
+    fn flow(&self) -> Flow {
+        self.library
+            .descriptor
+            .authenticator(&self.type_name)
+            .map_or(Flow::Password, |a| a.flow)
     }
 }

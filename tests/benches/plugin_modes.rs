@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_daemon::isolation::supervisor::Isolated;
 use gatehouse_sdk::abi::{CreateConfig, host};
-use gatehouse_sdk::{Authenticator, Context, Flow, LoginStep, PasswordLogin, Plugin, PluginConfig};
+use gatehouse_sdk::{Authenticator, Context, LoginStep, PasswordLogin, Plugin, PluginConfig};
 
 async fn measure(name: &str, auth: Arc<dyn Authenticator>, seconds: u64, concurrency: usize) {
     let ctx = Context::new("bench");
@@ -80,7 +80,6 @@ fn main() {
                 gatehouse_e2e::bin("gatehoused"),
                 lib_path.clone(),
                 "testkit_accept".into(),
-                Flow::Password,
                 create.clone(),
             )
             .await

@@ -84,7 +84,7 @@ pub(super) async fn check(
         .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
         .map(str::trim)
         .unwrap_or("");
-    if verifier.wants_bearer && bearer.is_empty() {
+    if verifier.wants_bearer() && bearer.is_empty() {
         call.daemon.metrics.token(&verifier.spec.name, "missing");
         return Ok(deny(
             StatusCode::UNAUTHORIZED,

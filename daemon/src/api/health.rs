@@ -32,7 +32,7 @@ pub(super) fn authenticators(call: &Call) -> Result<Response<Body>, ApiError> {
             kind: a.spec.kind.clone(),
             enabled: a.spec.enabled,
             order: a.spec.order,
-            flow: a.flow.as_str().into(),
+            flow: a.flow().as_str().into(),
         })
         .collect();
     Ok(json(StatusCode::OK, &AuthenticatorList { authenticators: list }))

@@ -1,10 +1,17 @@
-//! `POST /v1/login` and `POST /v1/login/continue`: lockout, authenticators
-//! in order, maps, the user, the audit trail.
+//! Logins: `POST /v1/login` and `/v1/login/continue` (passwords and
+//! challenges), `POST /v1/login/start` and `/v1/login/finish` (redirect
+//! logins), `GET /v1/authenticators/{name}/metadata`. Lockout,
+//! authenticators in order, maps, the user, the audit trail. Challenges
+//! and redirect flow states are pending logins in the store: random,
+//! single use, expiring.
 
 use std::time::{Duration, Instant};
 
-use gatehouse_sdk::proto::{ContinueRequest, ErrorCode, LoginRequest, LoginResponse, LoginResult};
-use gatehouse_sdk::{Flow, Identity, LoginStep, PasswordLogin, PluginError};
+use gatehouse_sdk::proto::{
+    ContinueRequest, ErrorCode, FinishLoginRequest, LoginRequest, LoginResponse, LoginResult,
+    StartLoginRequest, StartLoginResponse,
+};
+use gatehouse_sdk::{FinishRequest, Flow, Identity, LoginStep, PasswordLogin, PluginError, StartRequest};
 use http::{Response, StatusCode};
 use serde_json::json;
 
@@ -13,6 +20,7 @@ use crate::audit::Event;
 use crate::identity;
 use crate::maps;
 use crate::runtime::AuthenticatorEntry;
+use crate::store::{PendingKind, PendingLogin, Taken};
 
 /// The longest a backend may take for one login step.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,7 +72,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
                     format!("authenticator {name:?} is disabled"),
                 ));
             }
-            if entry.flow != Flow::Password {
+            if entry.flow() != Flow::Password {
                 return Err(ApiError::new(
                     ErrorCode::FlowMismatch,
                     format!("authenticator {name:?} uses the redirect flow: use /v1/login/start"),
@@ -75,7 +83,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
         None => rt
             .authenticators
             .iter()
-            .filter(|a| a.spec.enabled && a.flow == Flow::Password)
+            .filter(|a| a.spec.enabled && a.flow() == Flow::Password)
             .collect(),
     };
     if candidates.is_empty() {
@@ -120,11 +128,21 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
         match call_login(entry, attempt).await {
             Ok(LoginStep::Authenticated(identity)) => {
                 tried.push(json!({"authenticator": name, "outcome": "accepted"}));
-                return finish_login(call, entry, identity, req.explain, tried, scope, &req.username).await;
+                return finish_login(
+                    call,
+                    entry,
+                    identity,
+                    req.explain,
+                    tried,
+                    scope,
+                    &req.username,
+                    None,
+                )
+                .await;
             }
             Ok(LoginStep::Challenge(c)) => {
                 call.daemon.metrics.login(name, "challenge");
-                return challenge(call, name, &req.username, c);
+                return challenge(call, name, Some(&req.username), c, None).await;
             }
             Ok(_) => {
                 call.daemon.metrics.login(name, "error");
@@ -197,6 +215,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
 }
 
 /// Maps, user, memberships, audit: the part after a backend said yes.
+#[allow(clippy::too_many_arguments)]
 async fn finish_login(
     call: &Call,
     entry: &AuthenticatorEntry,
@@ -205,6 +224,7 @@ async fn finish_login(
     tried: Vec<serde_json::Value>,
     scope: Option<&str>,
     username: &str,
+    return_to: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let name = entry.spec.name.as_str();
     let eval = maps::evaluate(&entry.spec.maps, &identity);
@@ -230,17 +250,19 @@ async fn finish_login(
         }
         return Err(e);
     }
-    let store = call.runtime.store.as_ref();
-    let user = identity::resolve_user(store, &entry.spec, &identity).await?;
-    let mut applied = identity::apply_maps(store, &entry.spec, &user, &eval).await?;
-    let mut user = user;
-    if let Some(su) = applied.superuser {
-        user.is_superuser = su;
-    }
-    let grants = match applied.grants.take() {
-        Some(g) => g,
-        None => store.grants(user.id).await?,
-    };
+    let trace = eval.trace.clone();
+    let allowed = eval.allowed;
+    let identity::LoggedIn {
+        user,
+        applied,
+        grants,
+    } = identity::record_login(
+        call.runtime.store.as_ref(),
+        identity::LoginPolicy::of(&entry.spec),
+        identity.clone(),
+        eval,
+    )
+    .await?;
     let (organizations, teams, roles) = identity::memberships(&grants);
     call.daemon.lockout.success(scope, username);
     call.daemon.metrics.login(name, "ok");
@@ -269,11 +291,12 @@ async fn finish_login(
         teams,
         attributes,
         token: None,
+        return_to,
         explanation: explain.then(|| {
             json!({
                 "authenticators": tried,
-                "maps": eval.trace,
-                "allowed": eval.allowed,
+                "maps": trace,
+                "allowed": allowed,
                 "applied": applied,
             })
         }),
@@ -291,23 +314,33 @@ async fn call_login(entry: &AuthenticatorEntry, attempt: PasswordLogin) -> Resul
     .await
 }
 
-/// Keeps a challenge's state and tells the client what to ask.
-fn challenge(
+/// Keeps a challenge's state (in the store of pending logins, bound to
+/// the peer) and tells the client what to ask.
+async fn challenge(
     call: &Call,
     authenticator: &str,
-    username: &str,
+    username: Option<&str>,
     c: gatehouse_sdk::Challenge,
+    return_to: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
-    let login_id = call
-        .daemon
-        .challenges
-        .put(authenticator, username, call.peer.uid, c.state)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::TooManyAttempts,
-                "too many logins are waiting for an answer",
-            )
-        })?;
+    let login_id = random_id()?;
+    let pending = PendingLogin {
+        kind: PendingKind::Challenge,
+        id: login_id.clone(),
+        authenticator: authenticator.to_owned(),
+        username: username.map(str::to_owned),
+        peer_uid: Some(call.peer.uid),
+        state: c.state,
+        callback_url: None,
+        return_to,
+        expires_at: unix_now() + CHALLENGE_TTL.as_secs() as i64,
+    };
+    if !call.runtime.store.put_pending(pending).await? {
+        return Err(ApiError::new(
+            ErrorCode::TooManyAttempts,
+            "too many logins are waiting for an answer",
+        ));
+    }
     Ok(super::json(
         StatusCode::OK,
         &LoginResponse::Challenge(gatehouse_sdk::proto::ChallengeAnswer {
@@ -318,25 +351,46 @@ fn challenge(
     ))
 }
 
+/// How long a challenge may be answered.
+const CHALLENGE_TTL: Duration = Duration::from_secs(300);
+/// How long a redirect login may take at the identity provider.
+const REDIRECT_TTL: Duration = Duration::from_secs(600);
+
+/// A fresh random id: 192 bits, URL-safe.
+fn random_id() -> Result<String, ApiError> {
+    use base64::Engine as _;
+    let mut raw = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::internal("no randomness"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Response<Body>, ApiError> {
     let req: ContinueRequest = body.parse()?;
-    let Some(pending) = call.daemon.challenges.take(&req.login_id, call.peer.uid) else {
+    let taken = call
+        .runtime
+        .store
+        .take_pending(PendingKind::Challenge, &req.login_id, call.peer.uid, unix_now())
+        .await?;
+    let Taken::Found(pending) = taken else {
+        tracing::info!(
+            peer_uid = call.peer.uid,
+            reason = taken.reason(),
+            "challenge answer refused"
+        );
         return Err(ApiError::bad_request(format!(
             "unknown or expired login_id {:?}",
             req.login_id.chars().take(64).collect::<String>()
         )));
     };
     let name = pending.authenticator.as_str();
-    let entry = call
-        .runtime
-        .authenticator(name)
-        .filter(|e| e.spec.enabled)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::UnknownAuthenticator,
-                format!("authenticator {name:?} is gone"),
-            )
-        })?;
+    let username = pending.username.as_deref().unwrap_or("");
+    let entry = enabled_authenticator(call, name)?;
     let lockout = &call.runtime.config.lockout;
     let step = crate::guard::plugin_call(
         "authenticator",
@@ -349,25 +403,35 @@ pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Respon
     match step {
         Ok(LoginStep::Authenticated(identity)) => {
             let tried = vec![json!({"authenticator": name, "outcome": "accepted"})];
-            finish_login(call, entry, identity, false, tried, Some(name), &pending.username).await
+            finish_login(
+                call,
+                entry,
+                identity,
+                false,
+                tried,
+                Some(name),
+                username,
+                pending.return_to,
+            )
+            .await
         }
-        Ok(LoginStep::Challenge(c)) => challenge(call, name, &pending.username, c),
+        Ok(LoginStep::Challenge(c)) => {
+            challenge(call, name, pending.username.as_deref(), c, pending.return_to).await
+        }
         Ok(_) => Err(ApiError::internal(format!(
             "authenticator {name:?} answered an unknown step"
         ))),
         Err(PluginError::InvalidCredentials) => {
             call.daemon.metrics.login(name, "invalid_credentials");
-            call.daemon.lockout.failure(
-                lockout,
-                Some(name),
-                &pending.username,
-                call.peer.uid,
-                Instant::now(),
-            );
+            if pending.username.is_some() {
+                call.daemon
+                    .lockout
+                    .failure(lockout, Some(name), username, call.peer.uid, Instant::now());
+            }
             audit(
                 call,
                 Some(name),
-                &pending.username,
+                username,
                 "invalid_credentials",
                 Some("challenge".into()),
                 vec![],
@@ -379,6 +443,225 @@ pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Respon
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The enabled authenticator called `name`.
+fn enabled_authenticator<'a>(call: &'a Call, name: &str) -> Result<&'a AuthenticatorEntry, ApiError> {
+    call.runtime
+        .authenticator(name)
+        .filter(|e| e.spec.enabled)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownAuthenticator,
+                format!("no enabled authenticator named {name:?}"),
+            )
+        })
+}
+
+/// The enabled redirect authenticator called `name`.
+fn redirect_authenticator<'a>(call: &'a Call, name: &str) -> Result<&'a AuthenticatorEntry, ApiError> {
+    let entry = enabled_authenticator(call, name)?;
+    if entry.flow() != Flow::Redirect {
+        return Err(ApiError::new(
+            ErrorCode::FlowMismatch,
+            format!("authenticator {name:?} uses the password flow: use /v1/login"),
+        ));
+    }
+    Ok(entry)
+}
+
+/// `POST /v1/login/start`: asks a redirect authenticator where to send the
+/// browser, and keeps its flow state under a fresh random `state`.
+pub(super) async fn start(call: &Call, body: JsonBody) -> Result<Response<Body>, ApiError> {
+    let req: StartLoginRequest = body.parse()?;
+    if req.return_to.as_ref().is_some_and(|r| r.len() > 2048) {
+        return Err(ApiError::bad_request("return_to is longer than 2048 bytes"));
+    }
+    let entry = redirect_authenticator(call, &req.authenticator)?;
+    let name = entry.spec.name.as_str();
+    let state = random_id()?;
+    let callback_url = entry.callback_url().map(str::to_owned);
+    let mut start = StartRequest::new(state.clone(), callback_url.clone());
+    start.return_to = req.return_to.clone();
+    let redirect = crate::guard::plugin_call(
+        "authenticator",
+        LOGIN_TIMEOUT,
+        entry.plugin.start(&entry.context, start),
+    )
+    .await
+    .map_err(|e| {
+        call.daemon.metrics.login(name, "start_failed");
+        ApiError::from(e)
+    })?;
+    let pending = PendingLogin {
+        kind: PendingKind::Redirect,
+        id: state.clone(),
+        authenticator: name.to_owned(),
+        username: None,
+        peer_uid: None,
+        state: redirect.flow_state,
+        callback_url,
+        return_to: req.return_to,
+        expires_at: unix_now() + REDIRECT_TTL.as_secs() as i64,
+    };
+    if !call.runtime.store.put_pending(pending).await? {
+        return Err(ApiError::new(
+            ErrorCode::TooManyAttempts,
+            "too many logins are waiting for an identity provider",
+        ));
+    }
+    call.daemon.metrics.login(name, "started");
+    Ok(super::json(
+        StatusCode::OK,
+        &StartLoginResponse {
+            redirect_url: redirect.url,
+            state,
+        },
+    ))
+}
+
+/// The `state` a callback carries: given explicitly, else OIDC's `state`,
+/// else SAML's `RelayState` (`"IdP"` or absent: an unsolicited login).
+fn callback_state(req: &FinishLoginRequest) -> Option<&str> {
+    req.state
+        .as_deref()
+        .or_else(|| req.params.get("state").map(String::as_str))
+        .or_else(|| req.params.get("RelayState").map(String::as_str))
+        .filter(|s| !s.is_empty() && *s != "IdP")
+}
+
+/// `POST /v1/login/finish`: completes a redirect login from the callback
+/// parameters. The `state` must be one a start issued, unused and not
+/// expired; without one the plugin decides (SAML IdP-initiated logins).
+pub(super) async fn finish(call: &Call, body: JsonBody) -> Result<Response<Body>, ApiError> {
+    let req: FinishLoginRequest = body.parse()?;
+    if req.explain {
+        call.require_admin()?;
+    }
+    let entry = redirect_authenticator(call, &req.authenticator)?;
+    let name = entry.spec.name.as_str();
+    let refuse = |reason: &'static str| {
+        call.daemon.metrics.login(name, "invalid_state");
+        tracing::info!(
+            authenticator = name,
+            peer_uid = call.peer.uid,
+            reason,
+            "redirect login refused"
+        );
+        audit(
+            call,
+            Some(name),
+            "",
+            "invalid_credentials",
+            Some(reason.into()),
+            vec![],
+        );
+        let mut e = ApiError::new(ErrorCode::InvalidCredentials, "the login's state is not valid");
+        if req.explain {
+            e = e.with_details(json!({ "explanation": { "reason": reason } }));
+        }
+        e
+    };
+    let (flow_state, callback_url, return_to) = match callback_state(&req) {
+        Some(state) => {
+            let taken = call
+                .runtime
+                .store
+                .take_pending(PendingKind::Redirect, state, call.peer.uid, unix_now())
+                .await?;
+            match taken {
+                Taken::Found(p) if p.authenticator == name => (Some(p.state), p.callback_url, p.return_to),
+                Taken::Found(_) => return Err(refuse("state_of_another_authenticator")),
+                other => return Err(refuse(other.reason())),
+            }
+        }
+        None => (None, entry.callback_url().map(str::to_owned), None),
+    };
+    let request = FinishRequest::new(req.params, flow_state, callback_url);
+    let tried = |outcome: &str| vec![json!({"authenticator": name, "outcome": outcome})];
+    match crate::guard::plugin_call(
+        "authenticator",
+        LOGIN_TIMEOUT,
+        entry.plugin.finish(&entry.context, request),
+    )
+    .await
+    {
+        Ok(LoginStep::Authenticated(identity)) => {
+            let username = identity.username.clone();
+            finish_login(
+                call,
+                entry,
+                identity,
+                req.explain,
+                tried("accepted"),
+                Some(name),
+                &username,
+                return_to,
+            )
+            .await
+        }
+        Ok(LoginStep::Challenge(c)) => {
+            call.daemon.metrics.login(name, "challenge");
+            challenge(call, name, None, c, return_to).await
+        }
+        Ok(_) => Err(ApiError::internal(format!(
+            "authenticator {name:?} answered an unknown step"
+        ))),
+        Err(PluginError::InvalidCredentials) => {
+            call.daemon.metrics.login(name, "invalid_credentials");
+            audit(
+                call,
+                Some(name),
+                "",
+                "invalid_credentials",
+                Some("identity_provider".into()),
+                vec![],
+            );
+            let mut e = ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "the identity provider's answer was refused",
+            );
+            if req.explain {
+                e = e.with_details(
+                    json!({ "explanation": { "authenticators": tried("invalid_credentials") } }),
+                );
+            }
+            Err(e)
+        }
+        Err(PluginError::Denied(reason)) => {
+            call.daemon.metrics.login(name, "denied");
+            audit(call, Some(name), "", "denied", Some(reason.clone()), vec![]);
+            Err(ApiError::new(ErrorCode::LoginDenied, reason))
+        }
+        Err(e) => {
+            call.daemon.metrics.login(name, "unavailable");
+            Err(e.into())
+        }
+    }
+}
+
+/// `GET /v1/authenticators/{name}/metadata`: a document the authenticator
+/// publishes (SAML SP metadata).
+pub(super) async fn metadata(call: &Call, name: &str) -> Result<Response<Body>, ApiError> {
+    let entry = enabled_authenticator(call, name)?;
+    let doc = crate::guard::plugin_call(
+        "authenticator",
+        LOGIN_TIMEOUT,
+        entry.plugin.metadata(&entry.context),
+    )
+    .await
+    .map_err(|e| match e {
+        PluginError::Unsupported(_) => ApiError::new(
+            ErrorCode::NotFound,
+            format!("authenticator {name:?} publishes no metadata"),
+        ),
+        other => other.into(),
+    })?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, doc.content_type)
+        .body(super::Body::new(bytes::Bytes::from(doc.body)))
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// `POST /v1/maps/simulate` (admin): the maps of an authenticator over a
@@ -399,13 +682,39 @@ pub(super) async fn simulate(call: &Call, body: JsonBody) -> Result<Response<Bod
         )
     })?;
     let eval = maps::evaluate(&entry.spec.maps, &req.identity);
-    let store = call.runtime.store.as_ref();
+    let create_objects = entry.spec.create_objects;
+    let decisions = eval.decisions.clone();
+    // Read-only lookups (would the object have to be created?), in one
+    // transaction so they see one state of the store.
+    let exists: Vec<bool> = call
+        .runtime
+        .store
+        .atomically(move |tx| {
+            let mut out = Vec::with_capacity(decisions.len());
+            for target in decisions.keys() {
+                let exists = match target {
+                    maps::Target::Role {
+                        organization: Some(o),
+                        team,
+                        ..
+                    } => match (tx.organization(o, false)?, team) {
+                        (None, _) => false,
+                        (Some(_), None) => true,
+                        (Some((org_id, _)), Some(t)) => tx.team(org_id, t, false)?.is_some(),
+                    },
+                    _ => true,
+                };
+                out.push(exists);
+            }
+            Ok(out)
+        })
+        .await?;
     let mut organizations = Vec::new();
     let mut teams = Vec::new();
     let mut roles = Vec::new();
     let mut revoked = Vec::new();
     let mut skipped = Vec::new();
-    for (target, grant) in &eval.decisions {
+    for ((target, grant), exists) in eval.decisions.iter().zip(exists) {
         let maps::Target::Role {
             organization,
             team,
@@ -414,22 +723,11 @@ pub(super) async fn simulate(call: &Call, body: JsonBody) -> Result<Response<Bod
         else {
             continue;
         };
-        // read-only lookups: would the object have to be created?
-        let org_exists = match organization {
-            Some(o) => store.organization(o, false).await?,
-            None => None,
-        };
-        let exists = match (organization, team, org_exists) {
-            (None, _, _) => true,
-            (Some(_), None, found) => found.is_some(),
-            (Some(_), Some(t), Some((org_id, _))) => store.team(org_id, t, false).await?.is_some(),
-            (Some(_), Some(_), None) => false,
-        };
-        let applies = *grant && (exists || entry.spec.create_objects);
+        let applies = *grant && (exists || create_objects);
         let item = json!({
             "organization": organization, "team": team, "role": role,
-            "exists": exists, "would_create": *grant && !exists && entry.spec.create_objects,
-            "skipped": *grant && !exists && !entry.spec.create_objects,
+            "exists": exists, "would_create": *grant && !exists && create_objects,
+            "skipped": *grant && !exists && !create_objects,
         });
         if !*grant {
             revoked.push(item);

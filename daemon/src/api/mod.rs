@@ -123,6 +123,27 @@ async fn route(
                 Err(e) => Err(e),
             }
         }),
+        ["v1", "login", "start"] => on!("/v1/login/start", "POST", {
+            Method::POST => match json_body(req, max_body).await {
+                Ok(body) => login::start(&call, body).await,
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "login", "finish"] => on!("/v1/login/finish", "POST", {
+            Method::POST => match json_body(req, max_body).await {
+                Ok(body) => login::finish(&call, body).await,
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "authenticators", name, "metadata"] => {
+            let name = percent_decode(name);
+            on!("/v1/authenticators/{name}/metadata", "GET", {
+                Method::GET => match name {
+                    Some(n) => login::metadata(&call, &n).await,
+                    None => Err(ApiError::bad_request("invalid percent-encoding in the authenticator name")),
+                }
+            })
+        }
         ["v1", "check", rest @ ..] => {
             let rest = rest.join("/");
             let query = req.uri().query().map(str::to_owned);

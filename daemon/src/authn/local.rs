@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use gatehouse_sdk::{
-    Authenticator, Context, Flow, Identity, LoginStep, PasswordLogin, PluginConfig, PluginError, Secret,
+    Authenticator, Context, Identity, LoginStep, PasswordLogin, PluginConfig, PluginError, Secret,
     async_trait,
 };
 use serde::Deserialize;
 
-use super::Resources;
 use crate::password::{HashParams, Hasher, Verdict};
+use crate::registry::Resources;
 use crate::store::Store;
 
 /// `[authenticators.settings]` of `type = "local"`.
@@ -183,10 +183,6 @@ pub fn build(config: PluginConfig, resources: &Resources) -> Result<Arc<dyn Auth
 
 #[async_trait]
 impl Authenticator for Local {
-    fn flow(&self) -> Flow {
-        Flow::Password
-    }
-
     async fn login(&self, ctx: &Context, request: PasswordLogin) -> Result<LoginStep, PluginError> {
         if request.password.is_empty() || request.password.len() > 4096 * 4 {
             return Err(PluginError::InvalidCredentials);

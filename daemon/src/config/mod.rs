@@ -8,6 +8,7 @@
 
 mod duration;
 mod raw;
+pub mod secrets;
 mod source;
 
 use std::collections::BTreeSet;
@@ -117,6 +118,9 @@ pub struct DaemonSettings {
     pub log_level: String,
     /// Threads serving requests; `None`: one per CPU.
     pub worker_threads: Option<usize>,
+    /// The base of derived callback URLs (`{public_url}/callback/{name}`),
+    /// without a trailing slash.
+    pub public_url: Option<String>,
 }
 
 /// `[access]`: which peers may call what, by their socket credentials.
@@ -137,6 +141,23 @@ pub struct AccessPolicy {
 pub struct StoreSettings {
     /// Which store.
     pub url: StoreUrl,
+}
+
+/// Checks an absolute `https://` (or `http://`) URL with a host, as the
+/// base of callback URLs must be.
+pub fn absolute_url(url: &str) -> Result<&str, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} is not an absolute http(s) URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{url:?} is not an absolute http(s) URL with a host"));
+    }
+    if url.contains(['?', '#']) {
+        return Err(format!("{url:?} must not have a query or fragment"));
+    }
+    Ok(url)
 }
 
 /// A store location.
@@ -405,6 +426,7 @@ fn resolve(
         reload_debounce: Duration::from_millis(200),
         log_level: "info".into(),
         worker_threads: None,
+        public_url: None,
     };
     let mut access = AccessPolicy {
         admin_uids: vec![0],
@@ -688,6 +710,14 @@ fn resolve_daemon(r: &mut Resolver<'_>, d: &raw::RawDaemon, dir: &Path, out: &mu
     }
     if let Some(l) = &d.log_level {
         out.log_level = l.clone();
+    }
+    if let Some(u) = &d.public_url {
+        match absolute_url(u.get_ref()) {
+            Ok(url) => out.public_url = Some(url.trim_end_matches('/').to_owned()),
+            Err(e) => {
+                r.err::<()>(&u.span(), "daemon.public_url", e);
+            }
+        }
     }
     if let Some(w) = &d.worker_threads {
         match usize::try_from(*w.get_ref()) {

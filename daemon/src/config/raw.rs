@@ -36,6 +36,7 @@ pub(crate) struct RawDaemon {
     pub(crate) reload_debounce: Option<Spanned<String>>,
     pub(crate) log_level: Option<String>,
     pub(crate) worker_threads: Option<Spanned<i64>>,
+    pub(crate) public_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use gatehouse_sdk::abi::{CreateConfig, KIND_AUTHENTICATOR, KIND_VERIFIER, method};
 use gatehouse_sdk::{
-    Authenticator, Context, FinishRequest, Flow, Identity, LoginStep, Metadata, PasswordLogin, PluginError,
-    Redirect, Secret, StartRequest, VerifiedToken, Verifier, VerifyRequest, async_trait,
+    Authenticator, Context, FinishRequest, LoginStep, Metadata, PasswordLogin, PluginError, Redirect, Secret,
+    StartRequest, VerifiedToken, Verifier, VerifyRequest, async_trait,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -53,7 +53,6 @@ struct Inner {
 /// An authenticator or verifier hosted in a child process.
 pub struct Isolated {
     inner: Arc<Inner>,
-    flow: Flow,
 }
 
 impl Isolated {
@@ -62,12 +61,11 @@ impl Isolated {
     pub async fn start(
         library: PathBuf,
         type_name: String,
-        flow: Flow,
         config: CreateConfig,
     ) -> Result<Self, PluginError> {
         let exe = std::env::current_exe()
             .map_err(|e| PluginError::Internal(format!("cannot find the gatehoused binary: {e}")))?;
-        Self::start_with(exe, library, type_name, flow, config).await
+        Self::start_with(exe, library, type_name, config).await
     }
 
     /// Starts a child hosting a verifier.
@@ -78,7 +76,7 @@ impl Isolated {
     ) -> Result<Self, PluginError> {
         let exe = std::env::current_exe()
             .map_err(|e| PluginError::Internal(format!("cannot find the gatehoused binary: {e}")))?;
-        Self::launch(exe, library, KIND_VERIFIER, type_name, Flow::Password, config).await
+        Self::launch(exe, library, KIND_VERIFIER, type_name, config).await
     }
 
     /// As [`Isolated::start`], with the `gatehoused` binary to run as host.
@@ -86,10 +84,9 @@ impl Isolated {
         exe: PathBuf,
         library: PathBuf,
         type_name: String,
-        flow: Flow,
         config: CreateConfig,
     ) -> Result<Self, PluginError> {
-        Self::launch(exe, library, KIND_AUTHENTICATOR, type_name, flow, config).await
+        Self::launch(exe, library, KIND_AUTHENTICATOR, type_name, config).await
     }
 
     async fn launch(
@@ -97,7 +94,6 @@ impl Isolated {
         library: PathBuf,
         kind: u32,
         type_name: String,
-        flow: Flow,
         config: CreateConfig,
     ) -> Result<Self, PluginError> {
         let inner = Arc::new(Inner {
@@ -115,7 +111,7 @@ impl Isolated {
         });
         let conn = Inner::spawn(&inner).await?;
         *inner.state.lock().await = State::Running(conn);
-        Ok(Self { inner, flow })
+        Ok(Self { inner })
     }
 
     /// How many times a child was started (1 + restarts).
@@ -320,10 +316,6 @@ impl Inner {
 
 #[async_trait]
 impl Authenticator for Isolated {
-    fn flow(&self) -> Flow {
-        self.flow
-    }
-
     async fn login(&self, _ctx: &Context, request: PasswordLogin) -> Result<LoginStep, PluginError> {
         let r = self.call(method::LOGIN, &request).await;
         if r.is_ok() {
@@ -353,7 +345,7 @@ impl Authenticator for Isolated {
         self.call(method::START, &request).await
     }
 
-    async fn finish(&self, _ctx: &Context, request: FinishRequest) -> Result<Identity, PluginError> {
+    async fn finish(&self, _ctx: &Context, request: FinishRequest) -> Result<LoginStep, PluginError> {
         self.call(method::FINISH, &request).await
     }
 

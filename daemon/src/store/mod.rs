@@ -84,54 +84,34 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError>;
     /// Looks a user up by normalised username.
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
-    /// Looks a user up by id.
-    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError>;
     /// Every user, by username.
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError>;
     /// Replaces a user's password hash; false when there is no such user.
     async fn set_password_hash(&self, username: &str, hash: Secret) -> Result<bool, StoreError>;
     /// Deletes a user and its links; false when there is no such user.
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
-    /// The user linked to `(authenticator, uid)`.
-    async fn linked_user(&self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError>;
-    /// Links `(authenticator, uid)` to a user (replacing an earlier link).
-    async fn link_user(&self, authenticator: &str, uid: &str, user_id: i64) -> Result<(), StoreError>;
-    /// Records a successful login and refreshes profile fields.
-    async fn touch_login(&self, user_id: i64, profile: Profile) -> Result<(), StoreError>;
-    /// The id of an organization, creating it when `create` (the bool:
-    /// whether it was created now); `None` when missing and not created.
-    async fn organization(&self, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError>;
-    /// The id of a team of an organization, as [`Store::organization`].
-    async fn team(
-        &self,
-        organization_id: i64,
-        name: &str,
-        create: bool,
-    ) -> Result<Option<(i64, bool)>, StoreError>;
     /// Every grant a user holds.
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError>;
-    /// Grants a role (idempotent; records the granting authenticator).
-    async fn grant(
+    /// Runs `work` in one transaction: every write it makes is committed
+    /// together, or none is (an error from `work` rolls back). Transactions
+    /// are serialised against each other, so two concurrent first logins
+    /// of one new user make one user. `work` may be run again when the
+    /// backend reports a serialisation conflict; it must not have effects
+    /// outside the transaction.
+    async fn transaction(&self, work: TransactionWork) -> Result<(), StoreError>;
+    /// Stores a pending login (a challenge or a redirect flow's state),
+    /// unless [`MAX_PENDING`] live ones exist (`Ok(false)`).
+    async fn put_pending(&self, pending: PendingLogin) -> Result<bool, StoreError>;
+    /// Takes a pending login: single use, before its expiry, and (when it
+    /// is bound to a peer) by that peer only; an attempt by another peer
+    /// consumes nothing and reads as unknown.
+    async fn take_pending(
         &self,
-        user_id: i64,
-        organization_id: Option<i64>,
-        team_id: Option<i64>,
-        role: &str,
-        authenticator: &str,
-    ) -> Result<bool, StoreError>;
-    /// Revokes a role; false when the user did not hold it.
-    async fn revoke(
-        &self,
-        user_id: i64,
-        organization_id: Option<i64>,
-        team_id: Option<i64>,
-        role: &str,
-    ) -> Result<bool, StoreError>;
-    /// Sets superuser status.
-    async fn set_superuser(&self, user_id: i64, value: bool) -> Result<(), StoreError>;
-    /// Moves the link `(from, uid)` to `(to, uid)` with the grants `from`
-    /// made; returns the user id when there was such a link.
-    async fn move_link(&self, from: &str, to: &str, uid: &str) -> Result<Option<i64>, StoreError>;
+        kind: PendingKind,
+        id: &str,
+        peer_uid: u32,
+        now: i64,
+    ) -> Result<Taken, StoreError>;
     /// Stores a new static-object token (its SHA-256 digest only).
     async fn create_static_token(
         &self,
@@ -150,6 +130,162 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_static_token(&self, id: i64) -> Result<bool, StoreError>;
     /// The schema version, for `status`.
     async fn schema_version(&self) -> Result<u32, StoreError>;
+}
+
+/// The work of one transaction (see [`Store::transaction`]).
+pub type TransactionWork = Arc<dyn Fn(&mut dyn Transaction) -> Result<(), StoreError> + Send + Sync>;
+
+impl dyn Store {
+    /// Runs `work` in one transaction and returns what it returned (see
+    /// [`Store::transaction`]).
+    pub async fn atomically<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut dyn Transaction) -> Result<T, StoreError> + Send + Sync + 'static,
+    {
+        let out = Arc::new(std::sync::Mutex::new(None));
+        let slot = Arc::clone(&out);
+        self.transaction(Arc::new(move |tx| {
+            let value = work(tx)?;
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(value);
+            }
+            Ok(())
+        }))
+        .await?;
+        let value = out.lock().ok().and_then(|mut s| s.take());
+        value.ok_or_else(|| StoreError::Backend("the transaction produced no result".into()))
+    }
+}
+
+/// The reads and writes available inside [`Store::transaction`]. They run
+/// synchronously on the transaction's connection; each backend implements
+/// them with its own SQL.
+pub trait Transaction {
+    /// The user linked to `(authenticator, uid)`.
+    fn linked_user(&mut self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Looks a user up by id.
+    fn user_by_id(&mut self, id: i64) -> Result<Option<UserRecord>, StoreError>;
+    /// Looks a user up by normalised username.
+    fn user_by_username(&mut self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Creates a user.
+    fn create_user(&mut self, user: &NewUser) -> Result<UserRecord, StoreError>;
+    /// Links `(authenticator, uid)` to a user (replacing an earlier link).
+    fn link_user(&mut self, authenticator: &str, uid: &str, user_id: i64) -> Result<(), StoreError>;
+    /// Moves the link `(from, uid)` to `(to, uid)` with the grants `from`
+    /// made; returns the user id when there was such a link.
+    fn move_link(&mut self, from: &str, to: &str, uid: &str) -> Result<Option<i64>, StoreError>;
+    /// Records a successful login and refreshes profile fields.
+    fn touch_login(&mut self, user_id: i64, profile: &Profile) -> Result<(), StoreError>;
+    /// The id of an organization, creating it when `create` (the bool:
+    /// whether this call created it); `None` when missing and not created.
+    fn organization(&mut self, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError>;
+    /// The id of a team of an organization, as [`Transaction::organization`].
+    fn team(
+        &mut self,
+        organization_id: i64,
+        name: &str,
+        create: bool,
+    ) -> Result<Option<(i64, bool)>, StoreError>;
+    /// Every grant a user holds.
+    fn grants(&mut self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Grants a role, recording the granting authenticator; true when the
+    /// user did not hold the role before.
+    fn grant(
+        &mut self,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+        authenticator: &str,
+    ) -> Result<bool, StoreError>;
+    /// Revokes a role; false when the user did not hold it.
+    fn revoke(
+        &mut self,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+    ) -> Result<bool, StoreError>;
+    /// Sets superuser status.
+    fn set_superuser(&mut self, user_id: i64, value: bool) -> Result<(), StoreError>;
+}
+
+/// The most live pending logins kept; more are refused.
+pub const MAX_PENDING: usize = 10_000;
+
+/// What a pending login waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PendingKind {
+    /// The answer to a challenge (`/v1/login/continue`).
+    Challenge,
+    /// The identity provider's callback (`/v1/login/finish`).
+    Redirect,
+}
+
+impl PendingKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Challenge => "challenge",
+            Self::Redirect => "redirect",
+        }
+    }
+}
+
+/// A login waiting for its next step. The id is a random bearer value; the
+/// store keeps only its SHA-256 digest.
+#[derive(Clone, Debug)]
+pub struct PendingLogin {
+    /// What it waits for.
+    pub kind: PendingKind,
+    /// The random id (login id or redirect `state`).
+    pub id: String,
+    /// The authenticator it belongs to.
+    pub authenticator: String,
+    /// The username as given (password logins).
+    pub username: Option<String>,
+    /// The peer uid that may take it (none: any peer).
+    pub peer_uid: Option<u32>,
+    /// The plugin's state (challenge state or redirect flow state).
+    pub state: serde_json::Value,
+    /// The callback URL a redirect start used.
+    pub callback_url: Option<String>,
+    /// Where the application wants the browser to end up.
+    pub return_to: Option<String>,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+}
+
+/// The answer of [`Store::take_pending`].
+#[derive(Clone, Debug)]
+pub enum Taken {
+    /// Found, live, and now used up.
+    Found(Box<PendingLogin>),
+    /// No such id (or bound to another peer).
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Already used.
+    Replayed,
+}
+
+impl Taken {
+    /// Why nothing was taken, as logged and explained.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Found(_) => "found",
+            Self::Unknown => "unknown_state",
+            Self::Expired => "expired_state",
+            Self::Replayed => "replayed_state",
+        }
+    }
+}
+
+/// The SHA-256 digest of a pending login id, hex (what the store keeps).
+pub fn pending_digest(id: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A role a user holds.
@@ -195,9 +331,15 @@ pub struct Profile {
     pub last_name: Option<String>,
 }
 
-/// Opens the store a URL names.
-pub fn open(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store a URL names (creating and migrating it as needed).
+pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
     match url {
-        StoreUrl::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
+        StoreUrl::Sqlite(path) => {
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
+            Ok(Arc::new(store))
+        }
     }
 }

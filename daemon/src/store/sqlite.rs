@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{GrantRecord, NewUser, Profile, StaticToken, Store, StoreError, UserRecord};
+use super::{
+    GrantRecord, MAX_PENDING, NewUser, PendingKind, PendingLogin, Profile, StaticToken, Store, StoreError,
+    Taken, Transaction, TransactionWork, UserRecord, pending_digest,
+};
 
 /// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
 /// Never edit a released entry: append a new one.
@@ -65,6 +68,21 @@ const MIGRATIONS: &[&str] = &[
         revoked_at INTEGER
     );
     CREATE INDEX static_tokens_user ON static_tokens(user_id);",
+    // 4: logins waiting for a challenge answer or an identity provider's
+    // callback (the id is kept as its SHA-256 digest)
+    "CREATE TABLE pending_logins (
+        digest TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        authenticator TEXT NOT NULL,
+        username TEXT,
+        peer_uid INTEGER,
+        state TEXT NOT NULL,
+        callback_url TEXT,
+        return_to TEXT,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+    );
+    CREATE INDEX pending_logins_expiry ON pending_logins(expires_at);",
 ];
 
 /// An SQLite-backed [`Store`].
@@ -203,50 +221,352 @@ fn get_user(conn: &Connection, username: &str) -> Result<Option<UserRecord>, Sto
     .map_err(backend)
 }
 
+/// The SQL of each [`Transaction`] call, over a connection or an open
+/// transaction (a `rusqlite::Transaction` derefs to its connection).
+mod q {
+    use super::*;
+
+    pub(super) fn user_by_id(c: &Connection, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        one(
+            c,
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+            params![id],
+            user_row,
+        )
+        .optional()
+        .map_err(backend)
+    }
+
+    pub(super) fn create_user(c: &Connection, user: &NewUser) -> Result<UserRecord, StoreError> {
+        exec(
+            c,
+            "INSERT INTO users (username, email, first_name, last_name, is_superuser, password_hash, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                user.username,
+                user.email,
+                user.first_name,
+                user.last_name,
+                user.is_superuser,
+                user.password_hash.as_ref().map(Secret::expose),
+                now()
+            ],
+        )
+        .map_err(|e| match backend(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("user {:?}", user.username)),
+            other => other,
+        })?;
+        get_user(c, &user.username)?.ok_or_else(|| StoreError::Backend("inserted user vanished".into()))
+    }
+
+    pub(super) fn linked_user(c: &Connection, a: &str, u: &str) -> Result<Option<UserRecord>, StoreError> {
+        one(
+            c,
+            "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_superuser, u.password_hash
+             FROM users u JOIN authenticator_users l ON l.user_id = u.id
+             WHERE l.authenticator = ?1 AND l.uid = ?2",
+            params![a, u],
+            user_row,
+        )
+        .optional()
+        .map_err(backend)
+    }
+
+    pub(super) fn link_user(c: &Connection, a: &str, u: &str, user_id: i64) -> Result<(), StoreError> {
+        exec(
+            c,
+            "INSERT INTO authenticator_users (authenticator, uid, user_id, linked_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (authenticator, uid) DO UPDATE SET user_id = excluded.user_id",
+            params![a, u, user_id, now()],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    pub(super) fn move_link(
+        c: &Connection,
+        from: &str,
+        to: &str,
+        uid: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let user: Option<i64> = one(
+            c,
+            "SELECT user_id FROM authenticator_users WHERE authenticator = ?1 AND uid = ?2",
+            params![from, uid],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+        if let Some(user_id) = user {
+            exec(
+                c,
+                "UPDATE authenticator_users SET authenticator = ?1, linked_at = ?2 WHERE authenticator = ?3 AND uid = ?4",
+                params![to, now(), from, uid],
+            )
+            .map_err(backend)?;
+            exec(
+                c,
+                "UPDATE grants SET authenticator = ?1 WHERE user_id = ?2 AND authenticator = ?3",
+                params![to, user_id, from],
+            )
+            .map_err(backend)?;
+        }
+        Ok(user)
+    }
+
+    pub(super) fn touch_login(c: &Connection, user_id: i64, profile: &Profile) -> Result<(), StoreError> {
+        // Most logins change nothing but the time: write only when the
+        // profile changed or the recorded time is over a minute old.
+        exec(
+            c,
+            "UPDATE users SET last_login = ?1,
+                email = COALESCE(?2, email),
+                first_name = COALESCE(?3, first_name),
+                last_name = COALESCE(?4, last_name)
+             WHERE id = ?5 AND (last_login IS NULL OR last_login < ?1 - 60
+                OR (?2 IS NOT NULL AND email IS NOT ?2)
+                OR (?3 IS NOT NULL AND first_name IS NOT ?3)
+                OR (?4 IS NOT NULL AND last_name IS NOT ?4))",
+            params![
+                now(),
+                profile.email,
+                profile.first_name,
+                profile.last_name,
+                user_id
+            ],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Finds (or, with `create`, inserts) a row by `select`/`insert`; the
+    /// bool says whether this call inserted it.
+    /// Finds a row's id with `select`, or (with `create`) inserts it with
+    /// `insert` (whose parameters are `select`'s plus the time); the bool
+    /// says whether this call inserted it.
+    fn find_or_create(
+        c: &Connection,
+        select: &str,
+        insert: &str,
+        key: &[&dyn rusqlite::ToSql],
+        create: bool,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        let found: Option<i64> = one(c, select, key, |r| r.get(0)).optional().map_err(backend)?;
+        match (found, create) {
+            (Some(id), _) => Ok(Some((id, false))),
+            (None, false) => Ok(None),
+            (None, true) => {
+                let at = now();
+                let mut with_time = key.to_vec();
+                with_time.push(&at);
+                let inserted = exec(c, insert, with_time.as_slice()).map_err(backend)? > 0;
+                let id = one(c, select, key, |r| r.get(0)).map_err(backend)?;
+                Ok(Some((id, inserted)))
+            }
+        }
+    }
+
+    pub(super) fn organization(
+        c: &Connection,
+        name: &str,
+        create: bool,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        find_or_create(
+            c,
+            "SELECT id FROM organizations WHERE name = ?1",
+            "INSERT INTO organizations (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            &[&name],
+            create,
+        )
+    }
+
+    pub(super) fn team(
+        c: &Connection,
+        org: i64,
+        name: &str,
+        create: bool,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        find_or_create(
+            c,
+            "SELECT id FROM teams WHERE organization_id = ?1 AND name = ?2",
+            "INSERT INTO teams (organization_id, name, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (organization_id, name) DO NOTHING",
+            &[&org, &name],
+            create,
+        )
+    }
+
+    pub(super) fn grants(c: &Connection, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT g.organization_id, o.name, g.team_id, t.name, g.role, g.authenticator
+                 FROM grants g
+                 LEFT JOIN organizations o ON o.id = g.organization_id
+                 LEFT JOIN teams t ON t.id = g.team_id
+                 WHERE g.user_id = ?1
+                 ORDER BY o.name, t.name, g.role",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![user_id], |r| {
+                Ok(GrantRecord {
+                    organization_id: r.get(0)?,
+                    organization: r.get(1)?,
+                    team_id: r.get(2)?,
+                    team: r.get(3)?,
+                    role: r.get(4)?,
+                    authenticator: r.get(5)?,
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    pub(super) fn grant(
+        c: &Connection,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+        authenticator: &str,
+    ) -> Result<bool, StoreError> {
+        let inserted = exec(
+            c,
+            "INSERT INTO grants (user_id, organization_id, team_id, role, authenticator, granted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO NOTHING",
+            params![user_id, organization_id, team_id, role, authenticator, now()],
+        )
+        .map_err(backend)?
+            > 0;
+        if !inserted {
+            // Held already: the latest granting authenticator owns it.
+            exec(
+                c,
+                "UPDATE grants SET authenticator = ?5 WHERE user_id = ?1 AND IFNULL(organization_id, 0) = IFNULL(?2, 0)
+                     AND IFNULL(team_id, 0) = IFNULL(?3, 0) AND role = ?4 AND authenticator IS NOT ?5",
+                params![user_id, organization_id, team_id, role, authenticator],
+            )
+            .map_err(backend)?;
+        }
+        Ok(inserted)
+    }
+
+    pub(super) fn revoke(
+        c: &Connection,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+    ) -> Result<bool, StoreError> {
+        let n = exec(
+            c,
+            "DELETE FROM grants WHERE user_id = ?1 AND IFNULL(organization_id, 0) = IFNULL(?2, 0)
+                 AND IFNULL(team_id, 0) = IFNULL(?3, 0) AND role = ?4",
+            params![user_id, organization_id, team_id, role],
+        )
+        .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    pub(super) fn set_superuser(c: &Connection, user_id: i64, value: bool) -> Result<(), StoreError> {
+        exec(
+            c,
+            "UPDATE users SET is_superuser = ?1 WHERE id = ?2",
+            params![value, user_id],
+        )
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// [`Transaction`] over an open SQLite transaction.
+struct SqliteTx<'c>(&'c Connection);
+
+impl Transaction for SqliteTx<'_> {
+    fn linked_user(&mut self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError> {
+        q::linked_user(self.0, authenticator, uid)
+    }
+    fn user_by_id(&mut self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        q::user_by_id(self.0, id)
+    }
+    fn user_by_username(&mut self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        get_user(self.0, username)
+    }
+    fn create_user(&mut self, user: &NewUser) -> Result<UserRecord, StoreError> {
+        q::create_user(self.0, user)
+    }
+    fn link_user(&mut self, authenticator: &str, uid: &str, user_id: i64) -> Result<(), StoreError> {
+        q::link_user(self.0, authenticator, uid, user_id)
+    }
+    fn move_link(&mut self, from: &str, to: &str, uid: &str) -> Result<Option<i64>, StoreError> {
+        q::move_link(self.0, from, to, uid)
+    }
+    fn touch_login(&mut self, user_id: i64, profile: &Profile) -> Result<(), StoreError> {
+        q::touch_login(self.0, user_id, profile)
+    }
+    fn organization(&mut self, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError> {
+        q::organization(self.0, name, create)
+    }
+    fn team(
+        &mut self,
+        organization_id: i64,
+        name: &str,
+        create: bool,
+    ) -> Result<Option<(i64, bool)>, StoreError> {
+        q::team(self.0, organization_id, name, create)
+    }
+    fn grants(&mut self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
+        q::grants(self.0, user_id)
+    }
+    fn grant(
+        &mut self,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+        authenticator: &str,
+    ) -> Result<bool, StoreError> {
+        q::grant(self.0, user_id, organization_id, team_id, role, authenticator)
+    }
+    fn revoke(
+        &mut self,
+        user_id: i64,
+        organization_id: Option<i64>,
+        team_id: Option<i64>,
+        role: &str,
+    ) -> Result<bool, StoreError> {
+        q::revoke(self.0, user_id, organization_id, team_id, role)
+    }
+    fn set_superuser(&mut self, user_id: i64, value: bool) -> Result<(), StoreError> {
+        q::set_superuser(self.0, user_id, value)
+    }
+}
+
+fn pending_row(kind: PendingKind, id: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingLogin> {
+    let state: String = r.get(3)?;
+    Ok(PendingLogin {
+        kind,
+        id: id.to_owned(),
+        authenticator: r.get(0)?,
+        username: r.get(1)?,
+        peer_uid: r.get(2)?,
+        state: serde_json::from_str(&state).unwrap_or(serde_json::Value::Null),
+        callback_url: r.get(4)?,
+        return_to: r.get(5)?,
+        expires_at: r.get(6)?,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError> {
-        self.with(move |c| {
-            exec(c,
-                "INSERT INTO users (username, email, first_name, last_name, is_superuser, password_hash, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    user.username,
-                    user.email,
-                    user.first_name,
-                    user.last_name,
-                    user.is_superuser,
-                    user.password_hash.as_ref().map(Secret::expose),
-                    now()
-                ],
-            )
-            .map_err(|e| match backend(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!("user {:?}", user.username)),
-                other => other,
-            })?;
-            get_user(c, &user.username)?
-                .ok_or_else(|| StoreError::Backend("inserted user vanished".into()))
-        })
-        .await
+        self.with(move |c| q::create_user(c, &user)).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let username = username.to_owned();
         self.with(move |c| get_user(c, &username)).await
-    }
-
-    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
-        self.with(move |c| {
-            one(
-                c,
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-                params![id],
-                user_row,
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, StoreError> {
@@ -283,237 +603,102 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn linked_user(&self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError> {
-        let (a, u) = (authenticator.to_owned(), uid.to_owned());
+    async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
+        self.with(move |c| q::grants(c, user_id)).await
+    }
+
+    async fn transaction(&self, work: TransactionWork) -> Result<(), StoreError> {
         self.with(move |c| {
-            one(
-                c,
-                &format!(
-                    "SELECT {} FROM users u JOIN authenticator_users l ON l.user_id = u.id
-                     WHERE l.authenticator = ?1 AND l.uid = ?2",
-                    USER_COLUMNS
-                        .split(", ")
-                        .map(|col| format!("u.{col}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                params![a, u],
-                user_row,
-            )
-            .optional()
-            .map_err(backend)
+            // IMMEDIATE takes the write lock up front: a second writer (this
+            // process holds one connection; another process waits on
+            // busy_timeout) sees the first one's commit, never half of it.
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            work(&mut SqliteTx(&tx))?;
+            tx.commit().map_err(backend)
         })
         .await
     }
 
-    async fn link_user(&self, authenticator: &str, uid: &str, user_id: i64) -> Result<(), StoreError> {
-        let (a, u) = (authenticator.to_owned(), uid.to_owned());
+    async fn put_pending(&self, p: PendingLogin) -> Result<bool, StoreError> {
         self.with(move |c| {
-            exec(c,
-                "INSERT INTO authenticator_users (authenticator, uid, user_id, linked_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (authenticator, uid) DO UPDATE SET user_id = excluded.user_id",
-                params![a, u, user_id, now()],
+            let now = now();
+            // Used and expired entries are kept an hour past their expiry so
+            // a replay is told from an unknown id, then purged.
+            exec(c, "DELETE FROM pending_logins WHERE expires_at < ?1", params![now - 3600]).map_err(backend)?;
+            let live: i64 = one(
+                c,
+                "SELECT COUNT(*) FROM pending_logins WHERE expires_at > ?1 AND used_at IS NULL",
+                params![now],
+                |r| r.get(0),
             )
             .map_err(backend)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn touch_login(&self, user_id: i64, profile: Profile) -> Result<(), StoreError> {
-        self.with(move |c| {
-            // Most logins change nothing but the time: write only when the
-            // profile changed or the recorded time is over a minute old.
+            if usize::try_from(live).unwrap_or(usize::MAX) >= MAX_PENDING {
+                return Ok(false);
+            }
+            let state = serde_json::to_string(&p.state).map_err(|e| StoreError::Backend(e.to_string()))?;
             exec(
                 c,
-                "UPDATE users SET last_login = ?1,
-                    email = COALESCE(?2, email),
-                    first_name = COALESCE(?3, first_name),
-                    last_name = COALESCE(?4, last_name)
-                 WHERE id = ?5 AND (last_login IS NULL OR last_login < ?1 - 60
-                    OR (?2 IS NOT NULL AND email IS NOT ?2)
-                    OR (?3 IS NOT NULL AND first_name IS NOT ?3)
-                    OR (?4 IS NOT NULL AND last_name IS NOT ?4))",
+                "INSERT INTO pending_logins
+                     (digest, kind, authenticator, username, peer_uid, state, callback_url, return_to, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
-                    now(),
-                    profile.email,
-                    profile.first_name,
-                    profile.last_name,
-                    user_id
+                    pending_digest(&p.id),
+                    p.kind.as_str(),
+                    p.authenticator,
+                    p.username,
+                    p.peer_uid,
+                    state,
+                    p.callback_url,
+                    p.return_to,
+                    p.expires_at
                 ],
             )
             .map_err(backend)?;
-            Ok(())
+            Ok(true)
         })
         .await
     }
 
-    async fn organization(&self, name: &str, create: bool) -> Result<Option<(i64, bool)>, StoreError> {
-        let name = name.to_owned();
-        self.with(move |c| {
-            let found: Option<i64> = one(c, "SELECT id FROM organizations WHERE name = ?1", params![name], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            match (found, create) {
-                (Some(id), _) => Ok(Some((id, false))),
-                (None, false) => Ok(None),
-                (None, true) => {
-                    exec(c,
-                        "INSERT INTO organizations (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
-                        params![name, now()],
-                    )
-                    .map_err(backend)?;
-                    let id = one(c, "SELECT id FROM organizations WHERE name = ?1", params![name], |r| r.get(0))
-                        .map_err(backend)?;
-                    Ok(Some((id, true)))
-                }
-            }
-        })
-        .await
-    }
-
-    async fn team(
+    async fn take_pending(
         &self,
-        organization_id: i64,
-        name: &str,
-        create: bool,
-    ) -> Result<Option<(i64, bool)>, StoreError> {
-        let name = name.to_owned();
+        kind: PendingKind,
+        id: &str,
+        peer_uid: u32,
+        now: i64,
+    ) -> Result<Taken, StoreError> {
+        let id = id.to_owned();
         self.with(move |c| {
-            let q = "SELECT id FROM teams WHERE organization_id = ?1 AND name = ?2";
-            let found: Option<i64> = one(c, q, params![organization_id, name], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            match (found, create) {
-                (Some(id), _) => Ok(Some((id, false))),
-                (None, false) => Ok(None),
-                (None, true) => {
-                    exec(
-                        c,
-                        "INSERT INTO teams (organization_id, name, created_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (organization_id, name) DO NOTHING",
-                        params![organization_id, name, now()],
-                    )
-                    .map_err(backend)?;
-                    let id = one(c, q, params![organization_id, name], |r| r.get(0)).map_err(backend)?;
-                    Ok(Some((id, true)))
-                }
+            let digest = pending_digest(&id);
+            let taken = one(
+                c,
+                "UPDATE pending_logins SET used_at = ?4
+                 WHERE digest = ?1 AND kind = ?2 AND used_at IS NULL AND expires_at > ?4
+                   AND (peer_uid IS NULL OR peer_uid = ?3)
+                 RETURNING authenticator, username, peer_uid, state, callback_url, return_to, expires_at",
+                params![digest, kind.as_str(), peer_uid, now],
+                |r| pending_row(kind, &id, r),
+            )
+            .optional()
+            .map_err(backend)?;
+            if let Some(p) = taken {
+                return Ok(Taken::Found(Box::new(p)));
             }
-        })
-        .await
-    }
-
-    async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
-        self.with(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT g.organization_id, o.name, g.team_id, t.name, g.role, g.authenticator
-                     FROM grants g
-                     LEFT JOIN organizations o ON o.id = g.organization_id
-                     LEFT JOIN teams t ON t.id = g.team_id
-                     WHERE g.user_id = ?1
-                     ORDER BY o.name, t.name, g.role",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![user_id], |r| {
-                    Ok(GrantRecord {
-                        organization_id: r.get(0)?,
-                        organization: r.get(1)?,
-                        team_id: r.get(2)?,
-                        team: r.get(3)?,
-                        role: r.get(4)?,
-                        authenticator: r.get(5)?,
-                    })
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
-        })
-        .await
-    }
-
-    async fn grant(
-        &self,
-        user_id: i64,
-        organization_id: Option<i64>,
-        team_id: Option<i64>,
-        role: &str,
-        authenticator: &str,
-    ) -> Result<bool, StoreError> {
-        let (role, authenticator) = (role.to_owned(), authenticator.to_owned());
-        self.with(move |c| {
-            let n = exec(
+            let seen: Option<(Option<i64>, i64, Option<u32>)> = one(
                 c,
-                "INSERT INTO grants (user_id, organization_id, team_id, role, authenticator, granted_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT DO UPDATE SET authenticator = excluded.authenticator",
-                params![user_id, organization_id, team_id, role, authenticator, now()],
+                "SELECT used_at, expires_at, peer_uid FROM pending_logins WHERE digest = ?1 AND kind = ?2",
+                params![digest, kind.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
+            .optional()
             .map_err(backend)?;
-            Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn revoke(
-        &self,
-        user_id: i64,
-        organization_id: Option<i64>,
-        team_id: Option<i64>,
-        role: &str,
-    ) -> Result<bool, StoreError> {
-        let role = role.to_owned();
-        self.with(move |c| {
-            let n = exec(
-                c,
-                "DELETE FROM grants WHERE user_id = ?1 AND IFNULL(organization_id, 0) = IFNULL(?2, 0)
-                     AND IFNULL(team_id, 0) = IFNULL(?3, 0) AND role = ?4",
-                params![user_id, organization_id, team_id, role],
-            )
-            .map_err(backend)?;
-            Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn set_superuser(&self, user_id: i64, value: bool) -> Result<(), StoreError> {
-        self.with(move |c| {
-            exec(
-                c,
-                "UPDATE users SET is_superuser = ?1 WHERE id = ?2",
-                params![value, user_id],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn move_link(&self, from: &str, to: &str, uid: &str) -> Result<Option<i64>, StoreError> {
-        let (from, to, uid) = (from.to_owned(), to.to_owned(), uid.to_owned());
-        self.with(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let user: Option<i64> = one(&tx,
-                    "SELECT user_id FROM authenticator_users WHERE authenticator = ?1 AND uid = ?2",
-                    params![from, uid],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            if let Some(user_id) = user {
-                exec(&tx,
-                    "UPDATE authenticator_users SET authenticator = ?1, linked_at = ?2 WHERE authenticator = ?3 AND uid = ?4",
-                    params![to, now(), from, uid],
-                )
-                .map_err(backend)?;
-                exec(&tx,
-                    "UPDATE grants SET authenticator = ?1 WHERE user_id = ?2 AND authenticator = ?3",
-                    params![to, user_id, from],
-                )
-                .map_err(backend)?;
-            }
-            tx.commit().map_err(backend)?;
-            Ok(user)
+            Ok(match seen {
+                None => Taken::Unknown,
+                Some((_, _, Some(owner))) if owner != peer_uid => Taken::Unknown,
+                Some((Some(_), _, _)) => Taken::Replayed,
+                Some((None, _, _)) => Taken::Expired,
+            })
         })
         .await
     }
@@ -613,11 +798,15 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    fn open(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&dir.path().join("g.db")).unwrap())
+    }
+
     #[tokio::test]
     async fn users_round_trip_and_conflict() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("g.db")).unwrap();
-        assert_eq!(s.schema_version().await.unwrap(), 3);
+        let s = open(&dir);
+        assert_eq!(s.schema_version().await.unwrap(), 4);
         let u = s
             .create_user(NewUser {
                 username: "ann".into(),
@@ -639,17 +828,26 @@ mod tests {
             s.user_by_username("ann").await.unwrap().unwrap().password_hash,
             Some(Secret::new("h2"))
         );
-        s.link_user("Local", "ann", u.id).await.unwrap();
-        assert_eq!(s.linked_user("Local", "ann").await.unwrap().unwrap().id, u.id);
+        let id = u.id;
+        s.atomically(move |tx| tx.link_user("Local", "ann", id))
+            .await
+            .unwrap();
+        let linked = s.atomically(|tx| tx.linked_user("Local", "ann")).await.unwrap();
+        assert_eq!(linked.unwrap().id, u.id);
         assert!(s.delete_user("ann").await.unwrap());
-        assert!(s.linked_user("Local", "ann").await.unwrap().is_none());
+        assert!(
+            s.atomically(|tx| tx.linked_user("Local", "ann"))
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(!s.delete_user("ann").await.unwrap());
     }
 
     #[tokio::test]
     async fn organizations_teams_grants() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("g.db")).unwrap();
+        let s = open(&dir);
         let u = s
             .create_user(NewUser {
                 username: "ann".into(),
@@ -657,39 +855,181 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(s.organization("Default", false).await.unwrap(), None);
-        let (org, created) = s.organization("Default", true).await.unwrap().unwrap();
-        assert!(created);
-        assert_eq!(s.organization("Default", true).await.unwrap(), Some((org, false)));
-        let (team, _) = s.team(org, "Devs", true).await.unwrap().unwrap();
-        s.grant(u.id, Some(org), None, "Organization Member", "A")
-            .await
-            .unwrap();
-        s.grant(u.id, Some(org), Some(team), "Team Member", "A")
-            .await
-            .unwrap();
-        s.grant(u.id, Some(org), Some(team), "Team Member", "B")
-            .await
-            .unwrap();
-        s.grant(u.id, None, None, "Auditor", "A").await.unwrap();
-        let g = s.grants(u.id).await.unwrap();
-        assert_eq!(g.len(), 3, "{g:?}");
-        assert!(
-            g.iter()
-                .any(|g| g.team.as_deref() == Some("Devs") && g.authenticator == "B")
+        let uid = u.id;
+        s.atomically(move |tx| {
+            assert_eq!(tx.organization("Default", false)?, None);
+            let (org, created) = tx.organization("Default", true)?.unwrap();
+            assert!(created);
+            assert_eq!(tx.organization("Default", true)?, Some((org, false)));
+            let (team, created) = tx.team(org, "Devs", true)?.unwrap();
+            assert!(created);
+            assert!(tx.grant(uid, Some(org), None, "Organization Member", "A")?);
+            assert!(tx.grant(uid, Some(org), Some(team), "Team Member", "A")?);
+            assert!(
+                !tx.grant(uid, Some(org), Some(team), "Team Member", "B")?,
+                "already held: not granted anew"
+            );
+            assert!(tx.grant(uid, None, None, "Auditor", "A")?);
+            let g = tx.grants(uid)?;
+            assert_eq!(g.len(), 3, "{g:?}");
+            assert!(
+                g.iter()
+                    .any(|g| g.team.as_deref() == Some("Devs") && g.authenticator == "B")
+            );
+            assert!(tx.revoke(uid, None, None, "Auditor")?);
+            assert!(!tx.revoke(uid, None, None, "Auditor")?);
+            tx.link_user("A", "ann", uid)?;
+            assert_eq!(tx.move_link("A", "C", "ann")?, Some(uid));
+            assert!(tx.linked_user("A", "ann")?.is_none());
+            assert_eq!(tx.linked_user("C", "ann")?.unwrap().id, uid);
+            let g = tx.grants(uid)?;
+            assert!(
+                g.iter()
+                    .filter(|g| g.role == "Organization Member")
+                    .all(|g| g.authenticator == "C")
+            );
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_transaction_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let r = s
+            .atomically(|tx| {
+                tx.create_user(&NewUser {
+                    username: "half".into(),
+                    ..NewUser::default()
+                })?;
+                tx.organization("Half Org", true)?;
+                Err::<(), _>(StoreError::Backend("stop".into()))
+            })
+            .await;
+        assert!(r.is_err());
+        assert!(s.user_by_username("half").await.unwrap().is_none());
+        assert_eq!(
+            s.atomically(|tx| tx.organization("Half Org", false))
+                .await
+                .unwrap(),
+            None
         );
-        assert!(s.revoke(u.id, None, None, "Auditor").await.unwrap());
-        assert!(!s.revoke(u.id, None, None, "Auditor").await.unwrap());
-        s.link_user("A", "ann", u.id).await.unwrap();
-        assert_eq!(s.move_link("A", "C", "ann").await.unwrap(), Some(u.id));
-        assert!(s.linked_user("A", "ann").await.unwrap().is_none());
-        assert_eq!(s.linked_user("C", "ann").await.unwrap().unwrap().id, u.id);
-        let g = s.grants(u.id).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_transactions_make_one_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let s = Arc::clone(&s);
+            tasks.push(tokio::spawn(async move {
+                s.atomically(|tx| {
+                    if let Some(u) = tx.linked_user("X", "new")? {
+                        return Ok(u.id);
+                    }
+                    let u = tx.create_user(&NewUser {
+                        username: "new".into(),
+                        ..NewUser::default()
+                    })?;
+                    tx.link_user("X", "new", u.id)?;
+                    Ok(u.id)
+                })
+                .await
+            }));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for t in tasks {
+            ids.insert(t.await.unwrap().unwrap());
+        }
+        assert_eq!(ids.len(), 1);
+        assert_eq!(s.list_users().await.unwrap().len(), 1);
+    }
+
+    fn pending(kind: PendingKind, id: &str, peer: Option<u32>, expires_at: i64) -> PendingLogin {
+        PendingLogin {
+            kind,
+            id: id.into(),
+            authenticator: "A".into(),
+            username: Some("ann".into()),
+            peer_uid: peer,
+            state: serde_json::json!({"n": 1}),
+            callback_url: Some("https://app/cb".into()),
+            return_to: None,
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn pending_logins_are_single_use_bound_and_expiring() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let now = now();
         assert!(
-            g.iter()
-                .filter(|g| g.role == "Organization Member")
-                .all(|g| g.authenticator == "C")
+            s.put_pending(pending(PendingKind::Challenge, "c1", Some(7), now + 60))
+                .await
+                .unwrap()
         );
+        // another peer: unknown, and nothing consumed
+        assert!(matches!(
+            s.take_pending(PendingKind::Challenge, "c1", 8, now)
+                .await
+                .unwrap(),
+            Taken::Unknown
+        ));
+        // the other kind does not match
+        assert!(matches!(
+            s.take_pending(PendingKind::Redirect, "c1", 7, now).await.unwrap(),
+            Taken::Unknown
+        ));
+        match s
+            .take_pending(PendingKind::Challenge, "c1", 7, now)
+            .await
+            .unwrap()
+        {
+            Taken::Found(p) => {
+                assert_eq!(p.state["n"], 1);
+                assert_eq!(p.username.as_deref(), Some("ann"));
+                assert_eq!(p.callback_url.as_deref(), Some("https://app/cb"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            s.take_pending(PendingKind::Challenge, "c1", 7, now)
+                .await
+                .unwrap(),
+            Taken::Replayed
+        ));
+        assert!(
+            s.put_pending(pending(PendingKind::Redirect, "r1", None, now + 10))
+                .await
+                .unwrap()
+        );
+        assert!(matches!(
+            s.take_pending(PendingKind::Redirect, "r1", 9, now + 11)
+                .await
+                .unwrap(),
+            Taken::Expired
+        ));
+        assert!(matches!(
+            s.take_pending(PendingKind::Redirect, "nope", 9, now)
+                .await
+                .unwrap(),
+            Taken::Unknown
+        ));
+        // ids are kept as digests only
+        let raw: i64 = {
+            let c = Connection::open(dir.path().join("g.db")).unwrap();
+            c.query_row(
+                "SELECT COUNT(*) FROM pending_logins WHERE digest IN ('c1', 'r1')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(raw, 0);
     }
 
     #[tokio::test]

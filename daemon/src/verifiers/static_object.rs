@@ -14,7 +14,7 @@ use gatehouse_sdk::{
 };
 use serde::Deserialize;
 
-use crate::authn::Resources;
+use crate::registry::Resources;
 use crate::store::Store;
 
 /// The header the storage proxy sends.

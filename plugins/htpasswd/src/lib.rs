@@ -172,10 +172,6 @@ impl Htpasswd {
 
 #[async_trait]
 impl Authenticator for Htpasswd {
-    fn flow(&self) -> Flow {
-        Flow::Password
-    }
-
     async fn login(&self, ctx: &Context, request: PasswordLogin) -> Result<LoginStep, PluginError> {
         if request.password.is_empty() {
             return Err(PluginError::InvalidCredentials);

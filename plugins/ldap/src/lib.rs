@@ -337,10 +337,6 @@ impl LdapAuthenticator {
 
 #[async_trait]
 impl Authenticator for LdapAuthenticator {
-    fn flow(&self) -> Flow {
-        Flow::Password
-    }
-
     async fn login(&self, ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
         match self.attempt(ctx, &req).await {
             // A pooled connection the server closed (idle timeout, restart)

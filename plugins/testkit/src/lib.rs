@@ -135,10 +135,6 @@ struct Users(UsersSettings);
 
 #[async_trait]
 impl Authenticator for Users {
-    fn flow(&self) -> Flow {
-        Flow::Password
-    }
-
     async fn login(&self, _ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
         let key = if self.0.case_insensitive {
             req.username.to_lowercase()
@@ -177,10 +173,6 @@ struct Fixed(Kind);
 
 #[async_trait]
 impl Authenticator for Fixed {
-    fn flow(&self) -> Flow {
-        Flow::Password
-    }
-
     async fn continue_login(
         &self,
         _ctx: &Context,

@@ -15,8 +15,8 @@ use super::{
     KIND_VERIFIER, PluginV1, STATUS_OK, copy_bytes, method,
 };
 use crate::{
-    Authenticator, Context, FinishRequest, Flow, Identity, Level, LoginStep, Metadata, PasswordLogin,
-    PluginError, Redirect, Secret, StartRequest, VerifiedToken, Verifier, VerifyRequest,
+    Authenticator, Context, FinishRequest, Level, LoginStep, Metadata, PasswordLogin, PluginError, Redirect,
+    Secret, StartRequest, VerifiedToken, Verifier, VerifyRequest,
 };
 
 /// Why a library cannot be used.
@@ -349,18 +349,14 @@ impl Library {
         type_name: &str,
         config: &CreateConfig,
     ) -> Result<Arc<dyn Authenticator>, PluginError> {
-        let flow = self
-            .descriptor
-            .authenticator(type_name)
-            .map(|a| a.flow)
-            .ok_or_else(|| {
-                PluginError::Misconfigured(format!(
-                    "{} has no authenticator type {type_name:?}",
-                    self.path.display()
-                ))
-            })?;
+        self.descriptor.authenticator(type_name).ok_or_else(|| {
+            PluginError::Misconfigured(format!(
+                "{} has no authenticator type {type_name:?}",
+                self.path.display()
+            ))
+        })?;
         let handle = self.create(KIND_AUTHENTICATOR, type_name, config)?;
-        Ok(Arc::new(DynAuthenticator { handle, flow }))
+        Ok(Arc::new(DynAuthenticator { handle }))
     }
 
     /// Creates a verifier instance of `type_name`.
@@ -376,15 +372,10 @@ impl Library {
 
 struct DynAuthenticator {
     handle: Handle,
-    flow: Flow,
 }
 
 #[async_trait]
 impl Authenticator for DynAuthenticator {
-    fn flow(&self) -> Flow {
-        self.flow
-    }
-
     async fn login(&self, _ctx: &Context, request: PasswordLogin) -> Result<LoginStep, PluginError> {
         self.handle.call(method::LOGIN, &request).await
     }
@@ -404,7 +395,7 @@ impl Authenticator for DynAuthenticator {
         self.handle.call(method::START, &request).await
     }
 
-    async fn finish(&self, _ctx: &Context, request: FinishRequest) -> Result<Identity, PluginError> {
+    async fn finish(&self, _ctx: &Context, request: FinishRequest) -> Result<LoginStep, PluginError> {
         self.handle.call(method::FINISH, &request).await
     }
 

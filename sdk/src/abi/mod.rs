@@ -159,8 +159,9 @@ pub struct VerifierType {
     pub secret_settings: Vec<String>,
 }
 
-/// The `config` document of `create`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+/// The `config` document of `create`. Its `Debug` shows setting names
+/// only: the settings hold resolved secrets.
+#[derive(Clone, Deserialize, Serialize)]
 pub struct CreateConfig {
     /// Instance name.
     pub name: String,
@@ -172,6 +173,17 @@ pub struct CreateConfig {
     /// Directory of the configuration file (for relative paths).
     #[serde(default)]
     pub config_dir: Option<String>,
+}
+
+impl std::fmt::Debug for CreateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateConfig")
+            .field("name", &self.name)
+            .field("settings", &crate::redact::SettingNames(&self.settings))
+            .field("state_dir", &self.state_dir)
+            .field("config_dir", &self.config_dir)
+            .finish()
+    }
 }
 
 /// The request of `continue_login`.

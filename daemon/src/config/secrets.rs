@@ -1,0 +1,96 @@
+//! Secrets in the configuration: every key `K` that holds a secret may
+//! instead be given as `K_file` (a path, relative to the file that names
+//! it) or `K_credential` (a name in systemd's `$CREDENTIALS_DIRECTORY`).
+//! Plugin settings, the store password and every later secret go through
+//! [`resolve_secrets`], so the rules are the same everywhere.
+
+use std::path::PathBuf;
+
+use gatehouse_sdk::proto::ConfigErrorEntry;
+
+use super::Location;
+
+/// Reads `K_file` and `K_credential` settings into `K` for the secret keys a
+/// plugin declares; `*_credential` names a file in `$CREDENTIALS_DIRECTORY`.
+pub fn resolve_secrets(
+    settings: &mut serde_json::Value,
+    secret_keys: &[impl AsRef<str>],
+    loc: &Location,
+    key_prefix: &str,
+    read: &mut Vec<PathBuf>,
+    errors: &mut Vec<ConfigErrorEntry>,
+) {
+    let Some(map) = settings.as_object_mut() else {
+        return;
+    };
+    for key in secret_keys {
+        let key = key.as_ref();
+        let file_key = format!("{key}_file");
+        let cred_key = format!("{key}_credential");
+        let given: Vec<&str> = [key.to_string(), file_key.clone(), cred_key.clone()]
+            .iter()
+            .filter(|k| map.contains_key(k.as_str()))
+            .map(|k| {
+                if k == &file_key {
+                    "_file"
+                } else if k == &cred_key {
+                    "_credential"
+                } else {
+                    "inline"
+                }
+            })
+            .collect();
+        if given.len() > 1 {
+            errors.push(loc.error(
+                format!("{key_prefix}.{key}"),
+                format!("give {key} only once (inline, {file_key} or {cred_key})"),
+            ));
+            continue;
+        }
+        let path = if let Some(v) = map.remove(&file_key) {
+            match v.as_str() {
+                Some(p) => {
+                    let p = PathBuf::from(p);
+                    if p.is_relative() {
+                        loc.file.parent().map_or(p.clone(), |d| d.join(&p))
+                    } else {
+                        p
+                    }
+                }
+                None => {
+                    errors.push(loc.error(format!("{key_prefix}.{file_key}"), "must be a path string"));
+                    continue;
+                }
+            }
+        } else if let Some(v) = map.remove(&cred_key) {
+            let Some(name) = v.as_str().filter(|n| !n.contains('/') && !n.is_empty()) else {
+                errors.push(loc.error(format!("{key_prefix}.{cred_key}"), "must be a credential name"));
+                continue;
+            };
+            match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                Some(dir) => PathBuf::from(dir).join(name),
+                None => {
+                    errors.push(loc.error(
+                        format!("{key_prefix}.{cred_key}"),
+                        "$CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the unit)",
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            continue;
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                read.push(path);
+                let value = text.strip_suffix('\n').unwrap_or(&text);
+                let value = value.strip_suffix('\r').unwrap_or(value);
+                map.insert(key.to_owned(), serde_json::Value::String(value.to_owned()));
+            }
+            Err(e) => errors.push(loc.error(
+                format!("{key_prefix}.{key}"),
+                format!("cannot read secret file {}: {e}", path.display()),
+            )),
+        }
+    }
+}

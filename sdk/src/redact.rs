@@ -1,0 +1,98 @@
+//! Taking input values out of parser messages.
+
+/// Takes every input value out of a parser's error message, keeping its
+/// structure: serde reports values as `string "…"`, ``integer `…` ``,
+/// ``floating point `…` ``, ``boolean `…` `` or ``character `…` ``, and a
+/// value in a settings table may be a password. Quoted and back-quoted
+/// values after `invalid type:` / `invalid value:` and every double-quoted
+/// string become `…`; key names (``unknown field `x`, expected one of …``)
+/// stay, since they are what the reader needs.
+///
+/// ```
+/// let m = gatehouse_sdk::redact_input_values(
+///     "invalid type: integer `8675309123`, expected a string",
+/// );
+/// assert_eq!(m, "invalid type: integer `…`, expected a string");
+/// let m = gatehouse_sdk::redact_input_values(r#"invalid type: string "hunter2", expected u16"#);
+/// assert_eq!(m, r#"invalid type: string "…", expected u16"#);
+/// ```
+pub fn redact_input_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    // Back-quoted text is a value only inside an `invalid type/value:`
+    // clause (up to its `, expected`); elsewhere it names a key.
+    let mut in_value_clause = false;
+    let mut quote: Option<char> = None;
+    let mut rest = message;
+    while let Some(c) = rest.chars().next() {
+        if quote.is_none() {
+            if rest.starts_with("invalid type: ") || rest.starts_with("invalid value: ") {
+                in_value_clause = true;
+            } else if rest.starts_with(", expected") {
+                in_value_clause = false;
+            }
+        }
+        match (quote, c) {
+            (None, '"') => {
+                quote = Some('"');
+                out.push_str("\"…");
+            }
+            (None, '`') if in_value_clause => {
+                quote = Some('`');
+                out.push_str("`…");
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), '\\') => {
+                // skip the escaped character too
+                let mut it = rest.chars();
+                it.next();
+                it.next();
+                rest = it.as_str();
+                continue;
+            }
+            (Some(_), _) => {}
+            (None, c) => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// `Debug` of a settings document that shows its keys, never its values.
+pub(crate) struct SettingNames<'a>(pub(crate) &'a serde_json::Value);
+
+impl std::fmt::Debug for SettingNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            serde_json::Value::Object(map) => f.debug_set().entries(map.keys()).finish(),
+            serde_json::Value::Null => f.write_str("null"),
+            _ => f.write_str("<redacted>"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_input_values as r;
+
+    #[test]
+    fn values_go_and_key_names_stay() {
+        assert_eq!(
+            r("invalid type: floating point `3.14`, expected a string at line 1"),
+            "invalid type: floating point `…`, expected a string at line 1"
+        );
+        assert_eq!(
+            r("unknown field `bind_pasword`, expected one of `bind_dn`, `bind_password`"),
+            "unknown field `bind_pasword`, expected one of `bind_dn`, `bind_password`"
+        );
+        assert_eq!(
+            r(r#"invalid value: string "a\"b", expected x"#),
+            r#"invalid value: string "…", expected x"#
+        );
+        assert_eq!(r("invalid type: boolean `true`"), "invalid type: boolean `…`");
+        assert_eq!(r("missing field `audience`"), "missing field `audience`");
+        assert_eq!(r("bad uri \"ldap://secret@host\""), "bad uri \"…\"");
+    }
+}
