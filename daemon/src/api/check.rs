@@ -7,6 +7,8 @@
 //! credentials: the proxy should ask for them) or `403` (known, but not
 //! allowed here).
 
+pub(crate) mod routes;
+
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -16,8 +18,8 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 
 use super::{ApiError, Body, Call, error_response};
-use crate::config::Route;
 use crate::verifiers::static_object::{STORAGE_HEADER, USER_HEADER};
+use routes::Route;
 
 /// Headers of the original request a verifier may read.
 const PASSED: &[&str] = &["authorization", STORAGE_HEADER, USER_HEADER];
@@ -185,14 +187,13 @@ async fn requirements(call: &Call, route: &Route, subject: &str) -> Result<Optio
     {
         return Ok(Some(format!("not a member of organization {org:?}")));
     }
-    if let Some(team) = &route.require_team {
-        let (org, t) = team.split_once('/').unwrap_or(("", team));
-        if !grants
-            .iter()
-            .any(|g| g.organization.as_deref() == Some(org) && g.team.as_deref() == Some(t))
-        {
-            return Ok(Some(format!("not a member of team {team:?}")));
-        }
+    if let Some(team) = &route.require_team
+        && !grants.iter().any(|g| {
+            g.organization.as_deref() == Some(team.organization.as_str())
+                && g.team.as_deref() == Some(team.team.as_str())
+        })
+    {
+        return Ok(Some(format!("not a member of team \"{team}\"")));
     }
     Ok(None)
 }

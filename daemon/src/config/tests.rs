@@ -129,3 +129,20 @@ fn syntax_error_has_a_line() {
     let e = load(&main).unwrap_err();
     assert_eq!(e.0[0].line, Some(2));
 }
+
+#[test]
+fn an_authenticator_with_an_empty_type_is_refused_with_its_key() {
+    // The check used to read `ok = r.err(..).is_some()`: `err` always
+    // returns `None`, so it only marked the entry invalid by accident.
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[[authenticators]]\nname = \"A\"\ntype = \" \"\n[[authenticators]]\nname = \"B\"\ntype = \"local\"\n",
+    );
+    let e = load(&main).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].key.as_deref(), Some("authenticators[\"A\"].type"));
+    assert_eq!(e.0[0].line, Some(3));
+    assert_eq!(e.0[0].message, "must not be empty");
+}
