@@ -268,6 +268,33 @@ pub fn current_uid() -> u32 {
 mod tests {
     use super::*;
 
+    /// The configuration is read once at start-up: `start` builds from the
+    /// `Config` the caller loaded (which set the log level and worker
+    /// count), not from a second read that could see another file.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn start_builds_from_the_configuration_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("g.toml");
+        std::fs::write(
+            &main,
+            "[daemon]\nstate_dir = \"st\"\n[[authenticators]]\nname = \"First\"\ntype = \"local\"\n",
+        )
+        .unwrap();
+        let options = Options {
+            config_path: main.clone(),
+            socket_override: None,
+        };
+        let config = load_config(&options).unwrap();
+        // the file changes between the read and the build
+        std::fs::write(&main, "[[authenticators]]\nname = \"Second\"\ntype = \"local\"\n").unwrap();
+        let daemon = Daemon::start(options, config).await.unwrap();
+        let rt = daemon.runtime();
+        assert_eq!(rt.generation, 1);
+        let names: Vec<&str> = rt.authenticators.iter().map(|a| a.spec.name.as_str()).collect();
+        assert_eq!(names, ["First"]);
+        assert_eq!(rt.config.daemon.state_dir, dir.path().join("st"));
+    }
+
     /// `--check-config` used `$TMPDIR/gatehoused-check-<pid>`: anyone who
     /// guessed the pid could plant a symlink there and have the check
     /// create (and then delete) files wherever it pointed.
