@@ -23,6 +23,8 @@ revoked = ["tok-revoked"]
 [verifiers.settings.tokens]
 tok-good = {{ subject = "alice", audience = ["gitlab-ai-gateway"], scopes = ["duo_chat"] }}
 tok-admin = {{ subject = "root", audience = ["gitlab-ai-gateway"], scopes = ["duo_chat"] }}
+[verifiers.subjects]
+testkit = "Local Database"    # its subjects are local usernames
 
 [[verifiers]]
 name = "static-objects"

@@ -202,6 +202,12 @@ pub struct VerifierSpec {
     pub isolation: Isolation,
     /// Settings as JSON.
     pub settings: serde_json::Value,
+    /// `[verifiers.subjects]`: for each issuer (`iss`, without a trailing
+    /// `/`), the authenticator whose identities its token subjects are. A
+    /// subject names a user only through that authenticator's link
+    /// `(authenticator, uid = sub) → user` (for a `local` authenticator:
+    /// the account of that username); issuers not listed vouch for no user.
+    pub subjects: std::collections::BTreeMap<String, String>,
     /// Where the entry is.
     pub location: Location,
     /// Where its settings are.
@@ -492,6 +498,16 @@ fn resolve(
         }
     }
     errors.extend(crate::api::check::routes::check_verifiers(&routes, &vnames));
+    for v in &verifiers {
+        for (issuer, authenticator) in &v.subjects {
+            if !names.contains(authenticator) {
+                errors.push(v.location.error(
+                    format!("verifiers[{:?}].subjects", v.name),
+                    format!("issuer {issuer:?}: no authenticator named {authenticator:?}"),
+                ));
+            }
+        }
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -764,19 +780,36 @@ fn resolve_authenticator(
 fn resolve_verifier(r: &mut Resolver<'_>, v: &Spanned<RawVerifier>, dir: &Path) -> Option<VerifierSpec> {
     let raw = v.get_ref();
     let key = format!("verifiers[{:?}]", raw.name.get_ref());
-    let ok = check_name(r, &raw.name, &format!("{key}.name"));
+    let mut ok = check_name(r, &raw.name, &format!("{key}.name"));
     let iso = isolation(r, &raw.isolation, &format!("{key}.isolation"));
     let location = r.src.at(&v.span());
     let settings_location = raw
         .settings
         .as_ref()
         .map_or_else(|| location.clone(), |s| r.src.at(&s.span()));
+    let mut subjects = std::collections::BTreeMap::new();
+    if let Some(table) = &raw.subjects {
+        for (issuer, authenticator) in table.get_ref() {
+            let issuer = issuer.trim().trim_end_matches('/');
+            if issuer.is_empty() || authenticator.trim().is_empty() {
+                r.err::<()>(
+                    &table.span(),
+                    format!("{key}.subjects"),
+                    "each entry is \"issuer\" = \"authenticator name\", neither empty",
+                );
+                ok = false;
+            } else {
+                subjects.insert(issuer.to_owned(), authenticator.clone());
+            }
+        }
+    }
     ok.then(|| VerifierSpec {
         name: raw.name.get_ref().clone(),
         kind: raw.kind.get_ref().clone(),
         library: raw.library.as_ref().map(|l| join(dir, l.get_ref())),
         isolation: iso,
         settings: settings_json(raw.settings.as_ref(), None),
+        subjects,
         location,
         settings_location,
     })
