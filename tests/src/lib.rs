@@ -11,7 +11,7 @@
 //!
 //! Modules: [`process`] (the binary in a temp dir), [`in_process`], [`cli`],
 //! [`api`] (socket helpers for both tiers), [`plugins`], [`peers`] (slapd,
-//! oidc-provider, nginx), [`forward_auth`] and [`bench`]. Everything is
+//! oidc-provider, nginx), [`forward_auth`] and [`mod@bench`]. Everything is
 //! re-exported at the crate root.
 
 pub mod api;
