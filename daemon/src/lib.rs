@@ -29,34 +29,31 @@ pub mod systemd;
 pub mod verifiers;
 pub mod watch;
 
+use std::future::Future;
 use std::sync::Arc;
 
-use tokio::signal::unix::{SignalKind, signal};
-
 use crate::server::Listener;
-use crate::state::{Daemon, Trigger};
+use crate::state::Daemon;
 
-/// Runs the daemon on `listener` until SIGTERM or SIGINT: serves requests,
-/// reloads on SIGHUP and on file change, then shuts down gracefully.
-pub async fn run(daemon: Arc<Daemon>, listener: Listener) -> std::io::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-
+/// Serves `daemon` on `listener` until `shutdown` resolves: answers
+/// requests, reloads when a configuration file changes (and on
+/// `POST /v1/reload`), then stops accepting and waits for in-flight
+/// requests (at most `[daemon] shutdown_timeout`).
+///
+/// Signals are the caller's business: `gatehoused` turns SIGTERM/SIGINT
+/// into `shutdown` and SIGHUP into [`Daemon::reload`]; a test passes a
+/// channel and runs the daemon in its own process.
+pub async fn run(
+    daemon: Arc<Daemon>,
+    listener: Listener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let watcher = match watch::spawn(Arc::clone(&daemon)) {
         Ok(h) => Some(h),
         Err(e) => {
             tracing::warn!("file watching is off ({e}); reload with SIGHUP or `gatehouse reload`");
             None
         }
-    };
-    let reloader = {
-        let daemon = Arc::clone(&daemon);
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                let _ = daemon.reload(Trigger::Signal).await;
-            }
-        })
     };
 
     let rt = daemon.runtime();
@@ -71,15 +68,7 @@ pub async fn run(daemon: Arc<Daemon>, listener: Listener) -> std::io::Result<()>
     systemd::ready(&format!("serving generation {}", rt.generation));
     drop(rt);
 
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        }
-        systemd::stopping();
-    };
     server::serve(listener, Arc::clone(&daemon), shutdown).await;
-    reloader.abort();
     if let Some(w) = watcher {
         w.abort();
     }

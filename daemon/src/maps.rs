@@ -28,6 +28,8 @@
 //!   `username`, `email`, `first_name` and `last_name` are attributes too
 //!   unless the authenticator reports attributes of those names.
 
+pub(crate) mod config;
+
 use std::collections::BTreeMap;
 
 use gatehouse_sdk::Identity;

@@ -67,25 +67,24 @@ fn hashing_permits() -> usize {
 }
 
 impl Daemon {
-    /// Loads the configuration and builds generation 1 (on a blocking
-    /// thread: plugin construction may wait for child processes).
-    pub async fn start(options: Options) -> Result<Arc<Self>, ConfigErrors> {
+    /// Builds generation 1 from `config`, the configuration the caller
+    /// loaded with [`load_config`] (the files are read once at start-up:
+    /// the log level and worker count the caller took from `config` are
+    /// the ones this generation serves with). Plugins are constructed on a
+    /// blocking thread: construction may wait for child processes.
+    pub async fn start(options: Options, config: Config) -> Result<Arc<Self>, ConfigErrors> {
         let hashing = Arc::new(tokio::sync::Semaphore::new(hashing_permits()));
         let h = Arc::clone(&hashing);
-        let o = options.clone();
-        let runtime = tokio::task::spawn_blocking(move || {
-            let config = load_config(&o)?;
-            runtime::build(config, 1, None, &h)
-        })
-        .await
-        .map_err(|e| {
-            ConfigErrors::one(ConfigErrorEntry {
-                file: options.config_path.display().to_string(),
-                line: None,
-                key: None,
-                message: format!("startup task failed: {e}"),
-            })
-        })??;
+        let runtime = tokio::task::spawn_blocking(move || runtime::build(config, 1, None, &h))
+            .await
+            .map_err(|e| {
+                ConfigErrors::one(ConfigErrorEntry {
+                    file: options.config_path.display().to_string(),
+                    line: None,
+                    key: None,
+                    message: format!("startup task failed: {e}"),
+                })
+            })??;
         let metrics = Metrics::default();
         metrics.reload(true, 1);
         let (reload_notify, _) = tokio::sync::watch::channel(1);
@@ -222,6 +221,38 @@ fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigErrors> {
     }
 }
 
+/// Offline validation (`gatehoused --check-config`): loads and resolves
+/// the configuration at `path` and constructs every plugin, without binding
+/// a socket or touching the configured state directory. The store and the
+/// plugins' state live in a private temporary directory (random name, mode
+/// 0700, created exclusively) that is removed afterwards.
+///
+/// Blocking: call it on a blocking thread of a tokio runtime (plugins may
+/// spawn tasks while they are built).
+pub fn check_config(path: &std::path::Path) -> Result<(), ConfigErrors> {
+    let options = Options {
+        config_path: path.to_owned(),
+        socket_override: None,
+    };
+    let mut config = load_config(&options)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("gatehoused-check-")
+        .tempdir()
+        .map_err(|e| {
+            ConfigErrors::one(
+                Location::file(path).error("", format!("cannot create a scratch directory: {e}")),
+            )
+        })?;
+    // Never create or migrate the real store, nor write plugin state
+    // (persisted keys …) into the real state directory, while validating.
+    config.store.url = config::StoreUrl::Sqlite(scratch.path().join("check.db"));
+    config.daemon.state_dir = scratch.path().join("state");
+    let hashing = Arc::new(tokio::sync::Semaphore::new(1));
+    let built = runtime::build(config, 1, None, &hashing).map(drop);
+    drop(scratch);
+    built
+}
+
 /// The effective uid of this process.
 pub fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
@@ -229,4 +260,72 @@ pub fn current_uid() -> u32 {
     std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configuration is read once at start-up: `start` builds from the
+    /// `Config` the caller loaded (which set the log level and worker
+    /// count), not from a second read that could see another file.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn start_builds_from_the_configuration_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("g.toml");
+        std::fs::write(
+            &main,
+            "[daemon]\nstate_dir = \"st\"\n[[authenticators]]\nname = \"First\"\ntype = \"local\"\n",
+        )
+        .unwrap();
+        let options = Options {
+            config_path: main.clone(),
+            socket_override: None,
+        };
+        let config = load_config(&options).unwrap();
+        // the file changes between the read and the build
+        std::fs::write(&main, "[[authenticators]]\nname = \"Second\"\ntype = \"local\"\n").unwrap();
+        let daemon = Daemon::start(options, config).await.unwrap();
+        let rt = daemon.runtime();
+        assert_eq!(rt.generation, 1);
+        let names: Vec<&str> = rt.authenticators.iter().map(|a| a.spec.name.as_str()).collect();
+        assert_eq!(names, ["First"]);
+        assert_eq!(rt.config.daemon.state_dir, dir.path().join("st"));
+    }
+
+    /// `--check-config` used `$TMPDIR/gatehoused-check-<pid>`: anyone who
+    /// guessed the pid could plant a symlink there and have the check
+    /// create (and then delete) files wherever it pointed.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn check_config_ignores_a_planted_predictable_scratch_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::write(victim.join("keep"), "precious").unwrap();
+        let predictable = std::env::temp_dir().join(format!("gatehoused-check-{}", std::process::id()));
+        let _ = std::fs::remove_file(&predictable);
+        std::os::unix::fs::symlink(&victim, &predictable).unwrap();
+
+        let main = dir.path().join("g.toml");
+        std::fs::write(
+            &main,
+            "[daemon]\nstate_dir = \"st\"\n[[authenticators]]\nname = \"L\"\ntype = \"local\"\n",
+        )
+        .unwrap();
+        let result = tokio::task::spawn_blocking(move || check_config(&main))
+            .await
+            .unwrap();
+        let _ = std::fs::remove_file(&predictable);
+        assert_eq!(result, Ok(()));
+        let names: Vec<_> = std::fs::read_dir(&victim)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["keep"], "nothing written through the planted link");
+        assert_eq!(std::fs::read_to_string(victim.join("keep")).unwrap(), "precious");
+        assert!(
+            !dir.path().join("st").exists(),
+            "the real state directory is untouched"
+        );
+    }
 }

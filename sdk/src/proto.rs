@@ -11,9 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::Secret;
 
-/// The version of this protocol.
-pub const API_VERSION: &str = "v1";
-
 /// Every error code a client can see, with its HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -60,6 +57,29 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (for exhaustive tests and docs).
+    pub const ALL: [ErrorCode; 19] = [
+        Self::BadRequest,
+        Self::InvalidCredentials,
+        Self::InvalidToken,
+        Self::Forbidden,
+        Self::LoginDenied,
+        Self::NoAccess,
+        Self::UnknownAuthenticator,
+        Self::UnknownVerifier,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::FlowMismatch,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::InvalidConfig,
+        Self::Unprocessable,
+        Self::TooManyAttempts,
+        Self::BackendUnavailable,
+        Self::Internal,
+    ];
+
     /// The stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -458,17 +478,50 @@ mod tests {
         assert_eq!(v["login_id"], "x");
     }
 
+    /// The position of a code in [`ErrorCode::ALL`]. The `match` has no
+    /// wildcard: a new variant does not compile until it is listed here,
+    /// and the test below then fails until it is in `ALL` too.
+    fn position(code: ErrorCode) -> usize {
+        match code {
+            ErrorCode::BadRequest => 0,
+            ErrorCode::InvalidCredentials => 1,
+            ErrorCode::InvalidToken => 2,
+            ErrorCode::Forbidden => 3,
+            ErrorCode::LoginDenied => 4,
+            ErrorCode::NoAccess => 5,
+            ErrorCode::UnknownAuthenticator => 6,
+            ErrorCode::UnknownVerifier => 7,
+            ErrorCode::NotFound => 8,
+            ErrorCode::MethodNotAllowed => 9,
+            ErrorCode::FlowMismatch => 10,
+            ErrorCode::Conflict => 11,
+            ErrorCode::PayloadTooLarge => 12,
+            ErrorCode::UnsupportedMediaType => 13,
+            ErrorCode::InvalidConfig => 14,
+            ErrorCode::Unprocessable => 15,
+            ErrorCode::TooManyAttempts => 16,
+            ErrorCode::BackendUnavailable => 17,
+            ErrorCode::Internal => 18,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_code_once() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(position(*code), i, "{code} is out of place in ErrorCode::ALL");
+        }
+        let names: std::collections::BTreeSet<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len(), "two codes share a name");
+    }
+
     #[test]
     fn every_code_has_a_client_or_server_error_status() {
-        for code in [
-            ErrorCode::BadRequest,
-            ErrorCode::InvalidConfig,
-            ErrorCode::TooManyAttempts,
-            ErrorCode::BackendUnavailable,
-        ] {
+        for code in ErrorCode::ALL {
             let s = code.http_status();
             assert!((400..600).contains(&s), "{code}");
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            let back: ErrorCode = serde_json::from_value(code.as_str().into()).unwrap();
+            assert_eq!(back, code);
         }
     }
 }

@@ -7,7 +7,7 @@ use gatehouse_e2e::{Daemon, Setup, add_user, forward_auth_body as body};
 use http::Method;
 use serde_json::json;
 
-use gatehouse_e2e::{STORAGE, forward_auth_daemon as start};
+use gatehouse_e2e::{LOCAL_AUTH, STORAGE, forward_auth_daemon as start, oidc_start, oidc_stop, oidc_token};
 
 async fn check(d: &Daemon, headers: &[(&str, &str)]) -> (u16, http::HeaderMap) {
     let mut c = d.client().await;
@@ -260,4 +260,116 @@ async fn bad_routes_are_config_errors() {
         let e = a.error().unwrap().error.details.unwrap()["errors"][0].clone();
         assert!(e["key"].as_str().unwrap().contains(key), "{e}");
     }
+}
+
+/// Stops the named provider instances when a test ends, however it ends.
+struct Instances(Vec<&'static str>);
+impl Drop for Instances {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = std::panic::catch_unwind(|| oidc_stop(n));
+        }
+    }
+}
+
+/// A token's `sub` names a user only through the identity that vouches for
+/// it: a token from an issuer that does not vouch for local accounts, whose
+/// `sub` happens to be an admin's local username, is refused.
+#[tokio::test]
+async fn a_subject_is_bound_to_the_issuer_that_vouches_for_it() {
+    let _i = Instances(vec!["check-local", "check-other"]);
+    let local = oidc_start("check-local", 19121);
+    let other = oidc_start("check-other", 19122);
+    let d = Daemon::start(Setup::with_body(&format!(
+        r#"{LOCAL_AUTH}
+[[verifiers]]
+name = "sso"
+type = "jwt"
+[verifiers.settings]
+audience = "gitlab-ai-gateway"
+issuers = ["{local}", "{other}"]
+[verifiers.subjects]
+"{local}" = "Local Database"
+
+[[routes]]
+name = "admin"
+path_prefix = "/admin/"
+verifier = "sso"
+require_superuser = true
+
+[[routes]]
+name = "open"
+path_prefix = "/open/"
+verifier = "sso"
+"#
+    )));
+    let mut c = d.client().await;
+    assert_eq!(
+        c.post(
+            "/v1/users",
+            &json!({"username": "root", "password": "root password", "is_superuser": true})
+        )
+        .await
+        .unwrap()
+        .status,
+        201
+    );
+    let admin = |token: &str| format!("Bearer {token}");
+
+    // the issuer bound to the local authenticator speaks for local accounts
+    let t = oidc_token("check-local", &["--sub", "root"]);
+    let (s, h) = check(
+        &d,
+        &[("x-original-uri", "/admin/x"), ("authorization", &admin(&t))],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(h["x-gatehouse-user"], "root");
+    // … and only for existing ones
+    let t = oidc_token("check-local", &["--sub", "nobody"]);
+    let (s, _) = check(
+        &d,
+        &[("x-original-uri", "/admin/x"), ("authorization", &admin(&t))],
+    )
+    .await;
+    assert_eq!(s, 403);
+
+    // a valid token from the other issuer with the same `sub`: not root
+    let t = oidc_token("check-other", &["--sub", "root"]);
+    let (s, _) = check(
+        &d,
+        &[("x-original-uri", "/open/x"), ("authorization", &admin(&t))],
+    )
+    .await;
+    assert_eq!(s, 200, "the token itself is good");
+    let mut c = d.client().await;
+    let a = c
+        .send_raw_with(
+            Method::GET,
+            "/v1/check",
+            &[("x-original-uri", "/admin/x"), ("authorization", &admin(&t))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 403);
+    let e = a.error().unwrap().error;
+    assert_eq!(e.code, "forbidden");
+    assert!(e.message.contains("links no subject of issuer"), "{}", e.message);
+
+    // an authenticator named in `subjects` must exist
+    d.write_config(&Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[[verifiers]]\nname = \"sso\"\ntype = \"jwt\"\n[verifiers.settings]\n\
+         audience = \"a\"\nissuers = [\"{local}\"]\n[verifiers.subjects]\n\"{local}\" = \"Nope\"\n"
+    )));
+    let a = c.post("/v1/reload", &json!({})).await.unwrap();
+    assert_eq!(a.status, 422);
+    let e = a.error().unwrap().error.details.unwrap()["errors"][0].clone();
+    assert_eq!(e["key"], "verifiers[\"sso\"].subjects", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no authenticator named \"Nope\""),
+        "{e}"
+    );
 }

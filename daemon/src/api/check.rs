@@ -7,17 +7,21 @@
 //! credentials: the proxy should ask for them) or `403` (known, but not
 //! allowed here).
 
+pub(crate) mod routes;
+
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use gatehouse_sdk::proto::ErrorCode;
-use gatehouse_sdk::{OriginalRequest, PluginError, TokenRejection, VerifyRequest};
+use gatehouse_sdk::{OriginalRequest, PluginError, TokenRejection, VerifiedToken, VerifyRequest};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 
 use super::{ApiError, Body, Call, error_response};
-use crate::config::Route;
+use crate::runtime::VerifierEntry;
+use crate::store::UserRecord;
 use crate::verifiers::static_object::{STORAGE_HEADER, USER_HEADER};
+use routes::Route;
 
 /// Headers of the original request a verifier may read.
 const PASSED: &[&str] = &["authorization", STORAGE_HEADER, USER_HEADER];
@@ -140,7 +144,7 @@ pub(super) async fn check(
         Err(e) => return Err(e.into()),
     };
     call.daemon.metrics.token_valid(&verifier.spec.name, token.cached);
-    if let Some(reason) = requirements(call, route, &token.subject).await? {
+    if let Some(reason) = requirements(call, route, verifier, &token).await? {
         return Ok(deny(StatusCode::FORBIDDEN, ErrorCode::Forbidden, &reason, None));
     }
     let mut r = Response::new(Full::new(Bytes::new()));
@@ -166,18 +170,23 @@ pub(super) async fn check(
 }
 
 /// Route requirements on the user behind the token; `Some(reason)` denies.
-async fn requirements(call: &Call, route: &Route, subject: &str) -> Result<Option<String>, ApiError> {
+async fn requirements(
+    call: &Call,
+    route: &Route,
+    verifier: &VerifierEntry,
+    token: &VerifiedToken,
+) -> Result<Option<String>, ApiError> {
     if !route.require_superuser && route.require_organization.is_none() && route.require_team.is_none() {
         return Ok(None);
     }
-    let store = call.runtime.store.as_ref();
-    let Some(user) = store.user_by_username(subject).await? else {
-        return Ok(Some("the token's subject is not a known user".into()));
+    let user = match subject_user(call, verifier, token).await? {
+        Ok(user) => user,
+        Err(reason) => return Ok(Some(reason)),
     };
     if route.require_superuser && !user.is_superuser {
         return Ok(Some("only superusers may do this".into()));
     }
-    let grants = store.grants(user.id).await?;
+    let grants = call.runtime.store.grants(user.id).await?;
     if let Some(org) = &route.require_organization
         && !grants
             .iter()
@@ -185,14 +194,72 @@ async fn requirements(call: &Call, route: &Route, subject: &str) -> Result<Optio
     {
         return Ok(Some(format!("not a member of organization {org:?}")));
     }
-    if let Some(team) = &route.require_team {
-        let (org, t) = team.split_once('/').unwrap_or(("", team));
-        if !grants
-            .iter()
-            .any(|g| g.organization.as_deref() == Some(org) && g.team.as_deref() == Some(t))
-        {
-            return Ok(Some(format!("not a member of team {team:?}")));
-        }
+    if let Some(team) = &route.require_team
+        && !grants.iter().any(|g| {
+            g.organization.as_deref() == Some(team.organization.as_str())
+                && g.team.as_deref() == Some(team.team.as_str())
+        })
+    {
+        return Ok(Some(format!("not a member of team \"{team}\"")));
     }
     Ok(None)
+}
+
+/// The user a verified token speaks for, bound through the identity that
+/// vouches for its subject, never through a same-named local account:
+///
+/// - a built-in verifier (`static_object`) resolved the token to a stored
+///   user itself: its subject is that user's username;
+/// - otherwise the verifier's `subjects` table names, for the token's
+///   issuer, the authenticator whose identities the subjects are; the
+///   subject is that authenticator's uid and names the user linked to
+///   `(authenticator, uid)` by its logins (for a `local` authenticator,
+///   whose uid is the username, also the local account of that name);
+/// - an issuer the table does not list vouches for no user.
+///
+/// `Err(reason)` when no user is bound (the requirement is not met).
+async fn subject_user(
+    call: &Call,
+    verifier: &VerifierEntry,
+    token: &VerifiedToken,
+) -> Result<Result<UserRecord, String>, ApiError> {
+    let store = call.runtime.store.as_ref();
+    let unknown = || Err("the token's subject is not linked to a known user".to_owned());
+    if crate::registry::is_builtin::<crate::registry::Verifiers>(&verifier.spec.kind) {
+        return Ok(store
+            .user_by_username(&token.subject)
+            .await?
+            .map_or_else(unknown, Ok));
+    }
+    let issuer = token.issuer.trim_end_matches('/');
+    let Some(auth) = verifier.spec.subjects.get(issuer).and_then(|name| {
+        call.runtime
+            .config
+            .authenticators
+            .iter()
+            .find(|a| &a.name == name)
+    }) else {
+        return Ok(Err(format!(
+            "verifier {:?} links no subject of issuer {issuer:?} to a user",
+            verifier.spec.name
+        )));
+    };
+    if let Some(user) = store.linked_user(&auth.name, &token.subject).await? {
+        return Ok(Ok(user));
+    }
+    if auth.kind == "local" {
+        // The local authenticator's uid is the (lowercased) username, and it
+        // vouches for the store's own accounts, those with a local password
+        // (`identity::resolve_user`), even before their first login.
+        let username = token.subject.trim().to_lowercase();
+        if let Some(user) = store.linked_user(&auth.name, &username).await? {
+            return Ok(Ok(user));
+        }
+        if let Some(user) = store.user_by_username(&username).await?
+            && user.password_hash.is_some()
+        {
+            return Ok(Ok(user));
+        }
+    }
+    Ok(unknown())
 }

@@ -1,6 +1,6 @@
 //! The socket API v1: routing, body handling and one file per route group.
 
-mod check;
+pub(crate) mod check;
 mod error;
 mod health;
 mod login;

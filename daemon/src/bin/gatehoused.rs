@@ -1,5 +1,5 @@
-//! `gatehoused`: the daemon binary. Parses flags, sets up logging and calls
-//! [`gatehouse_daemon::run`].
+//! `gatehoused`: the daemon binary. Parses flags, reads the configuration
+//! once, sets up logging and signals, and calls [`gatehouse_daemon::run`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use gatehouse_daemon::config::DEFAULT_CONFIG_PATH;
 use gatehouse_daemon::server::Listener;
-use gatehouse_daemon::state::{Daemon, Options, load_config};
+use gatehouse_daemon::state::{Daemon, Options, Trigger, load_config};
+use tokio::signal::unix::{SignalKind, signal};
 
 /// mimalloc: the request path allocates small, short-lived buffers on every
 /// worker thread; glibc's allocator spent about 12 % of the daemon's CPU on
@@ -80,7 +81,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let daemon = match Daemon::start(options).await {
+        let socket = config.daemon.socket.clone();
+        let socket_mode = config.daemon.socket_mode;
+        let daemon = match Daemon::start(options, config).await {
             Ok(d) => d,
             Err(errors) => {
                 for e in &errors.0 {
@@ -89,14 +92,23 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let listener = match Listener::open(&config.daemon.socket, config.daemon.socket_mode) {
+        let listener = match Listener::open(&socket, socket_mode) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!("{e}");
                 return ExitCode::from(1);
             }
         };
-        match gatehouse_daemon::run(daemon, listener).await {
+        let (shutdown, reloader) = match signals(&daemon) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let result = gatehouse_daemon::run(daemon, listener, shutdown).await;
+        reloader.abort();
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e}");
@@ -106,39 +118,52 @@ fn main() -> ExitCode {
     })
 }
 
-/// Offline validation: load, resolve and construct every plugin, without
-/// binding the socket. The store is opened (and migrated) in a scratch copy
-/// of nothing: validation builds against a temporary directory when the
-/// state directory does not exist yet.
-fn check_config(file: PathBuf) -> ExitCode {
-    let options = Options {
-        config_path: file.clone(),
-        socket_override: None,
+/// SIGHUP reloads (the returned task); SIGTERM and SIGINT resolve the
+/// returned shutdown future.
+fn signals(
+    daemon: &std::sync::Arc<Daemon>,
+) -> std::io::Result<(impl Future<Output = ()> + use<>, tokio::task::JoinHandle<()>)> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let reloader = {
+        let daemon = std::sync::Arc::clone(daemon);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let _ = daemon.reload(Trigger::Signal).await;
+            }
+        })
     };
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        gatehouse_daemon::systemd::stopping();
+    };
+    Ok((shutdown, reloader))
+}
+
+/// Offline validation: load, resolve and construct every plugin, without
+/// binding the socket, in a private scratch directory
+/// ([`gatehouse_daemon::state::check_config`]).
+fn check_config(file: PathBuf) -> ExitCode {
     let Ok(rt) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
         eprintln!("cannot start the async runtime");
         return ExitCode::from(1);
     };
-    let result = load_config(&options).and_then(|mut config| {
-        // Never create or migrate the real store while validating.
-        let scratch = tempdir_for_check();
-        config.store.url = gatehouse_daemon::config::StoreUrl::Sqlite(scratch.join("check.db"));
-        let hashing = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
-        // Plugins are constructed for real (on a blocking thread, as the
-        // daemon does), so their own setting checks run too.
-        let task = rt
-            .spawn_blocking(move || gatehouse_daemon::runtime::build(config, 1, None, &hashing).map(|_| ()));
-        let built = rt.block_on(task).unwrap_or_else(|e| {
-            Err(gatehouse_daemon::config::ConfigErrors::one(
-                gatehouse_daemon::config::Location {
-                    file: file.clone(),
-                    line: None,
-                }
-                .error("", format!("validation failed: {e}")),
-            ))
-        });
-        let _ = std::fs::remove_dir_all(&scratch);
-        built
+    // Plugins are constructed for real (on a blocking thread, as the
+    // daemon does), so their own setting checks run too.
+    let path = file.clone();
+    let task = rt.spawn_blocking(move || gatehouse_daemon::state::check_config(&path));
+    let result = rt.block_on(task).unwrap_or_else(|e| {
+        Err(gatehouse_daemon::config::ConfigErrors::one(
+            gatehouse_daemon::config::Location {
+                file: file.clone(),
+                line: None,
+            }
+            .error("", format!("validation failed: {e}")),
+        ))
     });
     match result {
         Ok(()) => {
@@ -151,10 +176,4 @@ fn check_config(file: PathBuf) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn tempdir_for_check() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gatehoused-check-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&dir);
-    dir
 }

@@ -7,7 +7,7 @@
 //! are reported together.
 
 mod duration;
-mod raw;
+pub(crate) mod raw;
 pub mod secrets;
 mod source;
 
@@ -18,6 +18,7 @@ use std::time::Duration;
 use gatehouse_sdk::proto::ConfigErrorEntry;
 use toml::Spanned;
 
+pub use crate::api::check::routes::{PathMatch, RequiredTeam, Route};
 pub use duration::parse_duration;
 pub use source::Location;
 
@@ -222,57 +223,16 @@ pub struct VerifierSpec {
     pub isolation: Isolation,
     /// Settings as JSON.
     pub settings: serde_json::Value,
+    /// `[verifiers.subjects]`: for each issuer (`iss`, without a trailing
+    /// `/`), the authenticator whose identities its token subjects are. A
+    /// subject names a user only through that authenticator's link
+    /// `(authenticator, uid = sub) → user` (for a `local` authenticator:
+    /// the account of that username); issuers not listed vouch for no user.
+    pub subjects: std::collections::BTreeMap<String, String>,
     /// Where the entry is.
     pub location: Location,
     /// Where its settings are.
     pub settings_location: Location,
-}
-
-/// One `[[routes]]` entry of forward-auth.
-#[derive(Clone, Debug)]
-pub struct Route {
-    /// Name.
-    pub name: String,
-    /// Which paths.
-    pub matcher: PathMatch,
-    /// Which methods (empty: any).
-    pub methods: Vec<String>,
-    /// The verifier that decides.
-    pub verifier: String,
-    /// A unit primitive the token must carry.
-    pub unit_primitive: Option<String>,
-    /// The audience the token must be for.
-    pub audience: Option<String>,
-    /// Only superusers.
-    pub require_superuser: bool,
-    /// Only members of this organization.
-    pub require_organization: Option<String>,
-    /// Only members of this team (`Organization/Team`).
-    pub require_team: Option<String>,
-    /// Headers added to allowed answers.
-    pub headers: std::collections::BTreeMap<String, String>,
-    /// Where it is configured.
-    pub location: Location,
-}
-
-/// How a route matches the original path.
-#[derive(Clone, Debug)]
-pub enum PathMatch {
-    /// The path starts with this.
-    Prefix(String),
-    /// The regex matches the path.
-    Regex(regex::Regex),
-}
-
-impl Route {
-    /// Does the route take this request?
-    pub fn matches(&self, method: &str, path: &str) -> bool {
-        (self.methods.is_empty() || self.methods.iter().any(|m| m.eq_ignore_ascii_case(method)))
-            && match &self.matcher {
-                PathMatch::Prefix(p) => path.starts_with(p.as_str()),
-                PathMatch::Regex(r) => r.is_match(path),
-            }
-    }
 }
 
 /// Where a plugin runs.
@@ -392,14 +352,19 @@ fn parse(src: &SourceFile) -> Result<RawFile, ConfigErrors> {
     })
 }
 
-/// Collects errors while resolving.
-struct Resolver<'a> {
+/// Collects errors while resolving one file. The resolvers of each table
+/// (here, `maps::config`, `api::check::routes`) record every problem they
+/// find, so all errors of a file set are reported together.
+pub(crate) struct Resolver<'a> {
     errors: Vec<ConfigErrorEntry>,
-    src: &'a SourceFile,
+    pub(crate) src: &'a SourceFile,
 }
 
 impl Resolver<'_> {
-    fn err<T>(
+    /// Records an error at `span`. Returns `None` so a resolver that has
+    /// no value to give can `return r.err(..)`; as a statement, write
+    /// `r.err::<()>(..)`.
+    pub(crate) fn err<T>(
         &mut self,
         span: &std::ops::Range<usize>,
         key: impl Into<String>,
@@ -508,7 +473,7 @@ fn resolve(
             );
         }
         for route in &raw.routes {
-            if let Some(rt) = resolve_route(&mut r, route) {
+            if let Some(rt) = crate::api::check::routes::resolve_route(&mut r, route) {
                 routes.push(rt);
             }
         }
@@ -554,12 +519,15 @@ fn resolve(
             ));
         }
     }
-    for rt in &routes {
-        if !vnames.contains(&rt.verifier) {
-            errors.push(rt.location.error(
-                format!("routes[{:?}].verifier", rt.name),
-                format!("no verifier named {:?}", rt.verifier),
-            ));
+    errors.extend(crate::api::check::routes::check_verifiers(&routes, &vnames));
+    for v in &verifiers {
+        for (issuer, authenticator) in &v.subjects {
+            if !names.contains(authenticator) {
+                errors.push(v.location.error(
+                    format!("verifiers[{:?}].subjects", v.name),
+                    format!("issuer {issuer:?}: no authenticator named {authenticator:?}"),
+                ));
+            }
         }
     }
     if !errors.is_empty() {
@@ -594,66 +562,6 @@ fn resolve(
         routes,
         files,
         include_patterns: Vec::new(),
-    })
-}
-
-fn resolve_route(r: &mut Resolver<'_>, route: &Spanned<raw::RawRoute>) -> Option<Route> {
-    let raw = route.get_ref();
-    let key = format!("routes[{:?}]", raw.name.get_ref());
-    let mut ok = check_name(r, &raw.name, &format!("{key}.name"));
-    let matcher = match (&raw.path_prefix, &raw.path_regex) {
-        (Some(p), None) if p.starts_with('/') => Some(PathMatch::Prefix(p.clone())),
-        (Some(_), None) => r.err(&route.span(), format!("{key}.path_prefix"), "must start with /"),
-        (None, Some(re)) => match regex::Regex::new(re.get_ref()) {
-            Ok(x) => Some(PathMatch::Regex(x)),
-            Err(e) => r.err(
-                &re.span(),
-                format!("{key}.path_regex"),
-                format!("invalid regex: {e}"),
-            ),
-        },
-        _ => r.err(
-            &route.span(),
-            key.clone(),
-            "give exactly one of path_prefix and path_regex",
-        ),
-    };
-    ok &= matcher.is_some();
-    if let Some(t) = &raw.require_team
-        && !t.contains('/')
-    {
-        ok = r
-            .err::<()>(
-                &route.span(),
-                format!("{key}.require_team"),
-                "write it as \"Organization/Team\"",
-            )
-            .is_some();
-    }
-    for h in raw.headers.keys() {
-        if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
-            ok = r
-                .err::<()>(
-                    &route.span(),
-                    format!("{key}.headers"),
-                    format!("invalid header name {h:?}"),
-                )
-                .is_some();
-        }
-    }
-    let methods: Vec<String> = raw.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
-    (ok && matcher.is_some()).then(|| Route {
-        name: raw.name.get_ref().clone(),
-        matcher: matcher.unwrap_or(PathMatch::Prefix("/".into())),
-        methods,
-        verifier: raw.verifier.get_ref().clone(),
-        unit_primitive: raw.unit_primitive.clone(),
-        audience: raw.audience.clone(),
-        require_superuser: raw.require_superuser,
-        require_organization: raw.require_organization.clone(),
-        require_team: raw.require_team.clone(),
-        headers: raw.headers.clone(),
-        location: r.src.at(&route.span()),
     })
 }
 
@@ -789,7 +697,7 @@ fn resolve_lockout(r: &mut Resolver<'_>, l: &raw::RawLockout, out: &mut LockoutS
     }
 }
 
-fn check_name(r: &mut Resolver<'_>, name: &Spanned<String>, key: &str) -> bool {
+pub(crate) fn check_name(r: &mut Resolver<'_>, name: &Spanned<String>, key: &str) -> bool {
     let n = name.get_ref();
     if n.trim().is_empty() {
         r.err::<()>(&name.span(), key, "must not be empty");
@@ -860,12 +768,11 @@ fn resolve_authenticator(
     let key = format!("authenticators[{:?}]", raw.name.get_ref());
     let mut ok = check_name(r, &raw.name, &format!("{key}.name"));
     if raw.kind.get_ref().trim().is_empty() {
-        ok = r
-            .err::<()>(&raw.kind.span(), format!("{key}.type"), "must not be empty")
-            .is_some();
+        r.err::<()>(&raw.kind.span(), format!("{key}.type"), "must not be empty");
+        ok = false;
     }
     let iso = isolation(r, &raw.isolation, &format!("{key}.isolation"));
-    let maps = resolve_maps(r, &raw.maps, &key);
+    let maps = crate::maps::config::resolve_maps(r, &raw.maps, &key);
     if maps.is_none() {
         ok = false;
     }
@@ -900,212 +807,39 @@ fn resolve_authenticator(
     })
 }
 
-fn resolve_maps(
-    r: &mut Resolver<'_>,
-    raw: &[Spanned<raw::RawMap>],
-    key: &str,
-) -> Option<Vec<crate::maps::Map>> {
-    use crate::maps::{self, AttributeTrigger, Map, RawCondition, Target, Trigger};
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, m) in raw.iter().enumerate() {
-        let span = m.span();
-        let m = m.get_ref();
-        let mkey = format!("{key}.maps[{i}]");
-        let fail = |r: &mut Resolver<'_>, sub: &str, msg: String| {
-            r.err::<()>(&span, format!("{mkey}{sub}"), msg);
-            false
-        };
-        let role_or = |default: &str, allowed: &[&str], r: &mut Resolver<'_>| -> Option<String> {
-            match &m.role {
-                None => Some(default.to_owned()),
-                Some(x) if allowed.contains(&x.as_str()) => Some(x.clone()),
-                Some(x) => {
-                    r.err::<()>(
-                        &span,
-                        format!("{mkey}.role"),
-                        format!("{x:?} is not one of {allowed:?}"),
-                    );
-                    None
-                }
-            }
-        };
-        let target = match m.map_type.get_ref().as_str() {
-            "allow" => Some(Target::Allow),
-            "is_superuser" => Some(Target::Superuser),
-            "organization" => match &m.organization {
-                Some(o) if !o.trim().is_empty() => {
-                    role_or(maps::ORG_MEMBER, &[maps::ORG_MEMBER, maps::ORG_ADMIN], r).map(|role| {
-                        Target::Role {
-                            organization: Some(o.clone()),
-                            team: None,
-                            role,
-                        }
-                    })
-                }
-                _ => {
-                    ok = fail(
-                        r,
-                        ".organization",
-                        "an organization map needs `organization`".into(),
-                    );
-                    None
-                }
-            },
-            "team" => match (&m.organization, &m.team) {
-                (Some(o), Some(t)) if !o.trim().is_empty() && !t.trim().is_empty() => {
-                    role_or(maps::TEAM_MEMBER, &[maps::TEAM_MEMBER, maps::TEAM_ADMIN], r).map(|role| {
-                        Target::Role {
-                            organization: Some(o.clone()),
-                            team: Some(t.clone()),
-                            role,
-                        }
-                    })
-                }
-                _ => {
-                    ok = fail(r, ".team", "a team map needs `organization` and `team`".into());
-                    None
-                }
-            },
-            "role" => match (&m.role, &m.organization, &m.team) {
-                (None, _, _) => {
-                    ok = fail(r, ".role", "a role map needs `role`".into());
-                    None
-                }
-                (Some(_), None, Some(_)) => {
-                    ok = fail(
-                        r,
-                        ".organization",
-                        "a team role needs the team's `organization`".into(),
-                    );
-                    None
-                }
-                (Some(role), o, t) => Some(Target::Role {
-                    organization: o.clone(),
-                    team: t.clone(),
-                    role: role.clone(),
-                }),
-            },
-            other => {
-                r.err::<()>(
-                    &m.map_type.span(),
-                    format!("{mkey}.map_type"),
-                    format!("unknown map_type {other:?} (allow, is_superuser, organization, team, role)"),
-                );
-                None
-            }
-        };
-        let Some(triggers) = &m.triggers else {
-            ok = fail(
-                r,
-                ".triggers",
-                "a map needs a trigger (always, never, groups or attributes)".into(),
-            );
-            continue;
-        };
-        let tspan = triggers.span();
-        let t = triggers.get_ref();
-        let mut trigger = Trigger {
-            always: t.always.is_some(),
-            never: t.never.is_some(),
-            groups: t.groups.clone(),
-            attributes: None,
-        };
-        if let Some(attrs) = &t.attributes {
-            let mut at = AttributeTrigger::default();
-            for (name, value) in attrs {
-                if name == "join_condition" {
-                    match value.as_str() {
-                        Some("or") => at.all = false,
-                        Some("and") => at.all = true,
-                        _ => {
-                            r.err::<()>(
-                                &tspan,
-                                format!("{mkey}.triggers.attributes.join_condition"),
-                                "must be \"and\" or \"or\"",
-                            );
-                            ok = false;
-                        }
-                    }
-                    continue;
-                }
-                match value
-                    .clone()
-                    .try_into::<RawCondition>()
-                    .map_err(|e| e.to_string())
-                    .and_then(RawCondition::resolve)
-                {
-                    Ok(c) => at.conditions.push((name.clone(), c)),
-                    Err(e) => {
-                        r.err::<()>(
-                            &tspan,
-                            format!("{mkey}.triggers.attributes.{name}"),
-                            e.trim().to_owned(),
-                        );
-                        ok = false;
-                    }
-                }
-            }
-            if at.conditions.is_empty() {
-                r.err::<()>(
-                    &tspan,
-                    format!("{mkey}.triggers.attributes"),
-                    "needs at least one attribute condition",
-                );
-                ok = false;
-            }
-            trigger.attributes = Some(at);
-        }
-        if !trigger.always && !trigger.never && trigger.groups.is_none() && trigger.attributes.is_none() {
-            ok = fail(
-                r,
-                ".triggers",
-                "a map needs a trigger (always, never, groups or attributes)".into(),
-            );
-        }
-        if let Some(g) = &trigger.groups
-            && g.has_or.is_empty()
-            && g.has_and.is_empty()
-            && g.has_not.is_empty()
-        {
-            ok = fail(r, ".triggers.groups", "needs has_or, has_and or has_not".into());
-        }
-        if let Some(target) = target {
-            out.push(Map {
-                name: m
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("{} map #{}", m.map_type.get_ref(), i + 1)),
-                map_type: m.map_type.get_ref().clone(),
-                target,
-                revoke: m.revoke,
-                order: m.order.unwrap_or(i64::try_from(i + 1).unwrap_or(i64::MAX)),
-                trigger,
-            });
-        } else {
-            ok = false;
-        }
-    }
-    out.sort_by_key(|m| m.order);
-    ok.then_some(out)
-}
-
 fn resolve_verifier(r: &mut Resolver<'_>, v: &Spanned<RawVerifier>, dir: &Path) -> Option<VerifierSpec> {
     let raw = v.get_ref();
     let key = format!("verifiers[{:?}]", raw.name.get_ref());
-    let ok = check_name(r, &raw.name, &format!("{key}.name"));
+    let mut ok = check_name(r, &raw.name, &format!("{key}.name"));
     let iso = isolation(r, &raw.isolation, &format!("{key}.isolation"));
     let location = r.src.at(&v.span());
     let settings_location = raw
         .settings
         .as_ref()
         .map_or_else(|| location.clone(), |s| r.src.at(&s.span()));
+    let mut subjects = std::collections::BTreeMap::new();
+    if let Some(table) = &raw.subjects {
+        for (issuer, authenticator) in table.get_ref() {
+            let issuer = issuer.trim().trim_end_matches('/');
+            if issuer.is_empty() || authenticator.trim().is_empty() {
+                r.err::<()>(
+                    &table.span(),
+                    format!("{key}.subjects"),
+                    "each entry is \"issuer\" = \"authenticator name\", neither empty",
+                );
+                ok = false;
+            } else {
+                subjects.insert(issuer.to_owned(), authenticator.clone());
+            }
+        }
+    }
     ok.then(|| VerifierSpec {
         name: raw.name.get_ref().clone(),
         kind: raw.kind.get_ref().clone(),
         library: raw.library.as_ref().map(|l| join(dir, l.get_ref())),
         isolation: iso,
         settings: settings_json(raw.settings.as_ref(), None),
+        subjects,
         location,
         settings_location,
     })

@@ -120,6 +120,9 @@ pub(crate) struct RawVerifier {
     pub(crate) library: Option<Spanned<String>>,
     pub(crate) isolation: Option<Spanned<String>>,
     pub(crate) settings: Option<Spanned<toml::Table>>,
+    /// Issuer → the authenticator whose users its token subjects are.
+    #[serde(default)]
+    pub(crate) subjects: Option<Spanned<std::collections::BTreeMap<String, String>>>,
 }
 
 fn yes() -> bool {

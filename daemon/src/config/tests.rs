@@ -129,3 +129,45 @@ fn syntax_error_has_a_line() {
     let e = load(&main).unwrap_err();
     assert_eq!(e.0[0].line, Some(2));
 }
+
+#[test]
+fn an_authenticator_with_an_empty_type_is_refused_with_its_key() {
+    // The check used to read `ok = r.err(..).is_some()`: `err` always
+    // returns `None`, so it only marked the entry invalid by accident.
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[[authenticators]]\nname = \"A\"\ntype = \" \"\n[[authenticators]]\nname = \"B\"\ntype = \"local\"\n",
+    );
+    let e = load(&main).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].key.as_deref(), Some("authenticators[\"A\"].type"));
+    assert_eq!(e.0[0].line, Some(3));
+    assert_eq!(e.0[0].message, "must not be empty");
+}
+
+#[test]
+fn verifier_subjects_name_configured_authenticators() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |auth: &str| {
+        format!(
+            "[[authenticators]]\nname = \"L\"\ntype = \"local\"\n[[verifiers]]\nname = \"v\"\ntype = \"jwt\"\n\
+             [verifiers.subjects]\n\"https://idp.example.com/\" = {auth:?}\n"
+        )
+    };
+    let main = write(dir.path(), "g.toml", &text("L"));
+    let c = load(&main).unwrap();
+    assert_eq!(
+        c.verifiers[0].subjects,
+        std::collections::BTreeMap::from([("https://idp.example.com".to_owned(), "L".to_owned())])
+    );
+    let main = write(dir.path(), "g.toml", &text("Nope"));
+    let e = load(&main).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].key.as_deref(), Some("verifiers[\"v\"].subjects"));
+    assert_eq!(e.0[0].line, Some(4));
+    let main = write(dir.path(), "g.toml", &text(""));
+    let e = load(&main).unwrap_err();
+    assert_eq!(e.0[0].key.as_deref(), Some("verifiers[\"v\"].subjects"));
+}

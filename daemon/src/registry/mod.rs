@@ -558,6 +558,12 @@ pub fn own_type<F: Family>(type_name: &str) -> Option<Resolved<F>> {
         })
 }
 
+/// True for a type built into the daemon itself (not a linked crate nor a
+/// library): such types resolve their subjects through the store.
+pub fn is_builtin<F: Family>(type_name: &str) -> bool {
+    F::builtins().iter().any(|b| b.type_name == type_name)
+}
+
 /// The names of every type the daemon provides itself.
 pub fn own_types<F: Family>() -> Vec<String> {
     let mut v: Vec<String> = F::builtins().iter().map(|b| b.type_name.to_owned()).collect();

@@ -90,6 +90,8 @@ pub trait Store: Send + Sync + 'static {
     async fn set_password_hash(&self, username: &str, hash: Secret) -> Result<bool, StoreError>;
     /// Deletes a user and its links; false when there is no such user.
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+    /// The user linked to `(authenticator, uid)`.
+    async fn linked_user(&self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Every grant a user holds.
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError>;
     /// Runs `work` in one transaction: every write it makes is committed

@@ -603,6 +603,11 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn linked_user(&self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError> {
+        let (a, u) = (authenticator.to_owned(), uid.to_owned());
+        self.with(move |c| q::linked_user(c, &a, &u)).await
+    }
+
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
         self.with(move |c| q::grants(c, user_id)).await
     }

@@ -1,0 +1,134 @@
+//! Benchmark helpers: a lean load generator connection, latency
+//! percentiles, per-process CPU accounting, and `openssl` for keys.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::run_with_stdin;
+
+/// `openssl ARGS` fed `input` (a PEM text, or nothing): its output; panics
+/// when openssl fails. For the benches' keys: `openssl(&["genpkey", …], "")`,
+/// `openssl(&["pkey", "-pubout"], &private_pem)`.
+pub fn openssl(args: &[&str], input: &str) -> Vec<u8> {
+    let out = run_with_stdin(Command::new("openssl").args(args), input);
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The `p` quantile (0..=1) of sorted latencies; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// CPU time (ns) the threads of process `pid` have run, from the
+/// scheduler's own accounting (finer than the 10 ms ticks of
+/// /proc/PID/stat). Threads that have exited are not counted.
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// User and kernel CPU ticks (1/100 s) of process `pid`, from
+/// /proc/PID/stat: coarse, for the user/kernel split of a long run.
+pub fn cpu_ticks(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (field(11), field(12))
+}
+
+/// A load generator's connection: writes prepared HTTP/1.1 requests on one
+/// keep-alive connection and reads each answer, with none of a full
+/// client's per-request work (so a benchmark measures the daemon, not its
+/// client).
+pub struct RawConnection {
+    stream: tokio::net::UnixStream,
+    buf: Vec<u8>,
+}
+
+impl RawConnection {
+    /// Connects to the socket at `path`.
+    pub async fn connect(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            stream: tokio::net::UnixStream::connect(path).await?,
+            buf: Vec::with_capacity(8192),
+        })
+    }
+
+    /// `POST path` of a JSON body, as request bytes to send with
+    /// [`RawConnection::roundtrip`].
+    pub fn post_json(path: &str, body: &[u8]) -> Vec<u8> {
+        let mut r = format!(
+            "POST {path} HTTP/1.1\r\nhost: gatehouse\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    /// `GET path`, as request bytes.
+    pub fn get(path: &str) -> Vec<u8> {
+        format!("GET {path} HTTP/1.1\r\nhost: gatehouse\r\n\r\n").into_bytes()
+    }
+
+    /// Sends one request and reads its answer (a `Content-Length` body);
+    /// returns the status.
+    pub async fn roundtrip(&mut self, request: &[u8]) -> std::io::Result<u16> {
+        use tokio::io::AsyncWriteExt as _;
+        let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).map_err(|_| bad("head is not UTF-8"))?;
+                let status: u16 = head
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad("no status"))?;
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())
+                            .flatten()
+                    })
+                    .ok_or_else(|| bad("no content-length"))?;
+                let total = end + 4 + length;
+                while self.buf.len() < total {
+                    self.read_more().await?;
+                }
+                return Ok(status);
+            }
+            self.read_more().await?;
+        }
+    }
+
+    async fn read_more(&mut self) -> std::io::Result<()> {
+        use tokio::io::AsyncReadExt as _;
+        let mut chunk = [0u8; 8192];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! Real peer servers on 127.0.0.1, started by the idempotent scripts in
+//! `tests/peers/` and shared across test processes: slapd, oidc-provider
+//! (plain or HTTPS with its own CA) and nginx; and `curl` to reach them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::process::repo_root;
+
+/// Connection details of the shared test slapd (`tests/peers/ldap`).
+#[derive(Clone, Debug)]
+pub struct LdapPeer {
+    /// `ldap://127.0.0.1:<port>` (StartTLS available).
+    pub uri: String,
+    /// `ldaps://127.0.0.1:<port>`.
+    pub ldaps_uri: String,
+    /// The throwaway CA's certificate (PEM).
+    pub ca: String,
+    /// The base DN.
+    pub base: String,
+}
+
+/// Starts the shared slapd once (idempotent across test processes) and
+/// returns how to reach it. Panics with the script's output when it cannot
+/// start: LDAP tests never skip silently.
+pub fn ldap_peer() -> LdapPeer {
+    static PEER: std::sync::OnceLock<LdapPeer> = std::sync::OnceLock::new();
+    PEER.get_or_init(|| {
+        let script = repo_root().join("tests/peers/ldap/start.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .expect("run tests/peers/ldap/start.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "slapd did not start ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let get = |k: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{k} missing from start.sh output:\n{stdout}"))
+                .to_owned()
+        };
+        LdapPeer {
+            uri: get("GH_LDAP_URI"),
+            ldaps_uri: get("GH_LDAPS_URI"),
+            ca: get("GH_LDAP_CA"),
+            base: get("GH_LDAP_BASE"),
+        }
+    })
+    .clone()
+}
+
+/// Runs a `tests/peers/oidc` script and returns its stdout (panics with the
+/// output on failure: OIDC tests never skip silently).
+fn oidc_script(script: &str, args: &[&str]) -> String {
+    let path = repo_root().join("tests/peers/oidc").join(script);
+    let out = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run an oidc peer script");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Starts (or finds) OpenID provider instance `name` on `port`; its issuer URL.
+pub fn oidc_start(name: &str, port: u16) -> String {
+    let out = oidc_script("start.sh", &[name, &port.to_string()]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("GH_OIDC_ISSUER="))
+        .unwrap_or_else(|| panic!("no GH_OIDC_ISSUER in {out}"))
+        .to_owned()
+}
+
+/// Starts (or finds) OpenID provider instance `name` serving HTTPS on
+/// `port` with a certificate from its own test CA: (issuer URL, CA file).
+pub fn oidc_start_tls(name: &str, port: u16) -> (String, PathBuf) {
+    let out = oidc_script("start.sh", &[name, &port.to_string(), "--tls"]);
+    let get = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .to_owned()
+    };
+    (get("GH_OIDC_ISSUER="), PathBuf::from(get("GH_OIDC_CA=")))
+}
+
+/// A signed access token from instance `name` (`token.sh` options).
+pub fn oidc_token(name: &str, options: &[&str]) -> String {
+    let mut args = vec![name];
+    args.extend_from_slice(options);
+    oidc_script("token.sh", &args)
+}
+
+/// Gives instance `name` new keys (new kids) and restarts it.
+pub fn oidc_rotate(name: &str) {
+    oidc_script("rotate.sh", &[name]);
+}
+
+/// Stops instance `name` and deletes its state.
+pub fn oidc_stop(name: &str) {
+    oidc_script("stop.sh", &[name, "--wipe"]);
+}
+
+/// Starts (or finds) nginx instance `name` on `port`, protecting every
+/// location with `auth_request` to `auth_socket`; its base URL.
+pub fn nginx_start(name: &str, port: u16, auth_socket: &Path) -> String {
+    let script = repo_root().join("tests/peers/nginx/start.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(name)
+        .arg(port.to_string())
+        .arg(auth_socket)
+        .output()
+        .expect("run tests/peers/nginx/start.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "nginx did not start:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("GH_NGINX_URL="))
+        .unwrap_or_else(|| panic!("no GH_NGINX_URL in {stdout}"))
+        .to_owned()
+}
+
+/// Stops nginx instance `name`.
+pub fn nginx_stop(name: &str) {
+    let _ = Command::new("bash")
+        .arg(repo_root().join("tests/peers/nginx/stop.sh"))
+        .arg(name)
+        .arg("--wipe")
+        .output();
+}
+
+/// `curl` a URL with headers: (status, body).
+pub fn curl(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10"]);
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    let out = cmd.arg(url).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}

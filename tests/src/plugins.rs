@@ -1,0 +1,44 @@
+//! Plugin libraries of this workspace and the C fixture, for tests that
+//! load plugins from `plugin_dirs` or `library = …`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::process::{bin_dir, repo_root};
+
+/// Path of a plugin library of this workspace (`cargo build` puts cdylibs
+/// next to the binaries), e.g. `plugin_library("gatehouse_plugin_testkit")`.
+pub fn plugin_library(crate_name: &str) -> PathBuf {
+    let p = bin_dir().join(format!("lib{crate_name}.so"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace`",
+        p.display()
+    );
+    p
+}
+
+/// Compiles `tests/c/static_plugin.c` into `out` with extra `-D` defines.
+pub fn build_c_plugin(out: &Path, defines: &[&str]) {
+    let root = repo_root();
+    let mut cmd = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    cmd.args(["-Wall", "-Werror", "-shared", "-fPIC", "-I"])
+        .arg(root.join("sdk/include"))
+        .arg("-o")
+        .arg(out)
+        .arg(root.join("tests/c/static_plugin.c"));
+    for d in defines {
+        cmd.arg(format!("-D{d}"));
+    }
+    let status = cmd.status().expect("run cc");
+    assert!(status.success(), "cc failed for {}", out.display());
+}
+
+/// Copies (a symlink would do, but a copy survives the build dir changing)
+/// a library into `dir`.
+pub fn install_plugin(dir: &Path, library: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("plugin dir");
+    let dest = dir.join(library.file_name().expect("file name"));
+    std::fs::copy(library, &dest).expect("copy plugin");
+    dest
+}
