@@ -126,6 +126,19 @@ impl Hasher {
         }
     }
 
+    /// Computes the dummy hash now, so the first unknown-user login costs
+    /// what every later one does (a prober timing logins right after a
+    /// start or reload learns nothing). Called when an authenticator is
+    /// built, before its generation serves. CPU-heavy.
+    pub fn prepare(&self) {
+        let _ = self.dummy_hash();
+    }
+
+    /// Whether [`Hasher::prepare`] (or a first use) computed the dummy hash.
+    pub fn is_prepared(&self) -> bool {
+        self.dummy.get().is_some()
+    }
+
     fn dummy_hash(&self) -> &str {
         self.dummy.get_or_init(|| {
             self.hash(&Secret::new("gatehouse-dummy-password"))

@@ -186,6 +186,16 @@ pub struct Metadata {
     pub body: String,
 }
 
+impl Metadata {
+    /// A document of media type `content_type`.
+    pub fn new(content_type: impl Into<String>, body: impl Into<String>) -> Self {
+        Self {
+            content_type: content_type.into(),
+            body: body.into(),
+        }
+    }
+}
+
 /// A configured login backend.
 ///
 /// Implement the methods of your type's [`Flow`] (declared once, by its

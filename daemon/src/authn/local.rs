@@ -173,12 +173,21 @@ struct Local {
 
 /// Builds a `local` authenticator.
 pub fn build(config: PluginConfig, resources: &Resources) -> Result<Arc<dyn Authenticator>, PluginError> {
-    let settings: LocalSettings = config.parse()?;
-    Ok(Arc::new(Local {
-        store: Arc::clone(&resources.store),
-        policy: PasswordPolicy::new(&settings)?,
-        hashing: Arc::clone(&resources.hashing),
-    }))
+    Ok(Arc::new(Local::new(&config, resources)?))
+}
+
+impl Local {
+    fn new(config: &PluginConfig, resources: &Resources) -> Result<Self, PluginError> {
+        let settings: LocalSettings = config.parse()?;
+        let policy = PasswordPolicy::new(&settings)?;
+        // Before the generation is published: no first-login timing tell.
+        policy.hasher.prepare();
+        Ok(Self {
+            store: Arc::clone(&resources.store),
+            policy,
+            hashing: Arc::clone(&resources.hashing),
+        })
+    }
 }
 
 #[async_trait]
@@ -228,5 +237,26 @@ impl Authenticator for Local {
         identity.first_name = user.first_name;
         identity.last_name = user.last_name;
         Ok(LoginStep::Authenticated(identity))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dummy_hash_is_ready_before_the_first_login() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::SqliteStore::open(&dir.path().join("g.db")).expect("store");
+        let resources = Resources {
+            store: Arc::new(store),
+            hashing: Arc::new(tokio::sync::Semaphore::new(1)),
+        };
+        let config = PluginConfig::new(
+            "Local",
+            serde_json::json!({"argon2_memory_kib": 64, "argon2_iterations": 1}),
+        );
+        let local = Local::new(&config, &resources).expect("build");
+        assert!(local.policy.hasher.is_prepared());
     }
 }

@@ -11,6 +11,8 @@
 //!   (the trivial authenticator of the overhead benchmark).
 //! - `testkit_otp`: a password (`otp-password`) then a one-time code
 //!   challenge (`123456`); a second challenge when the code is `again`.
+//! - `testkit_redirect`: a redirect login against a simulated identity
+//!   provider (see [`redirect`](crate::redirect)).
 //! - verifier `testkit_tokens`: the tokens of `tokens` (token → claims) are
 //!   valid, those in `revoked` are revoked; audience and unit primitive are
 //!   checked like the real JWT verifier does.
@@ -24,6 +26,8 @@ use gatehouse_sdk::{
     VerifyRequest, async_trait,
 };
 use serde::Deserialize;
+
+mod redirect;
 
 /// The fixture plugin.
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,6 +50,7 @@ impl Plugin for Testkit {
             Box::new(Factory(Kind::Abort)),
             Box::new(Factory(Kind::Accept)),
             Box::new(Factory(Kind::Otp)),
+            Box::new(redirect::RedirectFactory),
         ]
     }
 }

@@ -13,8 +13,9 @@ use clap::{Parser, Subcommand};
 use gatehouse_daemon::client::{Answer, Client, encode_segment};
 use gatehouse_sdk::Secret;
 use gatehouse_sdk::proto::{
-    AuthenticatorList, ContinueRequest, CreateUser, Health, LoginRequest, LoginResponse, ReloadAnswer,
-    SetPassword, TokenVerified, UserList, VerifyTokenRequest,
+    AuthenticatorList, ContinueRequest, CreateUser, FinishLoginRequest, Health, LoginRequest, LoginResponse,
+    ReloadAnswer, SetPassword, StartLoginRequest, StartLoginResponse, TokenVerified, UserList,
+    VerifyTokenRequest,
 };
 
 /// Writes a line to stdout; a closed pipe (`gatehouse … | head`) ends the
@@ -55,13 +56,34 @@ enum Command {
     Status,
     /// The configured authenticators in login order.
     Authenticators,
-    /// Log a user in (password from the terminal, or stdin when not a TTY).
+    /// Log a user in (password from the terminal, or stdin when not a TTY),
+    /// or drive a redirect login by hand: `--start NAME` prints the URL to
+    /// open; `--finish NAME --params 'state=…&code=…'` completes it with the
+    /// callback's parameters.
     Login {
         /// Only this authenticator.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["start", "finish"])]
         authenticator: Option<String>,
-        /// The username.
-        user: String,
+        /// Start a redirect login with this authenticator; prints the URL.
+        #[arg(long, value_name = "AUTHENTICATOR", conflicts_with_all = ["finish", "user"])]
+        start: Option<String>,
+        /// Where the browser should end up afterwards (with --start).
+        #[arg(long, requires = "start")]
+        return_to: Option<String>,
+        /// Finish a redirect login with this authenticator (with --params).
+        #[arg(
+            long,
+            value_name = "AUTHENTICATOR",
+            requires = "params",
+            conflicts_with = "user"
+        )]
+        finish: Option<String>,
+        /// The callback's query string, `k=v&k2=v2` (percent-encoded).
+        #[arg(long, requires = "finish")]
+        params: Option<String>,
+        /// The username (password logins).
+        #[arg(required_unless_present_any = ["start", "finish"])]
+        user: Option<String>,
     },
     /// Check a token (`-` reads it from stdin, keeping it out of `ps`).
     Verify {
@@ -214,43 +236,48 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                 );
             }
         }
-        Command::Login { authenticator, user } => {
+        Command::Login {
+            start: Some(name),
+            return_to,
+            ..
+        } => {
+            let req = StartLoginRequest {
+                authenticator: name.clone(),
+                return_to: return_to.clone(),
+            };
+            let a = client.post("/v1/login/start", &req).await.map_err(transport)?;
+            let r: StartLoginResponse = expect(cli, &a)?;
+            say!("{}", r.redirect_url);
+        }
+        Command::Login {
+            finish: Some(name),
+            params,
+            ..
+        } => {
+            let params = parse_query(params.as_deref().unwrap_or(""))
+                .ok_or_else(|| Failure::Usage("--params: invalid percent-encoding".into()))?;
+            let req = FinishLoginRequest {
+                authenticator: name.clone(),
+                params,
+                state: None,
+                explain: false,
+            };
+            let a = client.post("/v1/login/finish", &req).await.map_err(transport)?;
+            answer_challenges(cli, &mut client, a).await?;
+        }
+        Command::Login {
+            authenticator, user, ..
+        } => {
             let password = read_password("Password: ", false)?;
             let req = LoginRequest {
-                username: user.clone(),
+                username: user.clone().unwrap_or_default(),
                 password,
                 authenticator: authenticator.clone(),
                 remote_addr: None,
                 explain: false,
             };
-            let mut a = client.post("/v1/login", &req).await.map_err(transport)?;
-            // Answer challenges (one-time codes, RADIUS Access-Challenge) until done.
-            for _ in 0..5 {
-                match expect::<LoginResponse>(cli, &a)? {
-                    LoginResponse::Ok(r) => {
-                        say!(
-                            "logged in as {} (id {}) by {}",
-                            r.user.username,
-                            r.user.id,
-                            r.authenticator
-                        );
-                        return Ok(());
-                    }
-                    LoginResponse::Challenge(c) => {
-                        let prompt = format!("{} ", c.prompt.trim_end());
-                        let response = read_password(&prompt, false)?;
-                        let cont = ContinueRequest {
-                            login_id: c.login_id,
-                            response,
-                        };
-                        a = client
-                            .post("/v1/login/continue", &cont)
-                            .await
-                            .map_err(transport)?;
-                    }
-                }
-            }
-            return Err(Failure::Denied("too many challenges".into()));
+            let a = client.post("/v1/login", &req).await.map_err(transport)?;
+            answer_challenges(cli, &mut client, a).await?;
         }
         Command::Verify {
             token,
@@ -402,6 +429,73 @@ async fn user(cli: &Cli, client: &mut Client, cmd: &UserCommand) -> Result<(), F
 
 /// Decodes a 2xx answer, printing it raw with `--json`; turns an error
 /// answer into [`Failure::Denied`].
+/// Prints the outcome of a login, answering challenges (one-time codes,
+/// RADIUS Access-Challenge) from the terminal until it is done.
+async fn answer_challenges(cli: &Cli, client: &mut Client, mut a: Answer) -> Result<(), Failure> {
+    for _ in 0..5 {
+        match expect::<LoginResponse>(cli, &a)? {
+            LoginResponse::Ok(r) => {
+                say!(
+                    "logged in as {} (id {}) by {}",
+                    r.user.username,
+                    r.user.id,
+                    r.authenticator
+                );
+                return Ok(());
+            }
+            LoginResponse::Challenge(c) => {
+                let prompt = format!("{} ", c.prompt.trim_end());
+                let response = read_password(&prompt, false)?;
+                let cont = ContinueRequest {
+                    login_id: c.login_id,
+                    response,
+                };
+                a = client
+                    .post("/v1/login/continue", &cont)
+                    .await
+                    .map_err(|e| Failure::Usage(e.to_string()))?;
+            }
+        }
+    }
+    Err(Failure::Denied("too many challenges".into()))
+}
+
+/// Parses `k=v&k2=v2` (percent-encoding, `+` for a space).
+fn parse_query(query: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    fn decode(s: &str) -> Option<String> {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'%' => {
+                    let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 3;
+                }
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                b => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
 fn expect<T: serde::de::DeserializeOwned>(cli: &Cli, a: &Answer) -> Result<T, Failure> {
     if cli.json {
         say!("{}", String::from_utf8_lossy(&a.body));
