@@ -351,3 +351,28 @@ pub fn build(
         watched_files: watched,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_errors_lose_secret_values_and_quoted_input() {
+        let loc = Location::file(std::path::Path::new("/etc/gatehouse/gatehouse.toml"));
+        let e = settings_error(
+            &loc,
+            "authenticators[\"X\"]",
+            PluginError::Misconfigured("cannot bind as cn=svc with hunter2-hunter2 to ldap://h".into()),
+            &["hunter2-hunter2"],
+        );
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+        assert!(e.message.contains("<redacted>"), "{}", e.message);
+        let e = settings_error(
+            &loc,
+            "authenticators[\"X\"]",
+            PluginError::Misconfigured("invalid type: integer `8675309123`, expected a string".into()),
+            &[],
+        );
+        assert!(!e.message.contains("8675309123"), "{}", e.message);
+    }
+}

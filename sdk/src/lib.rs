@@ -108,7 +108,7 @@ pub use duration::parse_duration;
 pub use error::{PluginError, TokenRejection};
 pub use identity::Identity;
 pub use plugin::{AuthenticatorFactory, Plugin, PluginConfig, VerifierFactory};
-pub use redact::redact_input_values;
+pub use redact::{SettingNames, redact_input_values};
 pub use secret::{Secret, constant_time_eq};
 pub use verifier::{OriginalRequest, VerifiedToken, Verifier, VerifyRequest};
 

@@ -57,7 +57,7 @@ impl std::fmt::Debug for PluginConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginConfig")
             .field("name", &self.name)
-            .field("settings", &crate::redact::SettingNames(&self.settings))
+            .field("settings", &crate::SettingNames(&self.settings))
             .field("context", &self.context)
             .finish()
     }

@@ -60,8 +60,10 @@ pub fn redact_input_values(message: &str) -> String {
     out
 }
 
-/// `Debug` of a settings document that shows its keys, never its values.
-pub(crate) struct SettingNames<'a>(pub(crate) &'a serde_json::Value);
+/// `Debug` of a settings document that shows its keys, never its values
+/// (they may be secrets): `{"bind_dn", "bind_password"}`. Use it in a
+/// hand-written `Debug` of anything that holds settings.
+pub struct SettingNames<'a>(pub &'a serde_json::Value);
 
 impl std::fmt::Debug for SettingNames<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,5 +96,38 @@ mod tests {
         assert_eq!(r("invalid type: boolean `true`"), "invalid type: boolean `…`");
         assert_eq!(r("missing field `audience`"), "missing field `audience`");
         assert_eq!(r("bad uri \"ldap://secret@host\""), "bad uri \"…\"");
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use crate::PluginConfig;
+    use crate::abi::CreateConfig;
+
+    #[test]
+    fn configs_show_setting_names_never_values() {
+        let settings = serde_json::json!({"bind_password": "hunter2-hunter2", "port": 31415926535u64});
+        let text = format!("{:?}", PluginConfig::new("x", settings.clone()));
+        assert!(
+            text.contains("bind_password") && !text.contains("hunter2") && !text.contains("31415"),
+            "{text}"
+        );
+        let create = CreateConfig {
+            name: "x".into(),
+            settings,
+            state_dir: None,
+            config_dir: None,
+        };
+        let text = format!("{create:?}");
+        assert!(
+            text.contains("bind_password") && !text.contains("hunter2") && !text.contains("31415"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn secrets_compare_equal_by_content() {
+        assert_eq!(crate::Secret::new("a"), crate::Secret::new("a"));
+        assert_ne!(crate::Secret::new("a"), crate::Secret::new("ab"));
     }
 }

@@ -179,8 +179,8 @@ pub struct LockoutSettings {
     pub window: Duration,
 }
 
-/// One `[[authenticators]]` entry.
-#[derive(Clone, Debug)]
+/// One `[[authenticators]]` entry. Its `Debug` shows setting names only.
+#[derive(Clone)]
 pub struct AuthenticatorSpec {
     /// Unique name.
     pub name: String,
@@ -210,8 +210,38 @@ pub struct AuthenticatorSpec {
     pub maps: Vec<crate::maps::Map>,
 }
 
-/// One `[[verifiers]]` entry.
-#[derive(Clone, Debug)]
+impl std::fmt::Debug for AuthenticatorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthenticatorSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("enabled", &self.enabled)
+            .field("order", &self.order)
+            .field("library", &self.library)
+            .field("isolation", &self.isolation)
+            .field("settings", &gatehouse_sdk::SettingNames(&self.settings))
+            .field("location", &self.location)
+            .field("maps", &self.maps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for VerifierSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("library", &self.library)
+            .field("isolation", &self.isolation)
+            .field("settings", &gatehouse_sdk::SettingNames(&self.settings))
+            .field("subjects", &self.subjects)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One `[[verifiers]]` entry. Its `Debug` shows setting names only.
+#[derive(Clone)]
 pub struct VerifierSpec {
     /// Unique name.
     pub name: String,

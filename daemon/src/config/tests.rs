@@ -171,3 +171,44 @@ fn verifier_subjects_name_configured_authenticators() {
     let e = load(&main).unwrap_err();
     assert_eq!(e.0[0].key.as_deref(), Some("verifiers[\"v\"].subjects"));
 }
+
+#[test]
+fn debug_of_a_config_shows_no_setting_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[[authenticators]]\nname = \"L\"\ntype = \"ldap\"\n[authenticators.settings]\nbind_password = \"hunter2-hunter2\"\n\
+         [[verifiers]]\nname = \"S\"\ntype = \"static_object\"\n[verifiers.settings]\nstorage_token = \"storage-secret-123\"\n",
+    );
+    let c = load(&main).unwrap();
+    let text = format!("{c:?}");
+    assert!(
+        text.contains("bind_password") && text.contains("storage_token"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hunter2") && !text.contains("storage-secret-123"),
+        "{text}"
+    );
+}
+
+#[test]
+fn public_url_must_be_an_absolute_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[daemon]\npublic_url = \"https://app.example.com/auth/\"\n",
+    );
+    assert_eq!(
+        load(&main).unwrap().daemon.public_url.as_deref(),
+        Some("https://app.example.com/auth")
+    );
+    for bad in ["app.example.com", "https://", "https://h/a?b=c", "ftp://h"] {
+        let main = write(dir.path(), "g.toml", &format!("[daemon]\npublic_url = {bad:?}\n"));
+        let e = load(&main).unwrap_err();
+        assert_eq!(e.0[0].key.as_deref(), Some("daemon.public_url"), "{bad}: {e}");
+        assert_eq!(e.0[0].line, Some(2));
+    }
+}

@@ -179,7 +179,7 @@ impl std::fmt::Debug for CreateConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreateConfig")
             .field("name", &self.name)
-            .field("settings", &crate::redact::SettingNames(&self.settings))
+            .field("settings", &crate::SettingNames(&self.settings))
             .field("state_dir", &self.state_dir)
             .field("config_dir", &self.config_dir)
             .finish()
