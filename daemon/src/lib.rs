@@ -24,6 +24,7 @@ pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod statedir;
 pub mod store;
 pub mod systemd;
 pub mod verifiers;

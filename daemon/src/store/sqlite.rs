@@ -143,6 +143,13 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // The database holds password hashes: 0600 whatever the umask. SQLite
+        // gives its -wal and -shm files the database file's mode.
+        let private = |p: &Path| {
+            crate::statedir::private_file(p)
+                .map_err(|e| StoreError::Backend(format!("cannot secure {}: {e}", p.display())))
+        };
+        private(path)?;
         let mut conn = Connection::open(path).map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
@@ -150,6 +157,14 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = std::path::PathBuf::from(side);
+            if side.exists() {
+                private(&side)?;
+            }
+        }
         migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
