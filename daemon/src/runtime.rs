@@ -212,6 +212,7 @@ fn plugin_context(name: &str, config: &Config) -> Context {
             instance: name.to_owned(),
         }))
         .with_state_dir(config.daemon.state_dir.join("plugins").join(sanitize(name)))
+        .with_http(config.http.settings.clone())
 }
 
 /// The context of one instance: [`plugin_context`] plus the directory of
@@ -236,6 +237,7 @@ fn create_config(
         settings,
         state_dir: context.state_dir().map(|d| d.display().to_string()),
         config_dir: settings_location.file.parent().map(|d| d.display().to_string()),
+        http: context.http().clone(),
     }
 }
 
@@ -438,6 +440,7 @@ pub fn build(
                 && old.spec.library == spec.library
                 && old.spec.isolation == spec.isolation
                 && same_library(old.library, source.library())
+                && old.context.http() == &config.http.settings
                 && store_reused
         }) {
             authenticators.push(AuthenticatorEntry {
@@ -533,6 +536,7 @@ pub fn build(
                 && old.spec.library == spec.library
                 && old.spec.isolation == spec.isolation
                 && same_library(old.library, source.library())
+                && old.context.http() == &config.http.settings
                 && store_reused
         }) {
             verifiers.push(VerifierEntry {

@@ -60,6 +60,7 @@ pub fn load_config(options: &Options) -> Result<Config, ConfigErrors> {
     if let Some(s) = &options.socket_override {
         config.daemon.socket = s.clone();
     }
+    config.http.warn_if_dangerous();
     Ok(config)
 }
 

@@ -172,6 +172,10 @@ pub struct CreateConfig {
     /// Directory of the configuration file (for relative paths).
     #[serde(default)]
     pub config_dir: Option<String>,
+    /// The daemon's `[http]` settings (defaults when absent: documents of
+    /// older daemons still parse).
+    #[serde(default)]
+    pub http: crate::HttpSettings,
 }
 
 /// The request of `continue_login`.
