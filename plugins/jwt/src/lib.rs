@@ -172,6 +172,11 @@ impl VerifierFactory for JwtFactory {
             return Err(bad("issuers: at least one issuer is needed"));
         }
         let danger_http = raw.danger_allow_http_issuers || config.context.http().danger_allow_http;
+        if raw.danger_allow_http_issuers {
+            config.context.warn(
+                "danger_allow_http_issuers is on: keys fetched over plain http can be replaced in transit",
+            );
+        }
         let mut seen = BTreeSet::new();
         for i in &raw.issuers {
             if !seen.insert(i.trim_end_matches('/').to_owned()) {
