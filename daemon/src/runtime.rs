@@ -150,6 +150,7 @@ fn plugin_context(name: &str, config: &Config) -> Context {
             instance: name.to_owned(),
         }))
         .with_state_dir(config.daemon.state_dir.join("plugins").join(sanitize(name)))
+        .with_http(config.http.settings.clone())
 }
 
 /// The context of one instance: [`plugin_context`] plus the directory of
@@ -225,6 +226,7 @@ fn build_family<F: Family>(
                 && old.spec.isolation() == spec.isolation()
                 && old.resolved_settings == settings
                 && same_library(old.library, library)
+                && old.context.http() == &shared.config.http.settings
                 && shared.store_reused
         });
         if let Some(old) = reusable {

@@ -59,6 +59,7 @@ pub fn load_config(options: &Options) -> Result<Config, ConfigErrors> {
     if let Some(s) = &options.socket_override {
         config.daemon.socket = s.clone();
     }
+    config.http.warn_if_dangerous();
     Ok(config)
 }
 
@@ -73,9 +74,8 @@ impl Daemon {
     /// the ones this generation serves with). Plugins are constructed on a
     /// blocking thread: construction may wait for child processes.
     pub async fn start(options: Options, config: Config) -> Result<Arc<Self>, ConfigErrors> {
-        crate::statedir::secure(&config.daemon.state_dir).map_err(|e| {
-            ConfigErrors::one(Location::file(&config.main_file).error("daemon.state_dir", e))
-        })?;
+        crate::statedir::secure(&config.daemon.state_dir)
+            .map_err(|e| ConfigErrors::one(Location::file(&config.main_file).error("daemon.state_dir", e)))?;
         let hashing = Arc::new(tokio::sync::Semaphore::new(hashing_permits()));
         let h = Arc::clone(&hashing);
         let runtime = tokio::task::spawn_blocking(move || runtime::build(config, 1, None, &h))

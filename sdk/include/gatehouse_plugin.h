@@ -82,7 +82,11 @@ typedef struct gh_plugin_v1 {
   const char *descriptor;
   /* Create an instance of `type_name` (GH_KIND_*). `config` is
      {"name":"…","settings":{…},"state_dir":"…"|null,
-     "config_dir":"…"|null} (config_dir: for relative paths in settings).
+     "config_dir":"…"|null,"http":{"timeout_ms":10000,
+     "connect_timeout_ms":5000,"user_agent":"…","ca_file":"…"|null,
+     "proxy":"…"|null,"danger_allow_http":false}}
+     (config_dir: for relative paths in settings; http: the daemon's [http],
+     ca_file adds to the system roots; absent from older daemons.)
      Returns an opaque handle, or NULL after calling on_error(user_data,
      GH_ERROR, PluginError JSON). */
   void *(*create)(uint32_t kind, const uint8_t *type_name, size_t type_len,

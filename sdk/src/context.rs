@@ -55,25 +55,114 @@ impl Logger for NullLogger {
     fn log(&self, _level: Level, _message: &str) {}
 }
 
-/// How a plugin should make outbound HTTP or TLS connections.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+/// How a plugin should make outbound HTTP or TLS connections: the daemon's
+/// `[http]` table, the same in every plugin mode (linked, library, isolated
+/// child). With the `http` feature, [`Context::http_client`] builds the
+/// client these settings describe.
+///
+/// On the wire (the ABI `create` document) durations are whole
+/// milliseconds (`timeout_ms`, `connect_timeout_ms`); a missing field takes
+/// its default.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
 #[non_exhaustive]
 pub struct HttpSettings {
-    /// Connect plus response timeout for one request.
+    /// The whole of one request: connect, send, response.
+    #[serde(rename = "timeout_ms", with = "millis")]
     pub timeout: Duration,
+    /// Establishing the connection (TCP and TLS).
+    #[serde(rename = "connect_timeout_ms", with = "millis")]
+    pub connect_timeout: Duration,
     /// The `User-Agent` to send.
     pub user_agent: String,
-    /// Extra PEM CA bundle to trust besides the system roots.
+    /// A PEM bundle of extra CA certificates, trusted in addition to the
+    /// system's roots (never instead of them). An absolute path.
     pub ca_file: Option<String>,
+    /// A proxy for every request (`http://host:port`); it may carry
+    /// credentials, so it is a [`Secret`](crate::Secret).
+    pub proxy: Option<crate::Secret>,
+    /// Allow plain `http://` URLs. Anything fetched that way can be read
+    /// and replaced in transit; the daemon warns at every load while it is
+    /// on.
+    pub danger_allow_http: bool,
+}
+
+impl HttpSettings {
+    /// Sets [`HttpSettings::timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`HttpSettings::connect_timeout`].
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`HttpSettings::user_agent`].
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Sets [`HttpSettings::ca_file`].
+    pub fn with_ca_file(mut self, ca_file: Option<String>) -> Self {
+        self.ca_file = ca_file;
+        self
+    }
+
+    /// Sets [`HttpSettings::proxy`].
+    pub fn with_proxy(mut self, proxy: Option<crate::Secret>) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Sets [`HttpSettings::danger_allow_http`].
+    pub fn with_danger_allow_http(mut self, allow: bool) -> Self {
+        self.danger_allow_http = allow;
+        self
+    }
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
             user_agent: concat!("gatehouse/", env!("CARGO_PKG_VERSION")).to_owned(),
             ca_file: None,
+            proxy: None,
+            danger_allow_http: false,
         }
+    }
+}
+
+impl fmt::Debug for HttpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSettings")
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("user_agent", &self.user_agent)
+            .field("ca_file", &self.ca_file)
+            .field("proxy", &self.proxy.as_ref().map(|_| "<redacted>"))
+            .field("danger_allow_http", &self.danger_allow_http)
+            .finish()
+    }
+}
+
+/// Durations as whole milliseconds on the wire.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 
@@ -167,6 +256,15 @@ impl Context {
     /// The HTTP client settings.
     pub fn http(&self) -> &HttpSettings {
         &self.http
+    }
+
+    /// The HTTP client of these settings, shared by every instance (of this
+    /// plugin library) that has equal settings: https only (plain http
+    /// only with [`HttpSettings::danger_allow_http`]), `ca_file` added to
+    /// the system roots, the proxy and timeouts applied. Built on first use.
+    #[cfg(feature = "http")]
+    pub fn http_client(&self) -> Result<crate::http::HttpClient, crate::http::HttpError> {
+        crate::http::HttpClient::shared(&self.http)
     }
 
     /// A directory private to this instance, when the daemon has one.

@@ -141,3 +141,33 @@ impl fmt::Display for PluginError {
 }
 
 impl std::error::Error for PluginError {}
+
+#[cfg(feature = "jose")]
+impl From<gatehouse_jose::Reason> for TokenRejection {
+    fn from(r: gatehouse_jose::Reason) -> Self {
+        use gatehouse_jose::Reason as R;
+        match r {
+            R::Malformed => Self::Malformed,
+            R::UnsupportedAlgorithm => Self::UnsupportedAlgorithm,
+            R::UnknownKey => Self::UnknownKey,
+            R::BadSignature => Self::BadSignature,
+            R::Expired => Self::Expired,
+            R::NotYetValid => Self::NotYetValid,
+            R::WrongIssuer => Self::WrongIssuer,
+            R::WrongAudience => Self::WrongAudience,
+            // a later Reason: the closest wire reason
+            _ => Self::Malformed,
+        }
+    }
+}
+
+#[cfg(feature = "jose")]
+impl From<gatehouse_jose::SignatureError> for PluginError {
+    /// No keys: the backend is unavailable; a refusal: an invalid token.
+    fn from(e: gatehouse_jose::SignatureError) -> Self {
+        match e {
+            gatehouse_jose::SignatureError::Unavailable(m) => PluginError::Unavailable(m),
+            gatehouse_jose::SignatureError::Rejected(r, m) => PluginError::invalid_token(r.into(), m),
+        }
+    }
+}

@@ -143,6 +143,14 @@ pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(feature = "http")]
+pub mod http;
+
+/// Shared JOSE (feature `jose`): the [`gatehouse_jose`] crate — JWKS per
+/// issuer, strict compact-JWS verification, publishing public keys.
+#[cfg(feature = "jose")]
+pub use gatehouse_jose as jose;
+
 /// Runs CPU-heavy or blocking work (password hashing, file reads) off the
 /// async workers, on the runtime the plugin runs on.
 #[cfg(any(feature = "export", feature = "testing", feature = "host"))]

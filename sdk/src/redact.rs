@@ -117,6 +117,7 @@ mod debug_tests {
             settings,
             state_dir: None,
             config_dir: None,
+            http: crate::HttpSettings::default(),
         };
         let text = format!("{create:?}");
         assert!(

@@ -265,6 +265,7 @@ impl Subject for Loaded {
                 settings,
                 state_dir: None,
                 config_dir: None,
+                http: crate::HttpSettings::default(),
             },
         )
     }

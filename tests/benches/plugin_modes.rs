@@ -73,6 +73,7 @@ fn main() {
             settings: serde_json::json!({}),
             state_dir: None,
             config_dir: None,
+            http: gatehouse_sdk::HttpSettings::default(),
         };
         let dynamic = library.create_authenticator("testkit_accept", &create).unwrap();
         let isolated: Arc<dyn Authenticator> = Arc::new(

@@ -22,10 +22,19 @@ async fn the_store_is_private_whatever_the_umask() {
     assert_eq!(add_user(&mut c, "ann", "a long password").await.status, 201);
     let state = d.dir().join("state");
     assert_eq!(std::fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
-    for f in ["gatehouse.db", "gatehouse.db-wal", "gatehouse.db-shm", "audit.log"] {
+    for f in [
+        "gatehouse.db",
+        "gatehouse.db-wal",
+        "gatehouse.db-shm",
+        "audit.log",
+    ] {
         let p = state.join(f);
         if p.exists() {
-            assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o077, 0, "{f} is open to others");
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().mode() & 0o077,
+                0,
+                "{f} is open to others"
+            );
         }
     }
     assert!(state.join("gatehouse.db").exists());
@@ -39,9 +48,22 @@ fn a_state_directory_others_can_write_is_refused() {
     let state = d.dir().join("state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = gatehouse_e2e::run_with_stdin(Command::new(gatehouse_e2e::bin("gatehoused")).arg("--config").arg(&d.config), "");
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gatehouse_e2e::run_with_stdin(
+        Command::new(gatehouse_e2e::bin("gatehoused"))
+            .arg("--config")
+            .arg(&d.config),
+        "",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("daemon.state_dir") && err.contains("writable by other users"), "{err}");
+    assert!(
+        err.contains("daemon.state_dir") && err.contains("writable by other users"),
+        "{err}"
+    );
     assert!(!state.join("gatehouse.db").exists(), "nothing was created");
 }

@@ -192,6 +192,55 @@ async fn starttls_ldaps_and_failover() {
 }
 
 #[tokio::test]
+async fn ca_file_adds_to_the_system_roots() {
+    // The directory's CA plays the system roots (SSL_CERT_FILE, read the way
+    // ldap3 reads the platform store); ca_file names another, unrelated CA.
+    // Adding: ldaps still verifies. Replacing (the old meaning): it would not.
+    let p = ldap_peer();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-ca.pem");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=gatehouse unrelated test CA",
+            "-days",
+            "2",
+            "-keyout",
+        ])
+        .arg(dir.path().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl req failed");
+    let body = ldap(&p, &format!("ca_file = \"{}\"", other.display())).replace(&p.uri, &p.ldaps_uri);
+    let with_system_ca = |body: &str| {
+        Daemon::start(Setup {
+            env: vec![("SSL_CERT_FILE".into(), p.ca.clone())],
+            ..Setup::with_body(&format!("[lockout]\nmax_failures = 1000\n{body}"))
+        })
+    };
+    let d = with_system_ca(&body);
+    let (s, v) = status(&d, "alice", "alicepass").await;
+    assert_eq!(s, 200, "the system roots still apply with a ca_file: {v}");
+    drop(d);
+    // control: without the directory's CA anywhere, ldaps is refused
+    let d = start(&body);
+    let (s, v) = status(&d, "alice", "alicepass").await;
+    assert_eq!(s, 503, "{v}");
+}
+
+#[tokio::test]
 async fn wrong_service_password_is_backend_unavailable() {
     let p = ldap_peer();
     let d = start(&ldap(&p, "").replace(

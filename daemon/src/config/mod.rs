@@ -7,6 +7,9 @@
 //! are reported together.
 
 mod duration;
+// `http` would shadow the `http` crate in this module.
+#[path = "http.rs"]
+mod http_table;
 pub(crate) mod raw;
 pub mod secrets;
 mod source;
@@ -20,6 +23,7 @@ use toml::Spanned;
 
 pub use crate::api::check::routes::{PathMatch, RequiredTeam, Route};
 pub use duration::parse_duration;
+pub use http_table::HttpConfig;
 pub use source::Location;
 
 use raw::{RawAuthenticator, RawFile, RawVerifier};
@@ -86,6 +90,8 @@ pub struct Config {
     pub store: StoreSettings,
     /// `[lockout]`.
     pub lockout: LockoutSettings,
+    /// `[http]`: every plugin's HTTP client settings.
+    pub http: HttpConfig,
     /// `[[authenticators]]`, in login order.
     pub authenticators: Vec<AuthenticatorSpec>,
     /// `[[verifiers]]`.
@@ -435,6 +441,7 @@ fn resolve(
         max_failures_per_peer: 50,
         window: Duration::from_secs(15 * 60),
     };
+    let mut http = HttpConfig::default();
     let mut authenticators: Vec<(AuthenticatorSpec, Option<i64>)> = Vec::new();
     let mut verifiers = Vec::new();
     let mut routes: Vec<Route> = Vec::new();
@@ -494,6 +501,11 @@ fn resolve(
             && singleton("lockout", &l.span(), &mut r)
         {
             resolve_lockout(&mut r, l.get_ref(), &mut lockout);
+        }
+        if let Some(h) = &raw.http
+            && singleton("http", &h.span(), &mut r)
+        {
+            http = http_table::resolve(&mut r, h, &dir);
         }
         if let Some(i) = &raw.issuer {
             r.err::<()>(
@@ -587,6 +599,7 @@ fn resolve(
         access,
         store,
         lockout,
+        http,
         authenticators,
         verifiers,
         routes,

@@ -13,6 +13,7 @@ pub(crate) struct RawFile {
     pub(crate) store: Option<Spanned<RawStore>>,
     pub(crate) lockout: Option<Spanned<RawLockout>>,
     pub(crate) issuer: Option<Spanned<toml::Table>>,
+    pub(crate) http: Option<Spanned<super::http_table::RawHttp>>,
     #[serde(default)]
     pub(crate) authenticators: Vec<Spanned<RawAuthenticator>>,
     #[serde(default)]

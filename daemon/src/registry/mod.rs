@@ -421,6 +421,7 @@ pub fn create_config(
             .file
             .parent()
             .map(|d| d.display().to_string()),
+        http: context.http().clone(),
     }
 }
 

@@ -20,16 +20,21 @@
 //! attacker cannot make a public key serve as an HMAC secret. Keys named by
 //! `jku`, `x5u` or an embedded `jwk` are never used.
 
+//!
+//! Keys, parsing and signatures are the SDK's shared JOSE
+//! (`gatehouse_sdk::jose`); fetches go through the SDK's HTTP client with
+//! the daemon's `[http]` settings, plus this verifier's own `ca_file` and
+//! `fetch_timeout` when set.
+
 mod cache;
-mod jwks;
-mod token;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gatehouse_sdk::http::HttpClient;
+use gatehouse_sdk::jose::jws::{self, Refusal};
+use gatehouse_sdk::jose::{Issuer, IssuerOptions, SignatureError};
 use gatehouse_sdk::{
     Context, Plugin, PluginConfig, PluginError, TokenRejection, VerifiedToken, Verifier, VerifierFactory,
     VerifyRequest, async_trait, parse_duration,
@@ -38,8 +43,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use cache::TokenCache;
-use jwks::Issuer;
-use token::Refusal;
 
 /// The plugin: one verifier type, `jwt`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -68,8 +71,9 @@ struct RawSettings {
     algorithms: Vec<String>,
     #[serde(default = "default_refetch")]
     unknown_kid_refetch_interval: String,
-    #[serde(default = "default_timeout")]
-    fetch_timeout: String,
+    /// Connect and request timeout of key fetches; `[http]`'s when unset.
+    #[serde(default)]
+    fetch_timeout: Option<String>,
     /// A PEM bundle of extra CA roots for reaching the issuers (an
     /// internal CA), trusted besides the system's.
     #[serde(default)]
@@ -94,9 +98,6 @@ fn default_algorithms() -> Vec<String> {
 }
 fn default_refetch() -> String {
     "30s".into()
-}
-fn default_timeout() -> String {
-    "5s".into()
 }
 /// Verified tokens kept (about 2 KB each): far more live tokens than one
 /// host's backends present, without a sidecar growing past ~20 MB for it.
@@ -126,6 +127,16 @@ fn loopback(url: &str) -> bool {
         .next()
         .unwrap_or("");
     host == "127.0.0.1" || host == "localhost" || host == "[::1]"
+}
+
+/// Fetches keys with the SDK's client; logs nothing itself.
+struct Fetch(HttpClient);
+
+#[async_trait]
+impl gatehouse_sdk::jose::Fetcher for Fetch {
+    async fn get(&self, url: &str, limit: usize) -> Result<Vec<u8>, String> {
+        gatehouse_sdk::jose::Fetcher::get(&self.0, url, limit).await
+    }
 }
 
 impl VerifierFactory for JwtFactory {
@@ -160,6 +171,12 @@ impl VerifierFactory for JwtFactory {
         if raw.issuers.is_empty() {
             return Err(bad("issuers: at least one issuer is needed"));
         }
+        let danger_http = raw.danger_allow_http_issuers || config.context.http().danger_allow_http;
+        if raw.danger_allow_http_issuers {
+            config.context.warn(
+                "danger_allow_http_issuers is on: keys fetched over plain http can be replaced in transit",
+            );
+        }
         let mut seen = BTreeSet::new();
         for i in &raw.issuers {
             if !seen.insert(i.trim_end_matches('/').to_owned()) {
@@ -167,7 +184,7 @@ impl VerifierFactory for JwtFactory {
             }
             match i.split_once("://") {
                 Some(("https", rest)) if !rest.is_empty() => {}
-                Some(("http", _)) if loopback(i) || raw.danger_allow_http_issuers => {}
+                Some(("http", _)) if loopback(i) || danger_http => {}
                 Some(("http", _)) => {
                     return Err(bad(format!(
                         "issuers: {i:?} uses plain http: keys fetched that way can be replaced in transit \
@@ -177,23 +194,8 @@ impl VerifierFactory for JwtFactory {
                 _ => return Err(bad(format!("issuers: {i:?} is not an http(s) URL"))),
             }
         }
-        let mut algorithms = BTreeSet::new();
-        for a in &raw.algorithms {
-            match a.as_str() {
-                "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "EdDSA" => {
-                    algorithms.insert(a.clone());
-                }
-                "HS256" | "HS384" | "HS512" => {
-                    return Err(bad(format!(
-                        "algorithms: {a} is refused: an HMAC algorithm would let a public key act as a shared secret"
-                    )));
-                }
-                other => return Err(bad(format!("algorithms: unknown or refused algorithm {other:?}"))),
-            }
-        }
-        if algorithms.is_empty() {
-            return Err(bad("algorithms: at least one algorithm is needed"));
-        }
+        let algorithms =
+            jws::allowed_algorithms(&raw.algorithms).map_err(|e| bad(format!("algorithms: {e}")))?;
         let ttl = duration(&raw.jwks_cache_ttl, "jwks_cache_ttl")?;
         if ttl < Duration::from_secs(60) {
             return Err(bad("jwks_cache_ttl: at least 60s"));
@@ -203,16 +205,21 @@ impl VerifierFactory for JwtFactory {
             return Err(bad("leeway: at most 10m"));
         }
         let refetch = duration(&raw.unknown_kid_refetch_interval, "unknown_kid_refetch_interval")?;
-        let timeout = duration(&raw.fetch_timeout, "fetch_timeout")?;
-        let mut client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(config.context.http().user_agent.clone());
-        if let Some(file) = &raw.ca_file {
-            client = client.tls_certs_merge(ca_roots(&config.context.resolve_path(file))?);
+        // The daemon's [http] client, with this verifier's additions: its
+        // own CA file (added to [http]'s and the system's roots), its own
+        // timeout, and plain http to loopback issuers (or anywhere with
+        // danger_allow_http_issuers).
+        let mut client = HttpClient::builder(config.context.http())
+            .allow_loopback_http()
+            .danger_allow_http(raw.danger_allow_http_issuers);
+        if let Some(t) = &raw.fetch_timeout {
+            let timeout = duration(t, "fetch_timeout")?;
+            client = client.timeout(timeout).connect_timeout(timeout);
         }
-        let client = client.build().map_err(|e| bad(format!("HTTP client: {e}")))?;
+        if let Some(file) = &raw.ca_file {
+            client = client.add_ca_file(config.context.resolve_path(file));
+        }
+        let fetch: Arc<dyn gatehouse_sdk::jose::Fetcher> = Arc::new(Fetch(client.build()?));
         let state_dir = config.context.state_dir().map(std::path::Path::to_owned);
         if raw.persist_keys
             && let Some(d) = &state_dir
@@ -227,11 +234,12 @@ impl VerifierFactory for JwtFactory {
                     .then(|| state_dir.as_ref().map(|d| d.join(persisted_keys_file(url))))
                     .flatten();
                 Arc::new(Issuer::new(
-                    url.trim_end_matches('/').to_owned(),
-                    client.clone(),
-                    ttl,
-                    refetch,
-                    persist,
+                    url.trim_end_matches('/'),
+                    Arc::clone(&fetch),
+                    IssuerOptions::default()
+                        .ttl(ttl)
+                        .unknown_kid_refetch_interval(refetch)
+                        .persist(persist),
                 ))
             })
             .collect();
@@ -251,27 +259,10 @@ impl VerifierFactory for JwtFactory {
     }
 }
 
-/// The certificates of a PEM bundle: at least one, every one well formed.
-fn ca_roots(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, PluginError> {
-    let shown = path.display();
-    let pem = std::fs::read(path).map_err(|e| bad(format!("ca_file: cannot read {shown}: {e}")))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| bad(format!("ca_file: {shown} is not a PEM certificate bundle: {e}")))?;
-    if certs.is_empty() {
-        return Err(bad(format!("ca_file: {shown} holds no certificate")));
-    }
-    Ok(certs)
-}
-
 /// The file (in the instance's state directory) holding an issuer's last
 /// good keys.
 pub fn persisted_keys_file(issuer: &str) -> String {
-    let key: String = issuer
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .take(100)
-        .collect();
-    format!("jwks-{key}.json")
+    gatehouse_sdk::jose::persisted_file_name(issuer)
 }
 
 /// Refreshes every issuer's keys before they expire; retries failures with
@@ -285,8 +276,8 @@ async fn refresher(verifier: Weak<JwtVerifier>, ctx: Context) {
         for issuer in &v.issuers {
             if issuer.due(now) {
                 match issuer.refresh().await {
-                    Ok(()) => ctx.debug(&format!("keys of {} refreshed", issuer.url)),
-                    Err(e) => ctx.warn(&format!("keeping the last keys of {}: {e}", issuer.url)),
+                    Ok(()) => ctx.debug(&format!("keys of {} refreshed", issuer.url())),
+                    Err(e) => ctx.warn(&format!("keeping the last keys of {}: {e}", issuer.url())),
                 }
             }
         }
@@ -308,20 +299,14 @@ fn refuse<T>(reason: TokenRejection, detail: impl Into<String>) -> Result<T, Plu
 }
 
 fn from_refusal<T>((reason, detail): Refusal) -> Result<T, PluginError> {
-    refuse(reason, detail)
+    refuse(reason.into(), detail)
 }
 
-fn strings(v: Option<&Value>) -> Option<Vec<String>> {
-    match v? {
-        Value::String(s) => Some(vec![s.clone()]),
-        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned)).collect(),
-        _ => None,
-    }
-}
+use jws::strings;
 
 impl JwtVerifier {
     fn issuer(&self, iss: &str) -> Option<&Arc<Issuer>> {
-        self.issuers.iter().find(|i| i.url == iss.trim_end_matches('/'))
+        self.issuers.iter().find(|i| i.is(iss))
     }
 
     /// Audience and unit primitive: per request, also on cache hits.
@@ -343,40 +328,20 @@ impl JwtVerifier {
         }
         Ok(())
     }
-
-    /// Signature check against the keys of `issuer` that match `kid` and
-    /// the algorithm. `None`: no such key.
-    fn check_signature(keys: &[jwks::Key], parsed: &token::Parsed<'_>) -> Option<bool> {
-        let mut candidates = keys
-            .iter()
-            .filter(|k| k.allows(parsed.alg))
-            .filter(|k| match (&parsed.kid, &k.kid) {
-                (Some(want), Some(have)) => want == have,
-                (Some(_), None) => false,
-                (None, _) => true,
-            })
-            .peekable();
-        candidates.peek()?;
-        let Ok(signature) = URL_SAFE_NO_PAD.decode(parsed.signature) else {
-            return Some(false);
-        };
-        let message = parsed.signing_input.as_bytes();
-        Some(candidates.any(|k| k.verifies(parsed.alg, message, &signature)))
-    }
 }
 
 #[async_trait]
 impl Verifier for JwtVerifier {
     async fn verify(&self, ctx: &Context, req: &VerifyRequest) -> Result<VerifiedToken, PluginError> {
         let raw = req.token.expose();
-        let now = jwks::unix(ctx.now());
+        let now = gatehouse_sdk::jose::unix(ctx.now());
         let key = cache::key(raw);
         if let Some(mut hit) = self.cache.get(&key, now - self.leeway) {
             self.check_request(&hit, req)?;
             hit.cached = true;
             return Ok(hit);
         }
-        let parsed = token::parse(raw, &self.algorithms).or_else(from_refusal)?;
+        let parsed = jws::parse(raw, &self.algorithms).or_else(from_refusal)?;
         let iss = parsed
             .claims
             .get("iss")
@@ -389,53 +354,28 @@ impl Verifier for JwtVerifier {
                 format!("{iss:?} is not a trusted issuer"),
             );
         };
-        let keys = issuer.ensure_keys().await;
-        if keys.is_empty() {
-            return Err(PluginError::Unavailable(format!(
-                "no keys for {iss}: {}",
-                issuer.last_error().unwrap_or_else(|| "not fetched yet".into())
-            )));
-        }
-        let mut verdict = Self::check_signature(&keys, &parsed);
-        if verdict.is_none() && issuer.refetch_for_unknown_kid().await {
-            // The issuer may have rotated its keys.
-            verdict = Self::check_signature(&issuer.keys(), &parsed);
-        }
-        match verdict {
-            Some(true) => {}
-            Some(false) => return refuse(TokenRejection::BadSignature, "the signature does not verify"),
-            None => {
+        match issuer.verify_signature(&parsed).await {
+            Ok(()) => {}
+            Err(SignatureError::Rejected(gatehouse_sdk::jose::Reason::UnknownKey, detail)) => {
                 // Signed with another trusted issuer's key while naming this
                 // one: a token must verify with keys of its own iss.
                 let other = self
                     .issuers
                     .iter()
                     .filter(|o| !Arc::ptr_eq(o, issuer))
-                    .any(|o| Self::check_signature(&o.keys(), &parsed) == Some(true));
+                    .any(|o| o.keys().check(&parsed) == Some(true));
                 if other {
                     return refuse(
                         TokenRejection::WrongIssuer,
                         format!("signed by another issuer's key, not by {iss}"),
                     );
                 }
-                return refuse(TokenRejection::UnknownKey, format!("{iss} has no matching key"));
+                return refuse(TokenRejection::UnknownKey, detail);
             }
+            Err(e) => return Err(e.into()),
         }
         let claims = parsed.claims;
-        let exp = claims.get("exp").and_then(Value::as_i64).ok_or_else(|| {
-            PluginError::invalid_token(TokenRejection::Malformed, "the token has no numeric exp")
-        })?;
-        if exp + self.leeway < now {
-            return refuse(TokenRejection::Expired, "the token has expired");
-        }
-        if let Some(nbf) = claims.get("nbf") {
-            let nbf = nbf.as_i64().ok_or_else(|| {
-                PluginError::invalid_token(TokenRejection::Malformed, "nbf is not a number")
-            })?;
-            if nbf - self.leeway > now {
-                return refuse(TokenRejection::NotYetValid, "the token is not valid yet");
-            }
-        }
+        let exp = jws::check_times(&claims, now, self.leeway).or_else(from_refusal)?;
         let audience = strings(claims.get("aud")).ok_or_else(|| {
             PluginError::invalid_token(TokenRejection::WrongAudience, "the token has no aud")
         })?;

@@ -33,13 +33,26 @@ pub(crate) struct Connector {
     pool_size: usize,
 }
 
-/// Builds the TLS client configuration: the CA file's certificates, or the
-/// system roots.
+/// Builds the TLS client configuration: the system roots plus, with a
+/// `ca_file`, that file's certificates (added, never instead: the same
+/// meaning `ca_file` has everywhere in gatehouse).
 fn tls_config(ca_file: Option<&str>) -> Result<Option<Arc<ClientConfig>>, PluginError> {
     let Some(path) = ca_file else {
         return Ok(None); // ldap3 uses the system roots
     };
-    let mut roots = rustls::RootCertStore::empty();
+    let roots = root_store(path)?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PluginError::Misconfigured(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
+}
+
+/// The system's roots (as ldap3 itself loads them: `SSL_CERT_FILE`,
+/// `SSL_CERT_DIR` or the platform store) and the CA file's certificates.
+fn root_store(path: &str) -> Result<rustls::RootCertStore, PluginError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .map_err(|e| PluginError::Misconfigured(format!("ca_file: cannot read {path}: {e}")))?
         .collect::<Result<_, _>>()
@@ -49,18 +62,15 @@ fn tls_config(ca_file: Option<&str>) -> Result<Option<Arc<ClientConfig>>, Plugin
             "ca_file: {path} holds no certificate"
         )));
     }
+    let mut roots = rustls::RootCertStore::empty();
+    // Unparsable system certificates are skipped, as ldap3 does.
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     for c in certs {
         roots
             .add(c)
             .map_err(|e| PluginError::Misconfigured(format!("ca_file: {path}: {e}")))?;
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PluginError::Misconfigured(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Some(Arc::new(config)))
+    Ok(roots)
 }
 
 impl Connector {
@@ -182,5 +192,56 @@ impl Connector {
         {
             p.push(ldap);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn ca_file_adds_to_the_system_roots() {
+        let dir = std::env::temp_dir().join(format!("gh-ldap-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .args([
+                "-subj",
+                "/CN=gatehouse ldap unit test CA",
+                "-days",
+                "2",
+                "-keyout",
+            ])
+            .arg(dir.join("ca.key"))
+            .arg("-out")
+            .arg(&ca)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let system = rustls_native_certs::load_native_certs().certs.len();
+        let roots = root_store(ca.to_str().unwrap()).unwrap();
+        assert!(system > 0, "the test needs system roots");
+        assert!(
+            roots.len() > 1 && roots.len() <= system + 1,
+            "{} roots, {system} from the system",
+            roots.len()
+        );
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "nothing\n").unwrap();
+        let e = root_store(junk.to_str().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("no certificate"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -11,6 +11,10 @@
 //! `require_group` / `deny_group`. `%(user)s` is escaped per RFC 4515 in
 //! filters and RFC 4514 in DNs. Usernames are case-insensitive: the identity
 //! carries them lowercased.
+//!
+//! TLS (`ldaps://` or `start_tls`) trusts the system's roots; `ca_file`
+//! (PEM) adds its certificates to them, as `ca_file` does everywhere in
+//! gatehouse (before this version it replaced them).
 
 mod conn;
 mod settings;

@@ -13,6 +13,12 @@
 //!   challenge (`123456`); a second challenge when the code is `again`.
 //! - `testkit_redirect`: a redirect login against a simulated identity
 //!   provider (see [`redirect`](crate::redirect)).
+//! - `testkit_http`: accepts anyone with a non-empty password and echoes the
+//!   instance's `[http]` settings (`ctx.http()`) as identity attributes
+//!   (`http_timeout_ms`, `http_connect_timeout_ms`, `http_user_agent`,
+//!   `http_ca_file`, `http_proxy_set`, `http_danger_allow_http`); with
+//!   `fetch = "URL"` it also GETs the URL with `ctx.http_client()` and
+//!   reports `http_fetch` = `ok:<body>` or `error:<code>`.
 //! - verifier `testkit_tokens`: the tokens of `tokens` (token → claims) are
 //!   valid, those in `revoked` are revoked; audience and unit primitive are
 //!   checked like the real JWT verifier does.
@@ -51,6 +57,7 @@ impl Plugin for Testkit {
             Box::new(Factory(Kind::Accept)),
             Box::new(Factory(Kind::Otp)),
             Box::new(redirect::RedirectFactory),
+            Box::new(HttpEchoFactory),
         ]
     }
 }
@@ -216,6 +223,67 @@ impl Authenticator for Fixed {
             )),
             _ => Err(PluginError::InvalidCredentials),
         }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpEchoSettings {
+    fetch: Option<String>,
+}
+
+struct HttpEchoFactory;
+
+impl AuthenticatorFactory for HttpEchoFactory {
+    fn type_name(&self) -> &str {
+        "testkit_http"
+    }
+
+    fn flow(&self) -> Flow {
+        Flow::Password
+    }
+
+    fn build(&self, config: PluginConfig) -> Result<Arc<dyn Authenticator>, PluginError> {
+        Ok(Arc::new(HttpEcho(config.parse()?)))
+    }
+}
+
+struct HttpEcho(HttpEchoSettings);
+
+#[async_trait]
+impl Authenticator for HttpEcho {
+    async fn login(&self, ctx: &Context, req: PasswordLogin) -> Result<LoginStep, PluginError> {
+        if req.password.is_empty() {
+            return Err(PluginError::InvalidCredentials);
+        }
+        let h = ctx.http();
+        let mut id = Identity::new(req.username.clone(), req.username);
+        let mut put = |k: &str, v: String| {
+            id.attributes.insert(k.to_owned(), vec![v]);
+        };
+        put("http_timeout_ms", h.timeout.as_millis().to_string());
+        put(
+            "http_connect_timeout_ms",
+            h.connect_timeout.as_millis().to_string(),
+        );
+        put("http_user_agent", h.user_agent.clone());
+        put("http_ca_file", h.ca_file.clone().unwrap_or_default());
+        put("http_proxy_set", h.proxy.is_some().to_string());
+        put("http_danger_allow_http", h.danger_allow_http.to_string());
+        if let Some(url) = &self.0.fetch {
+            let result = match ctx.http_client() {
+                Ok(client) => client.get_bytes(url, 4096).await,
+                Err(e) => Err(e),
+            };
+            put(
+                "http_fetch",
+                match result {
+                    Ok(body) => format!("ok:{}", String::from_utf8_lossy(&body)),
+                    Err(e) => format!("error:{}", e.code()),
+                },
+            );
+        }
+        Ok(LoginStep::Authenticated(id))
     }
 }
 

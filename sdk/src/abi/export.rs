@@ -141,9 +141,11 @@ fn build_instance(kind: u32, type_name: &str, config: &[u8]) -> Result<Instance,
         .ok_or_else(|| PluginError::Internal("plugin not initialised".into()))?;
     let config: CreateConfig = serde_json::from_slice(config)
         .map_err(|e| PluginError::Misconfigured(format!("invalid create config: {e}")))?;
-    let mut ctx = Context::new(config.name.clone()).with_logger(Arc::new(HostLogger {
-        instance: config.name.clone(),
-    }));
+    let mut ctx = Context::new(config.name.clone())
+        .with_logger(Arc::new(HostLogger {
+            instance: config.name.clone(),
+        }))
+        .with_http(config.http.clone());
     if let Some(dir) = &config.state_dir {
         ctx = ctx.with_state_dir(dir);
     }

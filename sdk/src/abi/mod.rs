@@ -173,6 +173,10 @@ pub struct CreateConfig {
     /// Directory of the configuration file (for relative paths).
     #[serde(default)]
     pub config_dir: Option<String>,
+    /// The daemon's `[http]` settings (defaults when absent: documents of
+    /// older daemons still parse).
+    #[serde(default)]
+    pub http: crate::HttpSettings,
 }
 
 impl std::fmt::Debug for CreateConfig {
@@ -182,6 +186,7 @@ impl std::fmt::Debug for CreateConfig {
             .field("settings", &crate::SettingNames(&self.settings))
             .field("state_dir", &self.state_dir)
             .field("config_dir", &self.config_dir)
+            .field("http", &self.http)
             .finish()
     }
 }

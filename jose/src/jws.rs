@@ -8,29 +8,36 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_sdk::TokenRejection;
 use jsonwebtoken::Algorithm;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::Reason;
+
 /// The largest token accepted (bytes).
-pub(crate) const MAX_TOKEN: usize = 16 * 1024;
+pub const MAX_TOKEN: usize = 16 * 1024;
 
 /// A token split and decoded, not yet verified.
-pub(crate) struct Parsed<'a> {
-    pub(crate) alg: Algorithm,
-    pub(crate) kid: Option<String>,
-    pub(crate) claims: Map<String, Value>,
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    /// The header's `alg`, one of the allowed ones.
+    pub alg: Algorithm,
+    /// The header's `kid`.
+    pub kid: Option<String>,
+    /// The payload (unique keys).
+    pub claims: Map<String, Value>,
     /// `header.payload`, the signed bytes.
-    pub(crate) signing_input: &'a str,
-    pub(crate) signature: &'a str,
+    pub signing_input: &'a str,
+    /// The signature, base64url.
+    pub signature: &'a str,
 }
 
-/// A refusal with its reason.
-pub(crate) type Refusal = (TokenRejection, String);
+/// A refusal with its reason and a message for the caller (never the
+/// token itself).
+pub type Refusal = (Reason, String);
 
 fn malformed(why: impl Into<String>) -> Refusal {
-    (TokenRejection::Malformed, why.into())
+    (Reason::Malformed, why.into())
 }
 
 /// A JSON object whose keys are unique (RFC 7515 §5.2: a JWS with duplicate
@@ -136,8 +143,10 @@ fn json_part<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result<T
 /// The header parameters this verifier understands (for `crit`).
 const UNDERSTOOD: &[&str] = &["alg", "kid", "typ", "cty"];
 
-/// Splits and checks a token.
-pub(crate) fn parse<'a>(token: &'a str, allowed: &BTreeSet<String>) -> Result<Parsed<'a>, Refusal> {
+/// Splits and checks a token: three parts, a header with an allowed `alg`
+/// (`none` never is), understood `crit` entries only, a string `kid`, a
+/// payload object without duplicate keys.
+pub fn parse<'a>(token: &'a str, allowed: &BTreeSet<String>) -> Result<Parsed<'a>, Refusal> {
     if token.len() > MAX_TOKEN {
         return Err(malformed(format!("the token is longer than {MAX_TOKEN} bytes")));
     }
@@ -156,13 +165,13 @@ pub(crate) fn parse<'a>(token: &'a str, allowed: &BTreeSet<String>) -> Result<Pa
         .ok_or_else(|| malformed("the header has no alg"))?;
     if alg_name.eq_ignore_ascii_case("none") || !allowed.contains(alg_name) {
         return Err((
-            TokenRejection::UnsupportedAlgorithm,
+            Reason::UnsupportedAlgorithm,
             format!("algorithm {alg_name:?} is not accepted"),
         ));
     }
     let alg: Algorithm = alg_name.parse().map_err(|_| {
         (
-            TokenRejection::UnsupportedAlgorithm,
+            Reason::UnsupportedAlgorithm,
             format!("algorithm {alg_name:?} is not accepted"),
         )
     })?;
@@ -186,7 +195,7 @@ pub(crate) fn parse<'a>(token: &'a str, allowed: &BTreeSet<String>) -> Result<Pa
         Some(_) => return Err(malformed("kid must be a string")),
     };
     if s.is_empty() {
-        return Err((TokenRejection::BadSignature, "the token is not signed".into()));
+        return Err((Reason::BadSignature, "the token is not signed".into()));
     }
     let claims = json_part::<Strict>(p, "payload")?.0;
     Ok(Parsed {
@@ -198,8 +207,64 @@ pub(crate) fn parse<'a>(token: &'a str, allowed: &BTreeSet<String>) -> Result<Pa
     })
 }
 
+/// Checks a list of algorithm names against the allow-list: asymmetric
+/// JWS algorithms only (RS*, PS*, ES256, ES384, EdDSA); `none` and the HMAC
+/// algorithms are refused, so a public key can never act as a shared
+/// secret. At least one is needed.
+pub fn allowed_algorithms<S: AsRef<str>>(names: &[S]) -> Result<BTreeSet<String>, String> {
+    let mut out = BTreeSet::new();
+    for a in names {
+        match a.as_ref() {
+            a @ ("RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512" | "ES256" | "ES384" | "EdDSA") => {
+                out.insert(a.to_owned());
+            }
+            a @ ("HS256" | "HS384" | "HS512") => {
+                return Err(format!(
+                    "{a} is refused: an HMAC algorithm would let a public key act as a shared secret"
+                ));
+            }
+            other => return Err(format!("unknown or refused algorithm {other:?}")),
+        }
+    }
+    if out.is_empty() {
+        return Err("at least one algorithm is needed".into());
+    }
+    Ok(out)
+}
+
+/// Checks `exp` (required, numeric) and `nbf` (optional) against `now`
+/// (Unix seconds) with `leeway` seconds either way; the `exp`.
+pub fn check_times(claims: &Map<String, Value>, now: i64, leeway: i64) -> Result<i64, Refusal> {
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| malformed("the token has no numeric exp"))?;
+    if exp.saturating_add(leeway) < now {
+        return Err((Reason::Expired, "the token has expired".into()));
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = nbf.as_i64().ok_or_else(|| malformed("nbf is not a number"))?;
+        if nbf.saturating_sub(leeway) > now {
+            return Err((Reason::NotYetValid, "the token is not valid yet".into()));
+        }
+    }
+    Ok(exp)
+}
+
+/// A claim that is one string or a list of strings (`aud`, `scopes`), as a
+/// list; `None` when absent or of another shape.
+pub fn strings(v: Option<&Value>) -> Option<Vec<String>> {
+    match v? {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_owned)).collect(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn b64(s: &str) -> String {
@@ -210,7 +275,7 @@ mod tests {
         ["RS256", "ES256"].iter().map(|s| (*s).to_owned()).collect()
     }
 
-    fn reason(token: &str) -> TokenRejection {
+    fn reason(token: &str) -> Reason {
         match parse(token, &allowed()) {
             Err((r, _)) => r,
             Ok(_) => panic!("accepted {token}"),
@@ -220,46 +285,43 @@ mod tests {
     #[test]
     fn refuses_bad_shapes_and_algorithms() {
         let p = b64(r#"{"sub":"x"}"#);
-        assert_eq!(reason("abc"), TokenRejection::Malformed);
-        assert_eq!(reason("a.b.c.d"), TokenRejection::Malformed);
-        assert_eq!(
-            reason(&format!("{}.{p}.sig", b64("not json"))),
-            TokenRejection::Malformed
-        );
+        assert_eq!(reason("abc"), Reason::Malformed);
+        assert_eq!(reason("a.b.c.d"), Reason::Malformed);
+        assert_eq!(reason(&format!("{}.{p}.sig", b64("not json"))), Reason::Malformed);
         assert_eq!(
             reason(&format!("{}.{p}.", b64(r#"{"alg":"none"}"#))),
-            TokenRejection::UnsupportedAlgorithm
+            Reason::UnsupportedAlgorithm
         );
         assert_eq!(
             reason(&format!("{}.{p}.x", b64(r#"{"alg":"NONE"}"#))),
-            TokenRejection::UnsupportedAlgorithm
+            Reason::UnsupportedAlgorithm
         );
         assert_eq!(
             reason(&format!("{}.{p}.x", b64(r#"{"alg":"HS256"}"#))),
-            TokenRejection::UnsupportedAlgorithm
+            Reason::UnsupportedAlgorithm
         );
         assert_eq!(
             reason(&format!("{}.{p}.", b64(r#"{"alg":"RS256"}"#))),
-            TokenRejection::BadSignature
+            Reason::BadSignature
         );
         assert_eq!(
             reason(&format!(
                 "{}.{p}.x",
                 b64(r#"{"alg":"RS256","crit":["exp"],"exp":1}"#)
             )),
-            TokenRejection::Malformed
+            Reason::Malformed
         );
         assert_eq!(
             reason(&format!("{}.{p}.x", b64(r#"{"alg":"RS256","alg":"none"}"#))),
-            TokenRejection::Malformed,
+            Reason::Malformed,
             "duplicate header keys"
         );
         let dup = b64(r#"{"sub":"a","sub":"b"}"#);
         assert_eq!(
             reason(&format!("{}.{dup}.x", b64(r#"{"alg":"RS256"}"#))),
-            TokenRejection::Malformed
+            Reason::Malformed
         );
-        assert_eq!(reason(&"a".repeat(MAX_TOKEN + 1)), TokenRejection::Malformed);
+        assert_eq!(reason(&"a".repeat(MAX_TOKEN + 1)), Reason::Malformed);
     }
 
     #[test]

@@ -1,13 +1,4 @@
-//! Keys per issuer, from OIDC discovery: `GET <issuer>/.well-known/
-//! openid-configuration`, then its `jwks_uri`. A key set stays tied to the
-//! issuer that published it. A failed or empty fetch never replaces a good
-//! set; fetches back off after failures; an unknown `kid` triggers at most
-//! one refetch per interval; the last good set can be kept on disk so a
-//! restart while the issuer is down still verifies.
-
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+//! Public keys from a JWKS, parsed once per algorithm they may verify.
 
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine as _;
@@ -15,12 +6,25 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 
+use crate::jws::Parsed;
+
 /// A usable public key: parsed once, when its set is fetched or loaded, for
 /// each algorithm it may verify (a miss then pays for the signature check
 /// only, not for rebuilding the key).
-pub(crate) struct Key {
-    pub(crate) kid: Option<String>,
+pub struct Key {
+    /// The key's `kid`, when the set names one.
+    pub kid: Option<String>,
     by_alg: Vec<(Algorithm, ParsedPublicKey)>,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let algs: Vec<Algorithm> = self.by_alg.iter().map(|(a, _)| *a).collect();
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("algorithms", &algs)
+            .finish()
+    }
 }
 
 impl Key {
@@ -29,12 +33,13 @@ impl Key {
         self.by_alg.iter().find(|(a, _)| *a == alg).map(|(_, k)| k)
     }
 
-    pub(crate) fn allows(&self, alg: Algorithm) -> bool {
+    /// True when this key may verify signatures of `alg`.
+    pub fn allows(&self, alg: Algorithm) -> bool {
         self.for_alg(alg).is_some()
     }
 
     /// True when `signature` (raw bytes) signs `message` under `alg`.
-    pub(crate) fn verifies(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+    pub fn verifies(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         self.for_alg(alg)
             .is_some_and(|k| k.verify_sig(message, signature).is_ok())
     }
@@ -137,10 +142,49 @@ fn parse_jwk(jwk: &Jwk, only: Option<Algorithm>) -> Option<Vec<(Algorithm, Parse
     (!out.is_empty()).then_some(out)
 }
 
+/// The usable keys of one JWKS.
+#[derive(Debug, Default)]
+pub struct KeySet(Vec<Key>);
+
+impl std::ops::Deref for KeySet {
+    type Target = [Key];
+    fn deref(&self) -> &[Key] {
+        &self.0
+    }
+}
+
+impl KeySet {
+    /// Parses a JWKS document (JSON) into its usable keys (see [`keys_of`]).
+    pub fn from_json(json: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice::<JwkSet>(json).map(|s| keys_of(&s))
+    }
+
+    /// Checks the signature of a parsed token against the keys that match
+    /// its `kid` (when it has one) and its algorithm. `None`: no such key;
+    /// `Some(valid)` otherwise.
+    pub fn check(&self, parsed: &Parsed<'_>) -> Option<bool> {
+        let mut candidates = self
+            .iter()
+            .filter(|k| k.allows(parsed.alg))
+            .filter(|k| match (&parsed.kid, &k.kid) {
+                (Some(want), Some(have)) => want == have,
+                (Some(_), None) => false,
+                (None, _) => true,
+            })
+            .peekable();
+        candidates.peek()?;
+        let Ok(signature) = URL_SAFE_NO_PAD.decode(parsed.signature) else {
+            return Some(false);
+        };
+        let message = parsed.signing_input.as_bytes();
+        Some(candidates.any(|k| k.verifies(parsed.alg, message, &signature)))
+    }
+}
+
 /// Turns a JWKS into usable keys: signature keys of asymmetric types only
 /// (symmetric `oct` keys are never taken from a JWKS), each bound to the
 /// algorithms its type and curve allow.
-pub(crate) fn keys_of(set: &JwkSet) -> Vec<Key> {
+pub fn keys_of(set: &JwkSet) -> KeySet {
     let mut out = Vec::new();
     for jwk in &set.keys {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
@@ -160,242 +204,18 @@ pub(crate) fn keys_of(set: &JwkSet) -> Vec<Key> {
             });
         }
     }
-    out
-}
-
-struct State {
-    keys: Arc<Vec<Key>>,
-    fetched: Option<Instant>,
-    last_attempt: Option<Instant>,
-    failures: u32,
-    last_unknown_kid_fetch: Option<Instant>,
-    last_error: Option<String>,
-}
-
-/// One configured issuer.
-pub(crate) struct Issuer {
-    pub(crate) url: String,
-    client: reqwest::Client,
-    ttl: Duration,
-    refetch_interval: Duration,
-    persist: Option<PathBuf>,
-    state: Mutex<State>,
-    fetching: tokio::sync::Mutex<()>,
-}
-
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-impl Issuer {
-    pub(crate) fn new(
-        url: String,
-        client: reqwest::Client,
-        ttl: Duration,
-        refetch_interval: Duration,
-        persist: Option<PathBuf>,
-    ) -> Self {
-        // Start from the last good set on disk, if any.
-        let keys = persist
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice::<JwkSet>(&b).ok())
-            .map(|s| keys_of(&s))
-            .unwrap_or_default();
-        Self {
-            url,
-            client,
-            ttl,
-            refetch_interval,
-            persist,
-            state: Mutex::new(State {
-                keys: Arc::new(keys),
-                fetched: None,
-                last_attempt: None,
-                failures: 0,
-                last_unknown_kid_fetch: None,
-                last_error: None,
-            }),
-            fetching: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The current keys (possibly empty).
-    pub(crate) fn keys(&self) -> Arc<Vec<Key>> {
-        Arc::clone(&self.lock().keys)
-    }
-
-    /// Why the last fetch failed, if it did.
-    pub(crate) fn last_error(&self) -> Option<String> {
-        self.lock().last_error.clone()
-    }
-
-    fn backoff(failures: u32) -> Duration {
-        Duration::from_secs(1u64 << failures.min(8)).min(MAX_BACKOFF)
-    }
-
-    /// True when a background refresh is due: no keys yet, or most of the
-    /// TTL has passed; never sooner than the failure backoff allows.
-    pub(crate) fn due(&self, now: Instant) -> bool {
-        let s = self.lock();
-        if let Some(at) = s.last_attempt
-            && s.failures > 0
-            && now.duration_since(at) < Self::backoff(s.failures)
-        {
-            return false;
-        }
-        match s.fetched {
-            None => true,
-            Some(t) => now.duration_since(t) >= self.ttl.mul_f32(0.8),
-        }
-    }
-
-    /// Fetches discovery and the JWKS; keeps the old set on any failure.
-    pub(crate) async fn refresh(&self) -> Result<(), String> {
-        let _one = self.fetching.lock().await;
-        let started = Instant::now();
-        self.lock().last_attempt = Some(started);
-        let result = self.fetch().await;
-        let mut s = self.lock();
-        match result {
-            Ok((keys, raw)) => {
-                s.keys = Arc::new(keys);
-                s.fetched = Some(started);
-                s.failures = 0;
-                s.last_error = None;
-                drop(s);
-                if let Some(p) = &self.persist {
-                    let tmp = p.with_extension("tmp");
-                    if std::fs::write(&tmp, &raw)
-                        .and_then(|()| std::fs::rename(&tmp, p))
-                        .is_err()
-                    {
-                        let _ = std::fs::remove_file(&tmp);
-                    }
-                }
-                Ok(())
-            }
-            Err(e) => {
-                s.failures = s.failures.saturating_add(1);
-                s.last_error = Some(e.clone());
-                Err(e)
-            }
-        }
-    }
-
-    async fn fetch(&self) -> Result<(Vec<Key>, Vec<u8>), String> {
-        let discovery = format!(
-            "{}/.well-known/openid-configuration",
-            self.url.trim_end_matches('/')
-        );
-        let doc: serde_json::Value = self
-            .client
-            .get(&discovery)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("discovery {discovery}: {}", chain(&e)))?
-            .json()
-            .await
-            .map_err(|e| format!("discovery {discovery}: {}", chain(&e)))?;
-        if doc
-            .get("issuer")
-            .and_then(|v| v.as_str())
-            .map(|i| i.trim_end_matches('/'))
-            != Some(self.url.trim_end_matches('/'))
-        {
-            return Err(format!(
-                "discovery {discovery}: the document names another issuer"
-            ));
-        }
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("discovery {discovery}: no jwks_uri"))?;
-        let raw = self
-            .client
-            .get(jwks_uri)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("JWKS {jwks_uri}: {}", chain(&e)))?
-            .bytes()
-            .await
-            .map_err(|e| format!("JWKS {jwks_uri}: {}", chain(&e)))?;
-        if raw.len() > 1024 * 1024 {
-            return Err(format!("JWKS {jwks_uri}: larger than 1 MiB"));
-        }
-        let set: JwkSet = serde_json::from_slice(&raw).map_err(|e| format!("JWKS {jwks_uri}: {e}"))?;
-        let keys = keys_of(&set);
-        if keys.is_empty() {
-            return Err(format!("JWKS {jwks_uri}: no usable signature key"));
-        }
-        Ok((keys, raw.to_vec()))
-    }
-
-    /// An unknown `kid` may mean the issuer rotated its keys: refetch, at
-    /// most once per interval. True when a fetch happened and succeeded.
-    pub(crate) async fn refetch_for_unknown_kid(&self) -> bool {
-        {
-            let mut s = self.lock();
-            let now = Instant::now();
-            if s.last_unknown_kid_fetch
-                .is_some_and(|t| now.duration_since(t) < self.refetch_interval)
-            {
-                return false;
-            }
-            s.last_unknown_kid_fetch = Some(now);
-        }
-        self.refresh().await.is_ok()
-    }
-
-    /// When there are no keys at all (first use, issuer down at start),
-    /// try a fetch now, within the backoff.
-    /// Returns the keys (possibly still none).
-    pub(crate) async fn ensure_keys(&self) -> Arc<Vec<Key>> {
-        let keys = self.keys();
-        if keys.is_empty() && self.due(Instant::now()) {
-            let _ = self.refresh().await;
-            return self.keys();
-        }
-        keys
-    }
-}
-
-/// An error with its causes ("error sending request" alone does not say
-/// that the certificate was not trusted).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
-/// Seconds since the epoch, for claims.
-pub(crate) fn unix(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    KeySet(out)
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
 
-    fn set(json: serde_json::Value) -> Vec<Key> {
+    fn set(json: serde_json::Value) -> KeySet {
         keys_of(&serde_json::from_value(json).unwrap())
     }
 
