@@ -13,8 +13,8 @@ use clap::{Parser, Subcommand};
 use gatehouse_daemon::client::{Answer, Client, encode_segment};
 use gatehouse_sdk::Secret;
 use gatehouse_sdk::proto::{
-    AuthenticatorList, ContinueRequest, CreateUser, Health, LoginRequest, LoginResponse, ReloadAnswer,
-    SetPassword, TokenVerified, UserList, VerifyTokenRequest,
+    AuthenticatorList, ContinueRequest, CreateUser, Health, LoginRequest, LoginResponse, PluginList,
+    ReloadAnswer, SetPassword, TokenVerified, UserList, VerifyTokenRequest,
 };
 
 /// Writes a line to stdout; a closed pipe (`gatehouse … | head`) ends the
@@ -55,6 +55,9 @@ enum Command {
     Status,
     /// The configured authenticators in login order.
     Authenticators,
+    /// Every authenticator and verifier type with where it comes from, the
+    /// plugin libraries, and the files of plugin_dirs skipped (admin).
+    Plugins,
     /// Log a user in (password from the terminal, or stdin when not a TTY).
     Login {
         /// Only this authenticator.
@@ -212,6 +215,43 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                     x.flow,
                     x.name
                 );
+            }
+        }
+        Command::Plugins => {
+            let a = client.get("/v1/plugins").await.map_err(transport)?;
+            let list: PluginList = expect(cli, &a)?;
+            say!("types:");
+            for t in &list.types {
+                say!("  {:<13} {:<20} {}", t.family, t.type_name, t.origin);
+            }
+            if !list.libraries.is_empty() {
+                say!("libraries:");
+            }
+            for l in &list.libraries {
+                say!("  {} {} (sdk {}): {}", l.name, l.version, l.sdk_version, l.path);
+                let mut provides: Vec<String> = l
+                    .authenticators
+                    .iter()
+                    .map(|t| format!("authenticator {t}"))
+                    .collect();
+                provides.extend(l.verifiers.iter().map(|t| format!("verifier {t}")));
+                say!(
+                    "    provides: {}",
+                    if provides.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        provides.join(", ")
+                    }
+                );
+                if !l.capabilities.is_empty() {
+                    say!("    needs:    {}", l.capabilities.join(", "));
+                }
+            }
+            if !list.skipped.is_empty() {
+                say!("skipped (not gatehouse plugins):");
+            }
+            for s in &list.skipped {
+                say!("  {}: {}", s.path, s.reason);
             }
         }
         Command::Login { authenticator, user } => {
