@@ -9,7 +9,9 @@
  * Variants for the loader tests: -DGH_TEST_ABI_MAJOR=2 (wrong ABI),
  * -DGH_NO_ENTRY (no entry symbol), -DGH_GROUP='"name"' (the one group a
  * user gets; default "c-plugin-users": tells two builds apart),
- * -DGH_NO_MANIFEST (not a gatehouse plugin: no manifest section).
+ * -DGH_NO_MANIFEST (not a gatehouse plugin: no manifest section),
+ * -DGH_MANIFEST_TYPE='"name"' (the manifest lists another type than the
+ * descriptor), -DGH_MANIFEST_ABI='"2"' (the manifest names another ABI).
  * Every other variant embeds a manifest (ABI 1 even when the table says
  * otherwise, so the loader's own checks are what refuses them).
  *
@@ -30,6 +32,12 @@
 #endif
 #ifndef GH_TEST_ABI_MAJOR
 #define GH_TEST_ABI_MAJOR GH_ABI_MAJOR
+#endif
+#ifndef GH_MANIFEST_TYPE
+#define GH_MANIFEST_TYPE GH_TYPE
+#endif
+#ifndef GH_MANIFEST_ABI
+#define GH_MANIFEST_ABI "1"
 #endif
 
 struct instance {
@@ -132,7 +140,7 @@ static const gh_plugin_v1 PLUGIN = {
 
 #ifndef GH_NO_MANIFEST
 GH_PLUGIN_MANIFEST("{\"name\":\"c-static\",\"version\":\"0.1.0\",\"sdk_version\":\"" GH_SDK_VERSION
-                   "\",\"abi\":1,\"authenticators\":[\"" GH_TYPE "\"],\"verifiers\":[],\"capabilities\":[]}");
+                   "\",\"abi\":" GH_MANIFEST_ABI ",\"authenticators\":[\"" GH_MANIFEST_TYPE "\"],\"verifiers\":[],\"capabilities\":[]}");
 #endif
 
 #ifndef GH_NO_ENTRY
