@@ -74,13 +74,17 @@ pub enum PluginError {
     /// The daemon stops and answers 403 `login_denied`.
     Denied(String),
     /// Every server of the backend is unreachable or misbehaving (down,
-    /// timed out, wrong service credentials). The daemon skips this
-    /// authenticator and tries the next; when none accepts it answers 503
-    /// `backend_unavailable`. The message goes to the log.
+    /// timed out, wrong service credentials). In a password login or a
+    /// token check the daemon skips this authenticator (verifier) and tries
+    /// the next; when no other one accepted or refused, it answers 503
+    /// `backend_unavailable`. Elsewhere (a redirect finish, a challenge
+    /// answer) the client sees 503 `backend_unavailable` at once. The
+    /// message goes to the log.
     Unavailable(String),
     /// The plugin's settings are wrong. Returned at load time, it makes the
     /// daemon reject the whole configuration (a reload keeps the running
-    /// one). The message should name the setting.
+    /// one). The message should name the setting. (Returned from a call,
+    /// it is treated like [`PluginError::Internal`].)
     Misconfigured(String),
     /// The caller's request is malformed for this plugin (a missing callback
     /// parameter, an unknown login id). The client sees 400 `bad_request`.
@@ -97,7 +101,12 @@ pub enum PluginError {
         detail: String,
     },
     /// A bug or an unexpected state inside the plugin, including a panic
-    /// caught at the plugin boundary. The client sees 500 `internal`.
+    /// caught at the plugin boundary. The daemon logs it and, in a password
+    /// login or a token check, routes around it like
+    /// [`PluginError::Unavailable`]: it tries the next authenticator
+    /// (verifier), and when no other one accepted or refused the client
+    /// sees 503 `backend_unavailable`. From a redirect `start`/`finish`, a
+    /// challenge answer or `metadata`, the client sees 500 `internal`.
     Internal(String),
 }
 
@@ -168,6 +177,58 @@ impl From<gatehouse_jose::SignatureError> for PluginError {
         match e {
             gatehouse_jose::SignatureError::Unavailable(m) => PluginError::Unavailable(m),
             gatehouse_jose::SignatureError::Rejected(r, m) => PluginError::invalid_token(r.into(), m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The error documents as `sdk/README.md` and `gatehouse_plugin.h`
+    /// show them to C authors.
+    #[test]
+    fn the_wire_shapes_are_the_documented_ones() {
+        let readme = include_str!("../README.md");
+        for (e, json) in [
+            (
+                PluginError::InvalidCredentials,
+                r#"{"kind":"invalid_credentials"}"#,
+            ),
+            (
+                PluginError::Denied("not in group ops".into()),
+                r#"{"kind":"denied","message":"not in group ops"}"#,
+            ),
+            (
+                PluginError::Unavailable("ldap://a: connection refused".into()),
+                r#"{"kind":"unavailable","message":"ldap://a: connection refused"}"#,
+            ),
+            (
+                PluginError::Misconfigured("users: missing".into()),
+                r#"{"kind":"misconfigured","message":"users: missing"}"#,
+            ),
+            (
+                PluginError::BadRequest("no code parameter".into()),
+                r#"{"kind":"bad_request","message":"no code parameter"}"#,
+            ),
+            (
+                PluginError::Unsupported("no redirect login".into()),
+                r#"{"kind":"unsupported","message":"no redirect login"}"#,
+            ),
+            (
+                PluginError::Internal("out of memory".into()),
+                r#"{"kind":"internal","message":"out of memory"}"#,
+            ),
+            (
+                PluginError::invalid_token(TokenRejection::Expired, "expired 5 minutes ago"),
+                r#"{"kind":"invalid_token","message":{"reason":"expired","detail":"expired 5 minutes ago"}}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&e).unwrap(), json);
+            assert_eq!(serde_json::from_str::<PluginError>(json).unwrap(), e);
+            assert!(readme.contains(json), "README lacks {json}");
         }
     }
 }

@@ -7,7 +7,10 @@
 //! the daemon's store or another plugin's configuration.
 //!
 //! A complete plugin: a password authenticator that accepts the users listed
-//! in its settings.
+//! in its settings. The SDK is its only dependency: `serde` and
+//! `serde_json` come re-exported ([`serde`], [`serde_json`]), and the
+//! settings type derives through the re-export with
+//! `#[serde(crate = "gatehouse_sdk::serde")]`.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -17,11 +20,11 @@
 //!     async_trait, Authenticator, AuthenticatorFactory, Context, Flow, Identity, LoginStep,
 //!     PasswordLogin, PluginConfig, PluginError, Secret,
 //! };
-//! use serde::Deserialize;
+//! use gatehouse_sdk::serde::Deserialize;
 //!
 //! /// `[authenticators.settings]` of a `type = "static"` authenticator.
 //! #[derive(Deserialize)]
-//! #[serde(deny_unknown_fields)]
+//! #[serde(crate = "gatehouse_sdk::serde", deny_unknown_fields)]
 //! struct Settings {
 //!     /// username → password
 //!     users: BTreeMap<String, Secret>,
@@ -61,7 +64,7 @@
 //! }
 //!
 //! # tokio_test_block_on(async {
-//! let config = PluginConfig::new("demo", serde_json::json!({"users": {"ann": "s3cret"}}));
+//! let config = PluginConfig::new("demo", gatehouse_sdk::serde_json::json!({"users": {"ann": "s3cret"}}));
 //! let ctx = config.context.clone();
 //! let auth = StaticUsersFactory.build(config).unwrap();
 //! let ok = auth.login(&ctx, PasswordLogin::new("ann", "s3cret")).await;
@@ -99,6 +102,13 @@ mod secret;
 mod verifier;
 
 pub use async_trait::async_trait;
+/// The `serde` a plugin's settings types derive from: a plugin needs no
+/// `serde` dependency of its own. Derive through it with
+/// `#[serde(crate = "gatehouse_sdk::serde")]`.
+pub use serde;
+/// The `serde_json` of [`PluginConfig::settings`], schemas and the ABI
+/// documents: a plugin needs no `serde_json` dependency of its own.
+pub use serde_json;
 
 pub use authenticator::{
     Authenticator, Challenge, FinishRequest, Flow, LoginStep, Metadata, PasswordLogin, Redirect, StartRequest,

@@ -462,6 +462,63 @@ pub struct TokenRejected {
     pub error: ErrorDetail,
 }
 
+/// `GET /v1/plugins` (admin): every type the daemon can build, the plugin
+/// libraries it loaded, and the files of `plugin_dirs` it skipped.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PluginList {
+    /// Every authenticator and verifier type, built-in ones first.
+    pub types: Vec<PluginType>,
+    /// The plugin libraries: those of `plugin_dirs` and those named by
+    /// `library = "…"` in the serving configuration.
+    pub libraries: Vec<PluginLibrary>,
+    /// Files of `plugin_dirs` that are not gatehouse plugins.
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// One type of [`PluginList`].
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PluginType {
+    /// `authenticator` or `verifier`.
+    pub family: String,
+    /// `type = "…"`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// `built-in`, `linked` (a first-party crate compiled in), or the path
+    /// of the library that provides it.
+    pub origin: String,
+}
+
+/// One library of [`PluginList`], as its manifest describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct PluginLibrary {
+    /// The file it was loaded from.
+    pub path: String,
+    /// The plugin's name.
+    pub name: String,
+    /// The plugin's version.
+    pub version: String,
+    /// The SDK version it was built with.
+    pub sdk_version: String,
+    /// The authenticator types it provides.
+    pub authenticators: Vec<String>,
+    /// The verifier types it provides.
+    pub verifiers: Vec<String>,
+    /// What it needs from its environment (`network`, `files`, …).
+    pub capabilities: Vec<String>,
+}
+
+/// A file of `plugin_dirs` that was not loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: String,
+    /// A stable code: `no_manifest`, `not_elf`, `unsupported_elf` or
+    /// `malformed_elf`.
+    pub code: String,
+    /// Human text.
+    pub reason: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

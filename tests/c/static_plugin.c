@@ -8,7 +8,15 @@
  * name and password come from the settings {"user": "...", "password": "..."}.
  * Variants for the loader tests: -DGH_TEST_ABI_MAJOR=2 (wrong ABI),
  * -DGH_NO_ENTRY (no entry symbol), -DGH_GROUP='"name"' (the one group a
- * user gets; default "c-plugin-users": tells two builds apart).
+ * user gets; default "c-plugin-users": tells two builds apart),
+ * -DGH_NO_MANIFEST (not a gatehouse plugin: no manifest section),
+ * -DGH_MANIFEST_TYPE='"name"' (the manifest lists another type than the
+ * descriptor), -DGH_MANIFEST_ABI='"2"' (the manifest names another ABI).
+ * Every other variant embeds a manifest (ABI 1 even when the table says
+ * otherwise, so the loader's own checks are what refuses them).
+ *
+ * Its JSON scanning is a test shortcut (no escapes); see
+ * sdk/examples/c/password_plugin.c for a plugin to copy.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +32,12 @@
 #endif
 #ifndef GH_TEST_ABI_MAJOR
 #define GH_TEST_ABI_MAJOR GH_ABI_MAJOR
+#endif
+#ifndef GH_MANIFEST_TYPE
+#define GH_MANIFEST_TYPE GH_TYPE
+#endif
+#ifndef GH_MANIFEST_ABI
+#define GH_MANIFEST_ABI "1"
 #endif
 
 struct instance {
@@ -117,15 +131,20 @@ static void destroy(void *instance) {
 static const gh_plugin_v1 PLUGIN = {
     GH_TEST_ABI_MAJOR,
     GH_ABI_MINOR,
-    "{\"sdk_version\":\"0.1.0\",\"name\":\"c-static\",\"authenticators\":[{\"type\":\"" GH_TYPE
+    "{\"sdk_version\":\"" GH_SDK_VERSION "\",\"name\":\"c-static\",\"authenticators\":[{\"type\":\"" GH_TYPE
     "\",\"flow\":\"password\",\"config_schema\":{\"type\":\"object\"},\"secret_settings\":[\"password\"]}]}",
     create,
     call,
     destroy,
 };
 
+#ifndef GH_NO_MANIFEST
+GH_PLUGIN_MANIFEST("{\"name\":\"c-static\",\"version\":\"0.1.0\",\"sdk_version\":\"" GH_SDK_VERSION
+                   "\",\"abi\":" GH_MANIFEST_ABI ",\"authenticators\":[\"" GH_MANIFEST_TYPE "\"],\"verifiers\":[],\"capabilities\":[]}");
+#endif
+
 #ifndef GH_NO_ENTRY
-const gh_plugin_v1 *gatehouse_plugin_entry(const gh_host_v1 *host) {
+GH_PLUGIN_EXPORT const gh_plugin_v1 *gatehouse_plugin_entry(const gh_host_v1 *host) {
   static const char hello[] = "c plugin loaded";
   if (host && host->log) host->log(GH_LOG_INFO, (const uint8_t *)"c-static", 8, (const uint8_t *)hello, sizeof hello - 1);
   return &PLUGIN;

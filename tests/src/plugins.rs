@@ -20,16 +20,21 @@ pub fn plugin_library(crate_name: &str) -> PathBuf {
 
 /// Compiles `tests/c/static_plugin.c` into `out` with extra `-D` defines.
 pub fn build_c_plugin(out: &Path, defines: &[&str]) {
-    let root = repo_root();
+    let defines: Vec<String> = defines.iter().map(|d| format!("-D{d}")).collect();
+    let flags: Vec<&str> = defines.iter().map(String::as_str).collect();
+    build_c_library(&repo_root().join("tests/c/static_plugin.c"), out, &flags);
+}
+
+/// Compiles one C file of a plugin into the shared library `out`, against
+/// `sdk/include`, warnings as errors, with extra compiler flags.
+pub fn build_c_library(source: &Path, out: &Path, flags: &[&str]) {
     let mut cmd = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
     cmd.args(["-Wall", "-Werror", "-shared", "-fPIC", "-I"])
-        .arg(root.join("sdk/include"))
+        .arg(repo_root().join("sdk/include"))
+        .args(flags)
         .arg("-o")
         .arg(out)
-        .arg(root.join("tests/c/static_plugin.c"));
-    for d in defines {
-        cmd.arg(format!("-D{d}"));
-    }
+        .arg(source);
     let status = cmd.status().expect("run cc");
     assert!(status.success(), "cc failed for {}", out.display());
 }

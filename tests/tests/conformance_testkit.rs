@@ -5,7 +5,7 @@
 
 use gatehouse_e2e::plugin_library;
 use gatehouse_sdk::abi::host;
-use gatehouse_sdk::testing::{AuthenticatorSuite, Loaded, Subject};
+use gatehouse_sdk::testing::{AuthenticatorSuite, Loaded, Subject, VerifierSubject, VerifierSuite};
 
 #[test]
 fn testkit_users_linked_in_and_dynamic() {
@@ -45,6 +45,62 @@ fn the_kit_catches_a_broken_plugin() {
     .run();
     let err = result.unwrap_err();
     assert!(err.contains("wrong password"), "{err}");
+}
+
+#[test]
+fn testkit_tokens_verifier_linked_in_and_dynamic() {
+    let settings = serde_json::json!({
+        "audience": "gitlab-ai-gateway",
+        "revoked": ["tok-revoked"],
+        "tokens": {
+            "tok-good": {"subject": "alice", "audience": ["gitlab-ai-gateway"], "scopes": ["duo_chat"]},
+            "tok-elsewhere": {"subject": "bob", "audience": ["elsewhere"], "scopes": []}
+        }
+    });
+    let run = |subject: &dyn VerifierSubject| {
+        VerifierSuite::new(subject, settings.clone())
+            .good("tok-good")
+            .refused("tok-revoked")
+            .refused("tok-elsewhere")
+            .run()
+            .unwrap();
+    };
+    let factory = gatehouse_sdk::Plugin::verifiers(&gatehouse_plugin_testkit::Testkit)
+        .into_iter()
+        .find(|f| f.type_name() == "testkit_tokens")
+        .unwrap();
+    run(&VerifierFactoryRef(factory.as_ref()));
+    // from outside: the built library, opened by path
+    run(&Loaded::open(plugin_library("gatehouse_plugin_testkit"), "testkit_tokens").unwrap());
+}
+
+#[test]
+fn the_verifier_kit_catches_a_verifier_that_accepts_garbage() {
+    // testkit_tokens with a token named like garbage: the suite's garbage
+    // check must fail it.
+    let library = Loaded::open(plugin_library("gatehouse_plugin_testkit"), "testkit_tokens").unwrap();
+    let err = VerifierSuite::new(
+        &library,
+        serde_json::json!({"tokens": {"not-a-token": {"subject": "eve", "audience": [], "scopes": []}}}),
+    )
+    .run()
+    .unwrap_err();
+    assert!(err.contains("garbage is refused"), "{err}");
+}
+
+struct VerifierFactoryRef<'a>(&'a dyn gatehouse_sdk::VerifierFactory);
+
+impl VerifierSubject for VerifierFactoryRef<'_> {
+    fn build(
+        &self,
+        settings: serde_json::Value,
+    ) -> Result<std::sync::Arc<dyn gatehouse_sdk::Verifier>, gatehouse_sdk::PluginError> {
+        self.0
+            .build(gatehouse_sdk::PluginConfig::new("conformance", settings))
+    }
+    fn schema(&self) -> serde_json::Value {
+        self.0.config_schema()
+    }
 }
 
 struct FactoryRef<'a>(&'a dyn gatehouse_sdk::AuthenticatorFactory);

@@ -164,8 +164,8 @@ fn throwaway_ca() -> (tempfile::TempDir, std::path::PathBuf) {
 async fn http_ca_file_adds_to_the_system_roots() {
     let _i = Instances(vec!["http-ca-a", "http-ca-b"]);
     // A's CA plays the system roots (SSL_CERT_FILE); B's is [http] ca_file.
-    let (a, ca_a) = oidc_start_tls("http-ca-a", 19121);
-    let (b, ca_b) = oidc_start_tls("http-ca-b", 19122);
+    let (a, ca_a) = oidc_start_tls("http-ca-a", 19131);
+    let (b, ca_b) = oidc_start_tls("http-ca-b", 19132);
     let verifier = format!(
         "[[verifiers]]\nname = \"jwt\"\ntype = \"jwt\"\n[verifiers.settings]\naudience = \"gitlab-ai-gateway\"\n\
          issuers = [\"{a}\", \"{b}\"]\nfetch_timeout = \"3s\"\n"

@@ -4,6 +4,7 @@ pub(crate) mod check;
 mod error;
 mod health;
 mod login;
+mod plugins;
 mod tokens;
 mod users;
 
@@ -111,6 +112,7 @@ async fn route(
         ["v1", "authenticators"] => {
             on!("/v1/authenticators", "GET", { Method::GET => health::authenticators(&call) })
         }
+        ["v1", "plugins"] => on!("/v1/plugins", "GET", { Method::GET => plugins::list(&call) }),
         ["v1", "login"] => on!("/v1/login", "POST", {
             Method::POST => match json_body(req, max_body).await {
                 Ok(body) => login::login(&call, body).await,

@@ -29,7 +29,7 @@ use crate::isolation::supervisor::Isolated;
 use crate::store::Store;
 
 pub use builtin::Builtin;
-pub use library::Catalog;
+pub use library::{Catalog, LibraryInfo, Skipped};
 
 /// What built-in types may use besides their configuration.
 #[derive(Clone)]
@@ -465,7 +465,7 @@ impl Registry {
             return Ok(own);
         }
         let lib = match spec.library() {
-            Some(path) => library::load_explicit::<F>(path, spec, &key)?,
+            Some(path) => self.catalog.load_explicit::<F>(path, spec, &key)?,
             None => self.catalog.get::<F>(type_name).ok_or_else(|| {
                 let mut known = own_types::<F>();
                 known.extend(self.catalog.types::<F>().map(str::to_owned));
@@ -507,6 +507,17 @@ impl Registry {
         out.extend(listing_of::<Verifiers>(self));
         out
     }
+
+    /// The plugin libraries in use: those of `plugin_dirs` and those named
+    /// by `library = "…"`.
+    pub fn libraries(&self) -> Vec<LibraryInfo> {
+        self.catalog.libraries()
+    }
+
+    /// The files of `plugin_dirs` that were skipped as not plugins.
+    pub fn skipped(&self) -> &[Skipped] {
+        self.catalog.skipped()
+    }
 }
 
 /// One row of [`Registry::listing`].
@@ -537,6 +548,18 @@ fn listing_of<F: Family>(registry: &Registry) -> Vec<TypeListing> {
         type_name: t.to_owned(),
         origin: lib.path.display().to_string(),
     }));
+    for info in registry.catalog.explicit_libraries() {
+        for t in F::library_types(info.library) {
+            let row = TypeListing {
+                family: F::NOUN,
+                type_name: t,
+                origin: info.library.path.display().to_string(),
+            };
+            if !out.contains(&row) {
+                out.push(row);
+            }
+        }
+    }
     out
 }
 

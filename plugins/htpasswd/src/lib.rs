@@ -24,9 +24,11 @@ use std::time::SystemTime;
 
 use gatehouse_sdk::{
     Authenticator, AuthenticatorFactory, Context, Flow, Identity, LoginStep, PasswordLogin, Plugin,
-    PluginConfig, PluginError, async_trait, blocking,
+    PluginConfig, PluginError, async_trait, blocking, serde_json,
 };
-use serde::Deserialize;
+// Through the SDK's re-export: the SDK is this plugin's only gatehouse
+// (and serde) dependency.
+use gatehouse_sdk::serde::Deserialize;
 
 /// The plugin: one authenticator type, `htpasswd`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -42,11 +44,16 @@ impl Plugin for HtpasswdPlugin {
     }
 }
 
-gatehouse_sdk::export_plugin!(HtpasswdPlugin);
+gatehouse_sdk::export_plugin!(
+    HtpasswdPlugin,
+    authenticators = ["htpasswd"],
+    verifiers = [],
+    capabilities = ["files"],
+);
 
 /// Settings of `type = "htpasswd"`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(crate = "gatehouse_sdk::serde", deny_unknown_fields)]
 struct Settings {
     /// The htpasswd file.
     file: PathBuf,

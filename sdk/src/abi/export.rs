@@ -312,17 +312,48 @@ unsafe extern "C" fn destroy(instance: *mut c_void) {
 }
 
 /// Exports a [`Plugin`] from a `cdylib`: writes the one entry symbol of the
-/// C ABI v1 (`gatehouse_plugin_entry`).
+/// C ABI v1 (`gatehouse_plugin_entry`) and embeds the library's
+/// [manifest](crate::abi::manifest), which the daemon reads before it
+/// loads the library.
 ///
 /// ```ignore
+/// // The manifest names the crate (package name and version) and the SDK:
 /// gatehouse_sdk::export_plugin!(MyPlugin);
+///
+/// // … and also the types the plugin provides and what it needs; the
+/// // daemon then checks after loading that the plugin provides exactly
+/// // these types, and `gatehouse plugins` shows them:
+/// gatehouse_sdk::export_plugin!(
+///     MyPlugin,
+///     authenticators = ["my_type"],
+///     verifiers = [],
+///     capabilities = ["network"],
+/// );
 /// ```
 ///
 /// `MyPlugin` is an expression that builds the plugin (a unit struct, or
 /// `MyPlugin::new()`); it runs once, when the daemon loads the library.
+/// Types are listed by hand because a Rust plugin's types come from trait
+/// objects built at run time, which a compile-time manifest cannot call.
 #[macro_export]
 macro_rules! export_plugin {
-    ($plugin:expr) => {
+    ($plugin:expr $(,)?) => {
+        $crate::export_plugin!(@entry $plugin, ::core::option::Option::None, ::core::option::Option::None, &[]);
+    };
+    (
+        $plugin:expr,
+        authenticators = [$($a:expr),* $(,)?],
+        verifiers = [$($v:expr),* $(,)?],
+        capabilities = [$($c:expr),* $(,)?] $(,)?
+    ) => {
+        $crate::export_plugin!(
+            @entry $plugin,
+            ::core::option::Option::Some(&[$($a),*]),
+            ::core::option::Option::Some(&[$($v),*]),
+            &[$($c),*]
+        );
+    };
+    (@entry $plugin:expr, $auths:expr, $verifiers:expr, $caps:expr) => {
         /// The gatehouse plugin ABI entry point.
         ///
         /// # Safety
@@ -332,6 +363,24 @@ macro_rules! export_plugin {
         pub unsafe extern "C" fn gatehouse_plugin_entry(
             host: *const $crate::abi::HostV1,
         ) -> *const $crate::abi::PluginV1 {
+            const PARTS: $crate::abi::manifest::Parts<'static> = $crate::abi::manifest::Parts {
+                name: ::core::env!("CARGO_PKG_NAME"),
+                version: ::core::env!("CARGO_PKG_VERSION"),
+                sdk_version: $crate::SDK_VERSION,
+                authenticators: $auths,
+                verifiers: $verifiers,
+                capabilities: $caps,
+            };
+            const LEN: usize = $crate::abi::manifest::encoded_len(&PARTS);
+            /// The manifest, in the section the daemon reads before loading.
+            // SAFETY: a plain byte array in a section of its own name;
+            // nothing else is placed there.
+            #[used]
+            #[unsafe(link_section = ".gatehouse_manifest")]
+            static MANIFEST: [u8; LEN] = $crate::abi::manifest::encode(&PARTS);
+            // Referenced from the exported entry point, so the linker keeps
+            // the section however aggressively it drops unused ones.
+            ::core::hint::black_box(&MANIFEST);
             fn make() -> ::std::boxed::Box<dyn $crate::Plugin> {
                 ::std::boxed::Box::new($plugin)
             }

@@ -18,6 +18,7 @@
 pub mod export;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod manifest;
 
 use std::ffi::{c_char, c_void};
 

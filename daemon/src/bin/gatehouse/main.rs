@@ -14,7 +14,7 @@ use gatehouse_daemon::client::{Answer, Client, encode_segment};
 use gatehouse_sdk::Secret;
 use gatehouse_sdk::proto::{
     AuthenticatorList, ContinueRequest, CreateUser, FinishLoginRequest, Health, LoginRequest, LoginResponse,
-    ReloadAnswer, SetPassword, StartLoginRequest, StartLoginResponse, TokenVerified, UserList,
+    PluginList, ReloadAnswer, SetPassword, StartLoginRequest, StartLoginResponse, TokenVerified, UserList,
     VerifyTokenRequest,
 };
 
@@ -56,6 +56,9 @@ enum Command {
     Status,
     /// The configured authenticators in login order.
     Authenticators,
+    /// Every authenticator and verifier type with where it comes from, the
+    /// plugin libraries, and the files of plugin_dirs skipped (admin).
+    Plugins,
     /// Log a user in (password from the terminal, or stdin when not a TTY),
     /// or drive a redirect login by hand: `--start NAME` prints the URL to
     /// open; `--finish NAME --params 'state=…&code=…'` completes it with the
@@ -234,6 +237,43 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
                     x.flow,
                     x.name
                 );
+            }
+        }
+        Command::Plugins => {
+            let a = client.get("/v1/plugins").await.map_err(transport)?;
+            let list: PluginList = expect(cli, &a)?;
+            say!("types:");
+            for t in &list.types {
+                say!("  {:<13} {:<20} {}", t.family, t.type_name, t.origin);
+            }
+            if !list.libraries.is_empty() {
+                say!("libraries:");
+            }
+            for l in &list.libraries {
+                say!("  {} {} (sdk {}): {}", l.name, l.version, l.sdk_version, l.path);
+                let mut provides: Vec<String> = l
+                    .authenticators
+                    .iter()
+                    .map(|t| format!("authenticator {t}"))
+                    .collect();
+                provides.extend(l.verifiers.iter().map(|t| format!("verifier {t}")));
+                say!(
+                    "    provides: {}",
+                    if provides.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        provides.join(", ")
+                    }
+                );
+                if !l.capabilities.is_empty() {
+                    say!("    needs:    {}", l.capabilities.join(", "));
+                }
+            }
+            if !list.skipped.is_empty() {
+                say!("skipped (not gatehouse plugins):");
+            }
+            for s in &list.skipped {
+                say!("  {}: {}", s.path, s.reason);
             }
         }
         Command::Login {
