@@ -11,7 +11,9 @@
  * user gets; default "c-plugin-users": tells two builds apart),
  * -DGH_NO_MANIFEST (not a gatehouse plugin: no manifest section),
  * -DGH_MANIFEST_TYPE='"name"' (the manifest lists another type than the
- * descriptor), -DGH_MANIFEST_ABI='"2"' (the manifest names another ABI).
+ * descriptor), -DGH_MANIFEST_ABI='"2"' (the manifest names another ABI),
+ * -DGH_VERIFIER_TYPE='"name"' (the library also claims a verifier type of
+ * that name; it never builds one: for the type-clash tests).
  * Every other variant embeds a manifest (ABI 1 even when the table says
  * otherwise, so the loader's own checks are what refuses them).
  *
@@ -35,6 +37,13 @@
 #endif
 #ifndef GH_MANIFEST_TYPE
 #define GH_MANIFEST_TYPE GH_TYPE
+#endif
+#ifdef GH_VERIFIER_TYPE
+#define GH_VERIFIERS_JSON ",\"verifiers\":[{\"type\":\"" GH_VERIFIER_TYPE "\",\"config_schema\":{\"type\":\"object\"}}]"
+#define GH_MANIFEST_VERIFIERS "\"" GH_VERIFIER_TYPE "\""
+#else
+#define GH_VERIFIERS_JSON ""
+#define GH_MANIFEST_VERIFIERS ""
 #endif
 #ifndef GH_MANIFEST_ABI
 #define GH_MANIFEST_ABI "1"
@@ -132,7 +141,7 @@ static const gh_plugin_v1 PLUGIN = {
     GH_TEST_ABI_MAJOR,
     GH_ABI_MINOR,
     "{\"sdk_version\":\"" GH_SDK_VERSION "\",\"name\":\"c-static\",\"authenticators\":[{\"type\":\"" GH_TYPE
-    "\",\"flow\":\"password\",\"config_schema\":{\"type\":\"object\"},\"secret_settings\":[\"password\"]}]}",
+    "\",\"flow\":\"password\",\"config_schema\":{\"type\":\"object\"},\"secret_settings\":[\"password\"]}]" GH_VERIFIERS_JSON "}",
     create,
     call,
     destroy,
@@ -140,7 +149,7 @@ static const gh_plugin_v1 PLUGIN = {
 
 #ifndef GH_NO_MANIFEST
 GH_PLUGIN_MANIFEST("{\"name\":\"c-static\",\"version\":\"0.1.0\",\"sdk_version\":\"" GH_SDK_VERSION
-                   "\",\"abi\":" GH_MANIFEST_ABI ",\"authenticators\":[\"" GH_MANIFEST_TYPE "\"],\"verifiers\":[],\"capabilities\":[]}");
+                   "\",\"abi\":" GH_MANIFEST_ABI ",\"authenticators\":[\"" GH_MANIFEST_TYPE "\"],\"verifiers\":[" GH_MANIFEST_VERIFIERS "],\"capabilities\":[]}");
 #endif
 
 #ifndef GH_NO_ENTRY

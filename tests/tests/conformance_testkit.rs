@@ -5,7 +5,9 @@
 
 use gatehouse_e2e::plugin_library;
 use gatehouse_sdk::abi::host;
-use gatehouse_sdk::testing::{AuthenticatorSuite, Loaded, Subject, VerifierSubject, VerifierSuite};
+use gatehouse_sdk::testing::{
+    AuthenticatorSuite, Loaded, RedirectSuite, Subject, VerifierSubject, VerifierSuite,
+};
 
 #[test]
 fn testkit_users_linked_in_and_dynamic() {
@@ -116,4 +118,70 @@ impl Subject for FactoryRef<'_> {
     fn schema(&self) -> serde_json::Value {
         self.0.config_schema()
     }
+}
+
+/// A factory as a suite subject, with its own flow.
+struct FlowFactory(Box<dyn gatehouse_sdk::AuthenticatorFactory>);
+
+impl Subject for FlowFactory {
+    fn build(
+        &self,
+        settings: serde_json::Value,
+    ) -> Result<std::sync::Arc<dyn gatehouse_sdk::Authenticator>, gatehouse_sdk::PluginError> {
+        self.0
+            .build(gatehouse_sdk::PluginConfig::new("conformance", settings))
+    }
+    fn schema(&self) -> serde_json::Value {
+        self.0.config_schema()
+    }
+    fn flow(&self) -> gatehouse_sdk::Flow {
+        self.0.flow()
+    }
+}
+
+#[test]
+fn testkit_redirect_linked_in_and_dynamic() {
+    let settings = serde_json::json!({
+        "idp_url": "https://idp.example.test/authorize",
+        "users": {"alice": {"email": "alice@example.test"}}
+    });
+    // The simulated provider: it signs in alice and echoes the start's
+    // nonce and state.
+    let provider = |r: &gatehouse_sdk::Redirect| {
+        let query = r.url.split_once('?').ok_or("no query")?.1;
+        let get = |k: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(&format!("{k}=")))
+                .map(str::to_owned)
+                .ok_or(format!("no {k}"))
+        };
+        Ok([
+            ("state".to_owned(), get("state")?),
+            ("code".to_owned(), format!("alice.{}", get("nonce")?)),
+        ]
+        .into_iter()
+        .collect())
+    };
+    let run = |subject: &dyn Subject| {
+        RedirectSuite::new(
+            subject,
+            settings.clone(),
+            Some("https://app.example.test/callback/x"),
+        )
+        .good_callback(provider)
+        .bad_settings(serde_json::json!({"idp_url": "http://plain.example.test/"}))
+        .run()
+        .unwrap();
+    };
+    let factory = gatehouse_sdk::Plugin::authenticators(&gatehouse_plugin_testkit::Testkit)
+        .into_iter()
+        .find(|f| f.type_name() == "testkit_redirect")
+        .unwrap();
+    run(&FlowFactory(factory));
+    let library = host::load(&plugin_library("gatehouse_plugin_testkit")).unwrap();
+    run(&Loaded {
+        library,
+        type_name: "testkit_redirect".into(),
+    });
 }

@@ -506,3 +506,26 @@ async fn a_verifier_plugin_in_a_child_process() {
     let d = start(&format!("{LOCAL_AUTH}{}", tokens_verifier("process")));
     check_verifier(&d).await;
 }
+
+/// A library cannot take a built-in verifier type either (`static_object`
+/// was shadowed silently before): refused, naming the file and the type.
+#[tokio::test]
+async fn a_library_cannot_shadow_a_built_in_verifier_type() {
+    let d = start(LOCAL_AUTH);
+    let mut c = d.client().await;
+    let dir = d.dir().join("plugins");
+    build_c_plugin(
+        &dir.join("libc_shadow.so"),
+        &["GH_TYPE=\"c_shadow\"", "GH_VERIFIER_TYPE=\"static_object\""],
+    );
+    let a = c.post("/v1/reload", &serde_json::json!({})).await.unwrap();
+    assert_eq!(a.status, 422, "{:?}", a.value());
+    let text = a.error().unwrap().error.details.unwrap()["errors"].to_string();
+    assert!(
+        text.contains("libc_shadow.so")
+            && text.contains("verifier type \\\"static_object\\\"")
+            && text.contains("clashes with the built-in type"),
+        "{text}"
+    );
+    assert_eq!(c.get("/v1/health").await.unwrap().value()["generation"], 1);
+}
