@@ -152,9 +152,9 @@ impl fmt::Display for PluginError {
 impl std::error::Error for PluginError {}
 
 #[cfg(feature = "jose")]
-impl From<gatehouse_jose::Reason> for TokenRejection {
-    fn from(r: gatehouse_jose::Reason) -> Self {
-        use gatehouse_jose::Reason as R;
+impl From<crate::jose::Reason> for TokenRejection {
+    fn from(r: crate::jose::Reason) -> Self {
+        use crate::jose::Reason as R;
         match r {
             R::Malformed => Self::Malformed,
             R::UnsupportedAlgorithm => Self::UnsupportedAlgorithm,
@@ -164,19 +164,17 @@ impl From<gatehouse_jose::Reason> for TokenRejection {
             R::NotYetValid => Self::NotYetValid,
             R::WrongIssuer => Self::WrongIssuer,
             R::WrongAudience => Self::WrongAudience,
-            // a later Reason: the closest wire reason
-            _ => Self::Malformed,
         }
     }
 }
 
 #[cfg(feature = "jose")]
-impl From<gatehouse_jose::SignatureError> for PluginError {
+impl From<crate::jose::SignatureError> for PluginError {
     /// No keys: the backend is unavailable; a refusal: an invalid token.
-    fn from(e: gatehouse_jose::SignatureError) -> Self {
+    fn from(e: crate::jose::SignatureError) -> Self {
         match e {
-            gatehouse_jose::SignatureError::Unavailable(m) => PluginError::Unavailable(m),
-            gatehouse_jose::SignatureError::Rejected(r, m) => PluginError::invalid_token(r.into(), m),
+            crate::jose::SignatureError::Unavailable(m) => PluginError::Unavailable(m),
+            crate::jose::SignatureError::Rejected(r, m) => PluginError::invalid_token(r.into(), m),
         }
     }
 }

@@ -484,7 +484,7 @@ pub fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, HttpErr
 /// roots and proxy as every other request.
 #[cfg(feature = "jose")]
 #[async_trait::async_trait]
-impl gatehouse_jose::Fetcher for HttpClient {
+impl crate::jose::Fetcher for HttpClient {
     async fn get(&self, url: &str, limit: usize) -> Result<Vec<u8>, String> {
         self.get_bytes(url, limit).await.map_err(|e| match e {
             HttpError::Request { reason, .. } | HttpError::Json { reason, .. } => reason,

@@ -156,10 +156,8 @@ pub mod testing;
 #[cfg(feature = "http")]
 pub mod http;
 
-/// Shared JOSE (feature `jose`): the [`gatehouse_jose`] crate — JWKS per
-/// issuer, strict compact-JWS verification, publishing public keys.
 #[cfg(feature = "jose")]
-pub use gatehouse_jose as jose;
+pub mod jose;
 
 /// Runs CPU-heavy or blocking work (password hashing, file reads) off the
 /// async workers, on the runtime the plugin runs on.

@@ -14,8 +14,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::publish::{PublicKey, jwks_document, public_jwk};
-use crate::*;
+use crate::jose::publish::{PublicKey, jwks_document, public_jwk};
+use crate::jose::*;
 
 const ISS: &str = "https://idp.example.test";
 const NOW: i64 = 2_000_000_000;

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 
-use crate::jws::Parsed;
+use crate::jose::jws::Parsed;
 
 /// A usable public key: parsed once, when its set is fetched or loaded, for
 /// each algorithm it may verify (a miss then pays for the signature check

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::jws::{self, Parsed, Refusal};
-use crate::keys::KeySet;
-use crate::{Error, Fetcher, Reason};
+use crate::jose::jws::{self, Parsed, Refusal};
+use crate::jose::keys::KeySet;
+use crate::jose::{Error, Fetcher, Reason};
 
 /// The largest discovery document or JWKS read (bytes).
 pub const MAX_DOCUMENT: usize = 1024 * 1024;

@@ -139,7 +139,7 @@ mod tests {
     use jsonwebtoken::Algorithm;
 
     use super::*;
-    use crate::keys::KeySet;
+    use crate::jose::keys::KeySet;
 
     #[test]
     fn published_keys_verify_what_their_private_halves_sign() {

@@ -1,7 +1,6 @@
-//! # gatehouse-jose
-//!
-//! The JOSE code every gatehouse component shares, re-exported by the SDK
-//! as `gatehouse_sdk::jose` (feature `jose`):
+//! Shared JOSE (feature `jose`): the code every gatehouse component that
+//! handles JSON Web Tokens uses (the `jwt` verifier, OIDC ID tokens, the
+//! issuer's published keys):
 //!
 //! - [`Issuer`]: one trusted issuer's keys, found by OIDC discovery
 //!   (`<issuer>/.well-known/openid-configuration`, then `jwks_uri`), parsed
@@ -16,9 +15,9 @@
 //!   but the nonce.
 //! - [`publish`]: public JWKs and the JWKS document of an issuer's own keys.
 //!
-//! Fetching goes through a [`Fetcher`], so this crate does not pick an HTTP
-//! client: the SDK implements it for its shared `HttpClient` (https only,
-//! `[http]` settings).
+//! Fetching goes through a [`Fetcher`], so this module does not pick an
+//! HTTP client: the SDK implements it for its shared `HttpClient` (feature
+//! `http`: https only, `[http]` settings).
 
 mod issuer;
 pub mod jws;

@@ -12,7 +12,7 @@ use jsonwebtoken::Algorithm;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::Reason;
+use crate::jose::Reason;
 
 /// The largest token accepted (bytes).
 pub const MAX_TOKEN: usize = 16 * 1024;
