@@ -87,8 +87,9 @@ pub fn build(config: PluginConfig, resources: &Resources) -> Result<Arc<dyn Veri
     }))
 }
 
-/// The value of a query parameter, percent-decoded.
-fn query_param(uri: &str, name: &str) -> Option<String> {
+/// The value of a query parameter of `uri`, percent-decoded (`+` is a
+/// space); the first one when it repeats.
+pub fn query_param(uri: &str, name: &str) -> Option<String> {
     let query = uri.split_once('?')?.1.split('#').next()?;
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
