@@ -13,7 +13,8 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list --fuzz-dir fuzz)
-cargo +nightly fuzz build --fuzz-dir fuzz -O "${targets[@]}" >/dev/null 2>&1 || cargo +nightly fuzz build --fuzz-dir fuzz -O "${targets[@]}"
+# (builds every target; a failed build is shown in full)
+cargo +nightly fuzz build --fuzz-dir fuzz -O >/dev/null 2>&1 || cargo +nightly fuzz build --fuzz-dir fuzz -O
 mkdir -p fuzz/logs
 run() {
   local t="$1"
