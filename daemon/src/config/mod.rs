@@ -389,7 +389,9 @@ fn parse(src: &SourceFile) -> Result<RawFile, ConfigErrors> {
             file: src.path.display().to_string(),
             line: span.as_ref().map(|s| src.line_of(s.start)),
             key: span.as_ref().and_then(|s| src.key_at(s)),
-            message: e.message().trim().to_owned(),
+            // The message may quote the value (`invalid type: integer
+            // `8675309123``): values go, key names stay.
+            message: gatehouse_sdk::redact_input_values(e.message().trim()),
         })
     })
 }
@@ -713,7 +715,11 @@ fn resolve_store(r: &mut Resolver<'_>, url: &Spanned<String>) -> Option<StoreSet
         r.err(
             &url.span(),
             "store.url",
-            format!("unsupported store URL {u:?}: expected sqlite://FILE"),
+            // the URL itself may hold a password: name its scheme only
+            format!(
+                "unsupported store URL scheme {:?}: expected sqlite://FILE",
+                u.split_once("://").map_or("", |(scheme, _)| scheme)
+            ),
         )
     }
 }
