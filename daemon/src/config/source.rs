@@ -133,6 +133,11 @@ mod tests {
             src.key_at(&(value..value + 1)).as_deref(),
             Some("authenticators.bogus")
         );
+        let table = src.text.find("[[authenticators]]").unwrap();
+        assert_eq!(
+            src.key_at(&(table..src.text.len())).as_deref(),
+            Some("authenticators")
+        );
         let src = SourceFile {
             path: "x.toml".into(),
             text: "[daemon]\nsocket_mode = 8675309123\nplugin_dirs = [\n  hunter2,\n]\n".into(),
@@ -144,10 +149,5 @@ mod tests {
         );
         let off = src.text.find("hunter2").unwrap();
         assert_eq!(src.key_at(&(off..off + 7)).as_deref(), Some("daemon"));
-        let table = src.text.find("[[authenticators]]").unwrap();
-        assert_eq!(
-            src.key_at(&(table..src.text.len())).as_deref(),
-            Some("authenticators")
-        );
     }
 }
