@@ -16,13 +16,15 @@ use crate::config::AuthenticatorSpec;
 use crate::maps::{self, Evaluation, Target};
 use crate::store::{GrantRecord, NewUser, Profile, Store, StoreError, Transaction, UserRecord};
 
-/// Normalises a username the way the store keeps it.
+/// Normalises a username the way the store keeps it: the PRECIS mapping of
+/// `authn::username` (case-mapped for case-insensitive identities). Logins
+/// refuse a result that `authn::username::check` refuses before this runs.
 pub fn normalize(identity: &Identity) -> String {
-    let name = identity.username.trim();
+    use crate::authn::username;
     if identity.case_insensitive {
-        name.to_lowercase()
+        username::map_case_mapped(&identity.username)
     } else {
-        name.to_owned()
+        username::map_case_preserved(&identity.username)
     }
 }
 

@@ -1,7 +1,23 @@
-//! Lockout: failed logins counted per (authenticator, username) and per
-//! peer uid within a window. It lives beside the generations, so a reload
-//! does not reset it, and it is checked before any backend is asked, so a
-//! locked account cannot be probed.
+//! Lockout: failed logins counted within a window, checked before any
+//! backend is asked (a locked account cannot be probed). It lives beside
+//! the generations, so a reload does not reset it.
+//!
+//! Three counters, so that one application's many users are not locked
+//! out by one of them:
+//! - per user identity: the username in its PRECIS form
+//!   (`authn::username`), whichever way the login names the authenticator
+//!   (none, or any name), password failures and challenge failures alike.
+//!   `max_failures` of them lock that username (429).
+//! - per (peer uid, `remote_addr`), when the application gives the end
+//!   user's address: `max_failures_per_address` lock that address (429),
+//!   like a per-IP limit in a web framework.
+//! - per peer uid: past `max_failures_per_peer`, every login of that peer
+//!   waits a delay that doubles with each further failure up to
+//!   `max_delay`. It slows a guessing peer down; it never refuses a
+//!   correct login of another user.
+//!
+//! Keys are digests (a 1 KiB username costs 16 bytes); at the key limit,
+//! expired entries go first, then the oldest.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -9,20 +25,78 @@ use std::time::{Duration, Instant};
 
 use crate::config::LockoutSettings;
 
-/// The most keys kept; beyond it, expired entries are dropped first and
-/// then the oldest.
-const MAX_KEYS: usize = 100_000;
+/// The most keys kept by default.
+pub const MAX_KEYS: usize = 100_000;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// The first delay past the peer limit; it doubles with every failure.
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+
+/// Failures kept per peer beyond its limit (enough for the delay to reach
+/// any `max_delay`: 100 ms · 2^32 is far beyond it).
+const PEER_EXTRA: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Key {
-    User { authenticator: String, username: String },
+    User([u8; 16]),
+    Address { peer: u32, addr: [u8; 16] },
     Peer(u32),
 }
 
+fn digest(kind: &[u8], text: &str) -> [u8; 16] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(kind);
+    ctx.update(&[0]);
+    ctx.update(text.as_bytes());
+    let d = ctx.finish();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d.as_ref()[..16]);
+    out
+}
+
+/// One login attempt, as the lockout sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    /// The username as given (mapped here the PRECIS way).
+    pub username: &'a str,
+    /// The calling process's uid.
+    pub peer_uid: u32,
+    /// The end user's address, when the application gave it.
+    pub remote_addr: Option<&'a str>,
+}
+
+impl Attempt<'_> {
+    fn user_key(&self) -> Key {
+        user_key(self.username)
+    }
+
+    fn address_key(&self) -> Option<Key> {
+        self.remote_addr
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| Key::Address {
+                peer: self.peer_uid,
+                addr: digest(b"addr", a),
+            })
+    }
+}
+
+fn user_key(username: &str) -> Key {
+    Key::User(digest(
+        b"user",
+        &crate::authn::username::map_case_mapped(username),
+    ))
+}
+
 /// The failure counters.
-#[derive(Default)]
 pub struct Lockout {
     failures: Mutex<HashMap<Key, VecDeque<Instant>>>,
+    max_keys: usize,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Self::with_max_keys(MAX_KEYS)
+    }
 }
 
 /// Why a login is locked out.
@@ -30,95 +104,140 @@ pub struct Lockout {
 pub enum Locked {
     /// Too many failures for this username.
     User(Duration),
-    /// Too many failures from this peer.
-    Peer(Duration),
+    /// Too many failures from this end-user address of this peer.
+    Address(Duration),
 }
 
 impl Locked {
     /// Seconds until the next attempt may succeed (at least 1).
     pub fn retry_after(self) -> u64 {
         let d = match self {
-            Self::User(d) | Self::Peer(d) => d,
+            Self::User(d) | Self::Address(d) => d,
         };
         d.as_secs().max(1) + u64::from(d.subsec_nanos() > 0)
     }
+
+    /// A stable name for logs and the audit trail.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::User(_) => "too_many_attempts",
+            Self::Address(_) => "too_many_attempts_from_address",
+        }
+    }
 }
 
-fn user_key(authenticator: Option<&str>, username: &str) -> Key {
-    Key::User {
-        authenticator: authenticator.unwrap_or("*").to_owned(),
-        username: username.trim().to_lowercase(),
+/// Drops the failures of `q` older than the window.
+fn expire(q: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while q
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+    {
+        q.pop_front();
     }
 }
 
 impl Lockout {
-    /// Fails when the username or the peer is over its limit.
-    pub fn check(
-        &self,
-        s: &LockoutSettings,
-        authenticator: Option<&str>,
-        username: &str,
-        peer_uid: u32,
-        now: Instant,
-    ) -> Result<(), Locked> {
+    /// Counters that keep at most `max_keys` keys.
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        Self {
+            failures: Mutex::new(HashMap::new()),
+            max_keys: max_keys.max(3),
+        }
+    }
+
+    /// Fails when the username or the end user's address is over its
+    /// limit; otherwise the delay the peer must wait first (zero unless
+    /// the peer is over `max_failures_per_peer`).
+    pub fn check(&self, s: &LockoutSettings, a: &Attempt<'_>, now: Instant) -> Result<Duration, Locked> {
         let Ok(mut map) = self.failures.lock() else {
-            return Ok(());
+            return Ok(Duration::ZERO);
         };
         let mut over = |key: Key, max: u32| -> Option<Duration> {
             let q = map.get_mut(&key)?;
-            while q.front().is_some_and(|t| now.duration_since(*t) >= s.window) {
-                q.pop_front();
-            }
+            expire(q, now, s.window);
             if q.len() >= max as usize {
                 q.front()
-                    .map(|oldest| s.window.saturating_sub(now.duration_since(*oldest)))
+                    .map(|oldest| s.window.saturating_sub(now.saturating_duration_since(*oldest)))
             } else {
                 None
             }
         };
-        if let Some(d) = over(user_key(authenticator, username), s.max_failures) {
+        if let Some(d) = over(a.user_key(), s.max_failures) {
             return Err(Locked::User(d));
         }
-        if let Some(d) = over(Key::Peer(peer_uid), s.max_failures_per_peer) {
-            return Err(Locked::Peer(d));
+        if let Some(key) = a.address_key()
+            && let Some(d) = over(key, s.max_failures_per_address)
+        {
+            return Err(Locked::Address(d));
         }
-        Ok(())
+        let Some(q) = map.get_mut(&Key::Peer(a.peer_uid)) else {
+            return Ok(Duration::ZERO);
+        };
+        expire(q, now, s.window);
+        let Some(excess) = q.len().checked_sub(s.max_failures_per_peer as usize) else {
+            return Ok(Duration::ZERO);
+        };
+        let factor = 1u32
+            .checked_shl(u32::try_from(excess).unwrap_or(u32::MAX))
+            .unwrap_or(u32::MAX);
+        Ok(FIRST_DELAY.saturating_mul(factor).min(s.max_delay))
     }
 
-    /// Records a failed login.
-    pub fn failure(
-        &self,
-        s: &LockoutSettings,
-        authenticator: Option<&str>,
-        username: &str,
-        peer_uid: u32,
-        now: Instant,
-    ) {
+    /// Records a failed login (a wrong password or a wrong challenge
+    /// answer) under every counter of the attempt.
+    pub fn failure(&self, s: &LockoutSettings, a: &Attempt<'_>, now: Instant) {
         let Ok(mut map) = self.failures.lock() else {
             return;
         };
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < s.window));
-            if map.len() >= MAX_KEYS {
-                map.clear();
+        let keys = [Some(a.user_key()), a.address_key(), Some(Key::Peer(a.peer_uid))];
+        for key in keys.into_iter().flatten() {
+            if !map.contains_key(&key) && map.len() >= self.max_keys {
+                self.evict(&mut map, s, now);
             }
-        }
-        for key in [user_key(authenticator, username), Key::Peer(peer_uid)] {
+            let cap = match key {
+                Key::User(_) => s.max_failures as usize,
+                Key::Address { .. } => s.max_failures_per_address as usize,
+                Key::Peer(_) => s.max_failures_per_peer as usize + PEER_EXTRA,
+            };
             let q = map.entry(key).or_default();
+            expire(q, now, s.window);
             q.push_back(now);
-            // never keep more than the largest limit needs
-            let cap = s.max_failures.max(s.max_failures_per_peer) as usize;
             while q.len() > cap {
                 q.pop_front();
             }
         }
     }
 
-    /// A successful login clears the username's failures (the peer's stay:
-    /// one good account must not reset a peer that is guessing others).
-    pub fn success(&self, authenticator: Option<&str>, username: &str) {
+    /// Makes room: expired entries first, then the oldest eighth (by last
+    /// failure). Never every counter at once.
+    fn evict(&self, map: &mut HashMap<Key, VecDeque<Instant>>, s: &LockoutSettings, now: Instant) {
+        map.retain(|_, q| {
+            q.back()
+                .is_some_and(|t| now.saturating_duration_since(*t) < s.window)
+        });
+        if map.len() < self.max_keys {
+            return;
+        }
+        let mut by_age: Vec<(Instant, Key)> = map
+            .iter()
+            .filter_map(|(k, q)| q.back().map(|t| (*t, *k)))
+            .collect();
+        let n = (self.max_keys / 8).max(1).min(by_age.len());
+        if n < by_age.len() {
+            by_age.select_nth_unstable_by_key(n, |(t, _)| *t);
+        }
+        for (_, key) in by_age.iter().take(n) {
+            map.remove(key);
+        }
+        tracing::warn!(evicted = n, "lockout: too many counters; the oldest were dropped");
+    }
+
+    /// A successful login clears the username's failures (the peer's and
+    /// the address's stay: one good account must not reset a client that
+    /// is guessing others).
+    pub fn success(&self, username: &str) {
         if let Ok(mut map) = self.failures.lock() {
-            map.remove(&user_key(authenticator, username));
+            map.remove(&user_key(username));
         }
     }
 }
@@ -131,7 +250,25 @@ mod tests {
         LockoutSettings {
             max_failures: 3,
             max_failures_per_peer: 5,
+            max_failures_per_address: 4,
+            max_delay: Duration::from_secs(2),
             window: Duration::from_secs(60),
+        }
+    }
+
+    fn at(username: &str, peer_uid: u32) -> Attempt<'_> {
+        Attempt {
+            username,
+            peer_uid,
+            remote_addr: None,
+        }
+    }
+
+    fn from<'a>(username: &'a str, addr: &'a str) -> Attempt<'a> {
+        Attempt {
+            username,
+            peer_uid: 1,
+            remote_addr: Some(addr),
         }
     }
 
@@ -141,31 +278,91 @@ mod tests {
         let s = settings();
         let t0 = Instant::now();
         for i in 0..3 {
-            assert!(l.check(&s, None, "Ann", 1, t0).is_ok(), "attempt {i}");
-            l.failure(&s, None, "ann", 1, t0);
+            assert!(l.check(&s, &at("Ann", 1), t0).is_ok(), "attempt {i}");
+            l.failure(&s, &at("ann", 1), t0);
         }
         let locked = l
-            .check(&s, None, "ANN", 1, t0 + Duration::from_secs(10))
+            .check(&s, &at("ＡＮＮ", 1), t0 + Duration::from_secs(10))
             .unwrap_err();
         assert_eq!(locked, Locked::User(Duration::from_secs(50)));
         assert_eq!(locked.retry_after(), 50);
         assert!(
-            l.check(&s, None, "bob", 2, t0).is_ok(),
+            l.check(&s, &at("bob", 2), t0).is_ok(),
             "other users and peers unaffected"
         );
-        assert!(l.check(&s, None, "ann", 1, t0 + Duration::from_secs(61)).is_ok());
+        assert!(l.check(&s, &at("ann", 1), t0 + Duration::from_secs(61)).is_ok());
     }
 
     #[test]
-    fn success_resets_the_user_not_the_peer() {
+    fn a_guessing_peer_is_slowed_never_locked() {
         let l = Lockout::default();
         let s = settings();
         let t = Instant::now();
-        for u in ["a", "b", "c", "d", "e"] {
-            l.failure(&s, None, u, 7, t);
+        for (i, u) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            assert_eq!(l.check(&s, &at("zed", 7), t), Ok(Duration::ZERO), "failure {i}");
+            l.failure(&s, &at(u, 7), t);
         }
-        l.success(None, "a");
-        assert!(matches!(l.check(&s, None, "zed", 7, t), Err(Locked::Peer(_))));
-        assert!(l.check(&s, None, "zed", 8, t).is_ok());
+        assert_eq!(l.check(&s, &at("zed", 7), t), Ok(Duration::from_millis(100)));
+        l.failure(&s, &at("f", 7), t);
+        assert_eq!(l.check(&s, &at("zed", 7), t), Ok(Duration::from_millis(200)));
+        for u in ["g", "h", "i", "j", "k", "l"] {
+            l.failure(&s, &at(u, 7), t);
+        }
+        assert_eq!(
+            l.check(&s, &at("zed", 7), t),
+            Ok(Duration::from_secs(2)),
+            "capped at max_delay"
+        );
+        assert_eq!(l.check(&s, &at("zed", 8), t), Ok(Duration::ZERO), "other peers");
+        l.success("a");
+        assert_eq!(
+            l.check(&s, &at("zed", 7), t),
+            Ok(Duration::from_secs(2)),
+            "a success does not reset the peer"
+        );
+    }
+
+    #[test]
+    fn addresses_lock_alone() {
+        let l = Lockout::default();
+        let s = settings();
+        let t = Instant::now();
+        for u in ["a", "b", "c", "d"] {
+            l.failure(&s, &from(u, "192.0.2.1"), t);
+        }
+        assert!(matches!(
+            l.check(&s, &from("alice", "192.0.2.1"), t),
+            Err(Locked::Address(_))
+        ));
+        assert!(l.check(&s, &from("alice", "192.0.2.2"), t).is_ok());
+        assert!(
+            l.check(&s, &at("alice", 1), t).is_ok(),
+            "no address: not this counter"
+        );
+    }
+
+    #[test]
+    fn the_key_limit_evicts_the_oldest_never_all() {
+        let l = Lockout::with_max_keys(16);
+        let s = LockoutSettings {
+            max_failures: 1,
+            max_failures_per_peer: 10_000,
+            ..settings()
+        };
+        let t0 = Instant::now();
+        for i in 0..14 {
+            l.failure(&s, &at(&format!("junk{i}"), 1), t0 + Duration::from_millis(i));
+        }
+        for i in 0..40 {
+            let t = t0 + Duration::from_secs(2) + Duration::from_millis(i);
+            l.failure(&s, &at(&format!("more{i}"), 1), t);
+            assert!(l.failures.lock().map(|m| m.len()).unwrap_or(0) <= 16, "bounded");
+        }
+        let t = t0 + Duration::from_secs(3);
+        assert!(
+            l.check(&s, &at("more39", 1), t).is_err(),
+            "recent counters survive eviction"
+        );
+        assert!(l.check(&s, &at("junk0", 1), t).is_ok(), "the oldest went");
     }
 }

@@ -4,7 +4,8 @@
 /// structure: serde reports values as `string "…"`, ``integer `…` ``,
 /// ``floating point `…` ``, ``boolean `…` `` or ``character `…` ``, and a
 /// value in a settings table may be a password. Quoted and back-quoted
-/// values after `invalid type:` / `invalid value:` and every double-quoted
+/// values after `invalid type:` / `invalid value:` / `unknown variant`
+/// (up to `, expected`) and every double-quoted
 /// string become `…`; key names (``unknown field `x`, expected one of …``)
 /// stay, since they are what the reader needs.
 ///
@@ -25,7 +26,10 @@ pub fn redact_input_values(message: &str) -> String {
     let mut rest = message;
     while let Some(c) = rest.chars().next() {
         if quote.is_none() {
-            if rest.starts_with("invalid type: ") || rest.starts_with("invalid value: ") {
+            if rest.starts_with("invalid type: ")
+                || rest.starts_with("invalid value: ")
+                || rest.starts_with("unknown variant ")
+            {
                 in_value_clause = true;
             } else if rest.starts_with(", expected") {
                 in_value_clause = false;
@@ -95,6 +99,10 @@ mod tests {
         );
         assert_eq!(r("invalid type: boolean `true`"), "invalid type: boolean `…`");
         assert_eq!(r("missing field `audience`"), "missing field `audience`");
+        assert_eq!(
+            r("unknown variant `hunter2`, expected `a` or `b` at line 1 column 9"),
+            "unknown variant `…`, expected `a` or `b` at line 1 column 9"
+        );
         assert_eq!(r("bad uri \"ldap://secret@host\""), "bad uri \"…\"");
     }
 }

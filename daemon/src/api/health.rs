@@ -6,6 +6,9 @@ use gatehouse_sdk::proto::{AuthenticatorInfo, AuthenticatorList, Health};
 
 use super::{ApiError, Body, Call, json};
 
+/// What a peer that is not an admin reads in `last_reload_error`.
+pub(super) const RELOAD_FAILED: &str = "the last reload failed; admin peers can read why";
+
 pub(super) fn health(call: &Call) -> Result<Response<Body>, ApiError> {
     let rt = &call.runtime;
     Ok(json(
@@ -15,7 +18,15 @@ pub(super) fn health(call: &Call) -> Result<Response<Body>, ApiError> {
             version: env!("CARGO_PKG_VERSION").into(),
             generation: rt.generation,
             reloaded_at: crate::state::rfc3339(rt.loaded_at),
-            last_reload_error: call.daemon.last_reload_error(),
+            // Configuration errors name files, lines and keys: admins
+            // read them; other peers learn only that a reload failed.
+            last_reload_error: call.daemon.last_reload_error().map(|e| {
+                if call.rights.admin {
+                    e
+                } else {
+                    RELOAD_FAILED.to_owned()
+                }
+            }),
             authenticators: rt.authenticators.len(),
             verifiers: rt.verifiers.len(),
         },

@@ -18,6 +18,7 @@ use serde_json::json;
 use super::{ApiError, Body, Call, JsonBody};
 use crate::audit::Event;
 use crate::identity;
+use crate::lockout::Attempt;
 use crate::maps;
 use crate::runtime::AuthenticatorEntry;
 use crate::store::{PendingKind, PendingLogin, Taken};
@@ -57,6 +58,9 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
     if req.username.len() > 1024 {
         return Err(ApiError::bad_request("username is longer than 1024 bytes"));
     }
+    if req.remote_addr.as_ref().is_some_and(|a| a.len() > 256) {
+        return Err(ApiError::bad_request("remote_addr is longer than 256 bytes"));
+    }
     let rt = &call.runtime;
     let candidates: Vec<&AuthenticatorEntry> = match &req.authenticator {
         Some(name) => {
@@ -93,29 +97,23 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
         ));
     }
 
-    // Lockout before any backend is asked.
+    // Lockout before any backend is asked: one counter per username
+    // however the authenticator is named, one per end-user address, and
+    // a delay (never a refusal) for a peer that fails too often.
     let lockout = &rt.config.lockout;
     let scope = req.authenticator.as_deref();
-    if let Err(locked) =
-        call.daemon
-            .lockout
-            .check(lockout, scope, &req.username, call.peer.uid, Instant::now())
-    {
-        call.daemon.metrics.login(scope.unwrap_or("*"), "locked");
-        audit(
-            call,
-            scope,
-            &req.username,
-            "locked",
-            Some("too_many_attempts".into()),
-            vec![],
-        );
-        let mut e = ApiError::new(
-            ErrorCode::TooManyAttempts,
-            "too many failed logins; try again later",
-        );
-        e.retry_after = Some(locked.retry_after());
-        return Err(e);
+    let attempt = Attempt {
+        username: &req.username,
+        peer_uid: call.peer.uid,
+        remote_addr: req.remote_addr.as_deref(),
+    };
+    match call.daemon.lockout.check(lockout, &attempt, Instant::now()) {
+        Err(locked) => return Err(locked_out(call, scope, &req.username, locked)),
+        Ok(delay) if !delay.is_zero() => {
+            call.daemon.metrics.login(scope.unwrap_or("*"), "delayed");
+            tokio::time::sleep(delay).await;
+        }
+        Ok(_) => {}
     }
 
     let mut tried = Vec::new();
@@ -134,8 +132,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
                     identity,
                     req.explain,
                     tried,
-                    scope,
-                    &req.username,
+                    Some(&req.username),
                     None,
                 )
                 .await;
@@ -199,9 +196,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
                 .with_details(details),
         )
     } else {
-        call.daemon
-            .lockout
-            .failure(lockout, scope, &req.username, call.peer.uid, Instant::now());
+        call.daemon.lockout.failure(lockout, &attempt, Instant::now());
         audit(
             call,
             scope,
@@ -214,19 +209,57 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
     }
 }
 
+/// The 429 of a locked-out login, audited (the audit folds repeats).
+fn locked_out(call: &Call, scope: Option<&str>, username: &str, locked: crate::lockout::Locked) -> ApiError {
+    call.daemon.metrics.login(scope.unwrap_or("*"), "locked");
+    audit(
+        call,
+        scope,
+        username,
+        "locked",
+        Some(locked.reason().into()),
+        vec![],
+    );
+    let mut e = ApiError::new(
+        ErrorCode::TooManyAttempts,
+        "too many failed logins; try again later",
+    );
+    e.retry_after = Some(locked.retry_after());
+    e
+}
+
 /// Maps, user, memberships, audit: the part after a backend said yes.
-#[allow(clippy::too_many_arguments)]
+/// `counted` is the username the login's failures were counted under
+/// (password and challenge logins), whose counter a success clears.
 async fn finish_login(
     call: &Call,
     entry: &AuthenticatorEntry,
     identity: Identity,
     explain: bool,
     tried: Vec<serde_json::Value>,
-    scope: Option<&str>,
-    username: &str,
+    counted: Option<&str>,
     return_to: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let name = entry.spec.name.as_str();
+    let username = identity.username.clone();
+    let username = counted.unwrap_or(&username);
+    // The name a plugin reports is mapped the way local names are, and
+    // refused under the same rules (no invisible twin of another user).
+    if let Err(e) = crate::authn::username::check(&identity::normalize(&identity)) {
+        call.daemon.metrics.login(name, "denied");
+        audit(
+            call,
+            Some(name),
+            username,
+            "denied",
+            Some("invalid_username".into()),
+            vec![],
+        );
+        return Err(ApiError::new(
+            ErrorCode::LoginDenied,
+            format!("authenticator {name:?} reported a username gatehouse does not accept: {e}"),
+        ));
+    }
     let eval = maps::evaluate(&entry.spec.maps, &identity);
     let acted: Vec<String> = eval
         .trace
@@ -264,12 +297,14 @@ async fn finish_login(
     )
     .await?;
     let (organizations, teams, roles) = identity::memberships(&grants);
-    call.daemon.lockout.success(scope, username);
+    if let Some(counted) = counted {
+        call.daemon.lockout.success(counted);
+    }
     call.daemon.metrics.login(name, "ok");
     audit(call, Some(name), username, "success", None, acted);
     tracing::info!(
         authenticator = name,
-        username = %user.username,
+        username = %crate::authn::username::for_log(&user.username),
         peer_uid = call.peer.uid,
         peer_pid = call.peer.pid,
         "login accepted"
@@ -392,6 +427,20 @@ pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Respon
     let username = pending.username.as_deref().unwrap_or("");
     let entry = enabled_authenticator(call, name)?;
     let lockout = &call.runtime.config.lockout;
+    // A challenge answer counts under the same username as the password
+    // step, and a locked username cannot keep answering.
+    let attempt = Attempt {
+        username,
+        peer_uid: call.peer.uid,
+        remote_addr: None,
+    };
+    if pending.username.is_some() {
+        match call.daemon.lockout.check(lockout, &attempt, Instant::now()) {
+            Err(locked) => return Err(locked_out(call, Some(name), username, locked)),
+            Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Ok(_) => {}
+        }
+    }
     let step = crate::guard::plugin_call(
         "authenticator",
         LOGIN_TIMEOUT,
@@ -409,8 +458,7 @@ pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Respon
                 identity,
                 false,
                 tried,
-                Some(name),
-                username,
+                pending.username.as_deref(),
                 pending.return_to,
             )
             .await
@@ -424,9 +472,7 @@ pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Respon
         Err(PluginError::InvalidCredentials) => {
             call.daemon.metrics.login(name, "invalid_credentials");
             if pending.username.is_some() {
-                call.daemon
-                    .lockout
-                    .failure(lockout, Some(name), username, call.peer.uid, Instant::now());
+                call.daemon.lockout.failure(lockout, &attempt, Instant::now());
             }
             audit(
                 call,
@@ -587,15 +633,13 @@ pub(super) async fn finish(call: &Call, body: JsonBody) -> Result<Response<Body>
     .await
     {
         Ok(LoginStep::Authenticated(identity)) => {
-            let username = identity.username.clone();
             finish_login(
                 call,
                 entry,
                 identity,
                 req.explain,
                 tried("accepted"),
-                Some(name),
-                &username,
+                None,
                 return_to,
             )
             .await

@@ -274,27 +274,11 @@ impl JsonBody {
     }
 }
 
-/// serde_json messages can quote input values ("invalid type: string
-/// \"hunter2\""); keep the structure, drop the quoted value.
+/// serde_json messages can quote input values (`invalid type: string
+/// "hunter2"`, ``invalid type: integer `31415926535` ``): keep the
+/// structure, drop every value.
 fn redact_serde(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let mut out = String::with_capacity(text.len());
-    let mut in_quote = false;
-    for c in text.chars() {
-        match c {
-            '"' if !in_quote => {
-                in_quote = true;
-                out.push_str("\"…");
-            }
-            '"' => {
-                in_quote = false;
-                out.push('"');
-            }
-            _ if in_quote => {}
-            _ => out.push(c),
-        }
-    }
-    out
+    gatehouse_sdk::redact_input_values(&e.to_string())
 }
 
 /// Bodies up to this size are read and discarded after a 413, so the
@@ -437,5 +421,10 @@ mod tests {
         let e = serde_json::from_str::<u32>("\"hunter2\"").unwrap_err();
         let m = redact_serde(&e);
         assert!(!m.contains("hunter2"), "{m}");
+        for body in [r#"31415926535"#, "3.14159", "true"] {
+            let e = serde_json::from_str::<String>(body).unwrap_err();
+            let m = redact_serde(&e);
+            assert!(m.contains("invalid type") && !m.contains(body), "{m}");
+        }
     }
 }

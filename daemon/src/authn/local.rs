@@ -143,24 +143,21 @@ impl PasswordPolicy {
     }
 }
 
-/// Normalises a local username: trimmed and lowercased.
+/// Normalises a local username the PRECIS way (`UsernameCaseMapped`:
+/// trimmed, width-mapped, lowercased, NFC), without refusing anything; see
+/// [`check_username`].
 pub fn normalize_username(name: &str) -> String {
-    name.trim().to_lowercase()
+    super::username::map_case_mapped(name)
 }
 
-/// Checks a username for user creation.
+/// Checks a (normalised) username for user creation.
 pub fn check_username(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("username must not be empty".into());
-    }
+    super::username::check(name).map_err(|e| e.to_string())?;
     if name.chars().count() > 150 {
         return Err("username must have at most 150 characters".into());
     }
-    if name
-        .chars()
-        .any(|c| c.is_control() || c.is_whitespace() || c == '/')
-    {
-        return Err("username must not contain whitespace, control characters or '/'".into());
+    if name.contains([' ', '/']) {
+        return Err("username must not contain spaces or '/'".into());
     }
     Ok(())
 }
@@ -196,12 +193,26 @@ impl Authenticator for Local {
         if request.password.is_empty() || request.password.len() > 4096 * 4 {
             return Err(PluginError::InvalidCredentials);
         }
-        let username = normalize_username(&request.username);
-        let user = self
+        // A name the rules refuse cannot be an account (none is created
+        // with one); refusing it costs no hash, but tells nothing about
+        // which accounts exist either.
+        let username =
+            super::username::case_mapped(&request.username).map_err(|_| PluginError::InvalidCredentials)?;
+        let mut user = self
             .store
             .user_by_username(&username)
             .await
             .map_err(|e| PluginError::Unavailable(e.to_string()))?;
+        // Accounts created before the PRECIS rules were stored merely
+        // trimmed and lowercased; reach them by that form too.
+        let legacy = request.username.trim().to_lowercase();
+        if user.is_none() && legacy != username {
+            user = self
+                .store
+                .user_by_username(&legacy)
+                .await
+                .map_err(|e| PluginError::Unavailable(e.to_string()))?;
+        }
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         // Unknown users and users without a password go through a dummy
         // verification of the same cost, so timing does not tell them apart.

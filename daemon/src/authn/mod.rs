@@ -2,3 +2,4 @@
 //! [`registry`](crate::registry) lists them beside linked and library types.
 
 pub mod local;
+pub mod username;

@@ -179,8 +179,14 @@ pub enum StoreUrl {
 pub struct LockoutSettings {
     /// Failures per (authenticator, username) within `window` before lockout.
     pub max_failures: u32,
-    /// Failures per peer uid within `window` before lockout.
+    /// Failures per peer uid within `window` before its logins are
+    /// delayed (never refused).
     pub max_failures_per_peer: u32,
+    /// Failures per (peer uid, `remote_addr`) within `window` before
+    /// logins from that address are refused.
+    pub max_failures_per_address: u32,
+    /// The longest delay a peer over `max_failures_per_peer` waits.
+    pub max_delay: Duration,
     /// The counting window (also the lockout duration).
     pub window: Duration,
 }
@@ -383,7 +389,9 @@ fn parse(src: &SourceFile) -> Result<RawFile, ConfigErrors> {
             file: src.path.display().to_string(),
             line: span.as_ref().map(|s| src.line_of(s.start)),
             key: span.as_ref().and_then(|s| src.key_at(s)),
-            message: e.message().trim().to_owned(),
+            // The message may quote the value (`invalid type: integer
+            // `8675309123``): values go, key names stay.
+            message: gatehouse_sdk::redact_input_values(e.message().trim()),
         })
     })
 }
@@ -439,6 +447,8 @@ fn resolve(
     let mut lockout = LockoutSettings {
         max_failures: 5,
         max_failures_per_peer: 50,
+        max_failures_per_address: 20,
+        max_delay: Duration::from_secs(5),
         window: Duration::from_secs(15 * 60),
     };
     let mut http = HttpConfig::default();
@@ -705,7 +715,11 @@ fn resolve_store(r: &mut Resolver<'_>, url: &Spanned<String>) -> Option<StoreSet
         r.err(
             &url.span(),
             "store.url",
-            format!("unsupported store URL {u:?}: expected sqlite://FILE"),
+            // the URL itself may hold a password: name its scheme only
+            format!(
+                "unsupported store URL scheme {:?}: expected sqlite://FILE",
+                u.split_once("://").map_or("", |(scheme, _)| scheme)
+            ),
         )
     }
 }
@@ -727,6 +741,22 @@ fn resolve_lockout(r: &mut Resolver<'_>, l: &raw::RawLockout, out: &mut LockoutS
         "lockout.max_failures_per_peer",
         &mut out.max_failures_per_peer,
     );
+    count(
+        &l.max_failures_per_address,
+        "lockout.max_failures_per_address",
+        &mut out.max_failures_per_address,
+    );
+    if let Some(d) = &l.max_delay {
+        match parse_duration(d.get_ref()) {
+            Ok(v) if v <= Duration::from_secs(60) => out.max_delay = v,
+            Ok(_) => {
+                r.err::<()>(&d.span(), "lockout.max_delay", "must be at most 60s");
+            }
+            Err(e) => {
+                r.err::<()>(&d.span(), "lockout.max_delay", e);
+            }
+        }
+    }
     if let Some(w) = &l.window {
         match parse_duration(w.get_ref()) {
             Ok(d) if d >= Duration::from_secs(1) => out.window = d,

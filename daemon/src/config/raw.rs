@@ -64,6 +64,8 @@ pub(crate) struct RawLockout {
     pub(crate) max_failures: Option<Spanned<i64>>,
     pub(crate) window: Option<Spanned<String>>,
     pub(crate) max_failures_per_peer: Option<Spanned<i64>>,
+    pub(crate) max_failures_per_address: Option<Spanned<i64>>,
+    pub(crate) max_delay: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -52,6 +52,22 @@ impl SourceFile {
             let inner = inner.or_else(|| l.strip_prefix('[').and_then(|s| s.split(']').next()));
             inner.map(|s| s.trim().to_owned())
         });
+        // The span is a key when `=` follows it; a value's span (`key =
+        // <span>`) names the key before the `=` on its line. Anything else
+        // gives the table only: a value never becomes part of a key.
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let prefix = &before[line_start..];
+        let token = if self
+            .text
+            .get(end..)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            token
+        } else if let Some((key, _)) = prefix.split_once('=') {
+            key.trim()
+        } else {
+            ""
+        };
         let is_key = !token.is_empty()
             && token.len() <= 128
             && token
@@ -111,10 +127,27 @@ mod tests {
             Some("authenticators.bogus")
         );
         assert_eq!(src.line_of(off), 6);
+        // a value's span names its key, never the value
+        let value = src.text.find("1\n").unwrap();
+        assert_eq!(
+            src.key_at(&(value..value + 1)).as_deref(),
+            Some("authenticators.bogus")
+        );
         let table = src.text.find("[[authenticators]]").unwrap();
         assert_eq!(
             src.key_at(&(table..src.text.len())).as_deref(),
             Some("authenticators")
         );
+        let src = SourceFile {
+            path: "x.toml".into(),
+            text: "[daemon]\nsocket_mode = 8675309123\nplugin_dirs = [\n  hunter2,\n]\n".into(),
+        };
+        let off = src.text.find("8675309123").unwrap();
+        assert_eq!(
+            src.key_at(&(off..off + 10)).as_deref(),
+            Some("daemon.socket_mode")
+        );
+        let off = src.text.find("hunter2").unwrap();
+        assert_eq!(src.key_at(&(off..off + 7)).as_deref(), Some("daemon"));
     }
 }

@@ -212,3 +212,39 @@ fn public_url_must_be_an_absolute_url() {
         assert_eq!(e.0[0].line, Some(2));
     }
 }
+
+#[test]
+fn lockout_keys_resolve_and_parse_errors_lose_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[lockout]\nmax_failures_per_address = 7\nmax_delay = \"750ms\"\n",
+    );
+    let c = load(&main).unwrap();
+    assert_eq!(c.lockout.max_failures_per_address, 7);
+    assert_eq!(c.lockout.max_delay, Duration::from_millis(750));
+    assert_eq!(c.lockout.max_failures_per_peer, 50);
+
+    let main = write(
+        dir.path(),
+        "h.toml",
+        "[lockout]\nmax_delay = \"2m\"\nmax_failures_per_address = 0\n",
+    );
+    let e = load(&main).unwrap_err();
+    let keys: Vec<_> = e.0.iter().filter_map(|e| e.key.clone()).collect();
+    assert!(keys.contains(&"lockout.max_delay".to_owned()), "{keys:?}");
+    assert!(
+        keys.contains(&"lockout.max_failures_per_address".to_owned()),
+        "{keys:?}"
+    );
+
+    // a wrongly typed value: named by its key, never shown
+    let main = write(dir.path(), "i.toml", "[lockout]\nwindow = 8675309123\n");
+    let e = load(&main).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("lockout.window") && !text.contains("8675309123"),
+        "{text}"
+    );
+}
