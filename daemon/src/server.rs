@@ -200,6 +200,7 @@ pub async fn serve(
     let budget = conn::descriptor_budget();
     let mut warned_cap = 0;
     let mut backoff = Backoff::default();
+    let lingering = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -254,7 +255,7 @@ pub async fn serve(
                 let slot = match admitted {
                     Ok(slot) => slot,
                     Err(why) => {
-                        refuse(&daemon, why, |b| stream.try_write(b));
+                        refuse(&daemon, &lingering, why, Accepted::Unix(stream));
                         continue;
                     }
                 };
@@ -273,7 +274,7 @@ pub async fn serve(
                 let slot = match connections.admit(None, total_cap, usize::MAX) {
                     Ok(slot) => slot,
                     Err(why) => {
-                        refuse(&daemon, why, |b| stream.try_write(b));
+                        refuse(&daemon, &lingering, why, Accepted::Tcp(stream));
                         continue;
                     }
                 };
@@ -321,12 +322,43 @@ async fn accept_tcp(listener: Option<&TcpListener>) -> io::Result<(TcpStream, st
     }
 }
 
-/// Answers a refused connection without waiting (whatever fits in the
-/// socket buffer) and closes it; nothing is read from it.
-fn refuse(daemon: &Daemon, why: Refusal, try_write: impl FnOnce(&[u8]) -> io::Result<usize>) {
-    let _ = try_write(&why.answer());
+/// How long a refused connection is left alone (nothing is read from it)
+/// before the answer is written and the connection closed: an HTTP client
+/// that gets its answer before it has written its request fails without
+/// showing it, and clients write their request at once.
+const LINGER: Duration = Duration::from_millis(50);
+/// At most this many refused connections wait at once; further ones are
+/// answered and closed at once.
+const LINGER_MAX: usize = 32;
+
+impl Accepted {
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Unix(s) => s.try_write(bytes),
+            Self::Tcp(s) => s.try_write(bytes),
+        }
+    }
+}
+
+/// Answers a refused connection (whatever fits in the socket buffer,
+/// without waiting to write) and closes it; nothing is read from it.
+fn refuse(daemon: &Daemon, lingering: &Arc<std::sync::atomic::AtomicUsize>, why: Refusal, stream: Accepted) {
+    use std::sync::atomic::Ordering;
     daemon.metrics.connection_refused(why.label());
     tracing::debug!(reason = why.label(), "connection refused: {why:?}");
+    let answer = why.answer();
+    if lingering.fetch_add(1, Ordering::Relaxed) >= LINGER_MAX {
+        lingering.fetch_sub(1, Ordering::Relaxed);
+        let _ = stream.try_write(&answer);
+        return;
+    }
+    let lingering = Arc::clone(lingering);
+    tokio::spawn(async move {
+        tokio::time::sleep(LINGER).await;
+        let _ = stream.try_write(&answer);
+        drop(stream);
+        lingering.fetch_sub(1, Ordering::Relaxed);
+    });
 }
 
 /// Runs one request of a connection, keeping its clock: the request is
