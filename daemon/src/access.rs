@@ -13,6 +13,16 @@ pub struct Peer {
     pub pid: Option<i32>,
 }
 
+impl Peer {
+    /// A peer of the `[forward_auth]` TCP listener: no credentials; uid and
+    /// gid are `(uid_t)-1`, which no account has.
+    pub const NETWORK: Self = Self {
+        uid: u32::MAX,
+        gid: u32::MAX,
+        pid: None,
+    };
+}
+
 /// What a peer may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rights {

@@ -35,6 +35,21 @@ pub enum ClientError {
     /// A body was not the expected JSON.
     #[error("unexpected answer: {0}")]
     Decode(#[from] serde_json::Error),
+    /// The socket file, or the process listening on it, belongs to a user
+    /// the daemon is not expected to run as: nothing was sent.
+    #[error(
+        "refusing to talk to {path}: {what} uid {uid}, not root or a daemon user ({trusted}); if gatehoused runs as another user, name it with --daemon-user or GATEHOUSE_DAEMON_USER"
+    )]
+    Untrusted {
+        /// Socket path.
+        path: String,
+        /// "the socket file belongs to" or "the listening process runs as".
+        what: &'static str,
+        /// The uid found.
+        uid: u32,
+        /// The uids accepted, for the message.
+        trusted: String,
+    },
 }
 
 /// An answer.
@@ -89,6 +104,46 @@ impl Client {
                 path: path.display().to_string(),
                 source,
             })?;
+        Self::handshake(stream).await
+    }
+
+    /// Connects to the socket at `path` only if both the socket file and
+    /// the process listening on it (its `SO_PEERCRED`) belong to one of
+    /// `trusted` (root, and the users gatehoused may run as). Anyone who
+    /// can replace the socket file in its directory could otherwise
+    /// collect the passwords and tokens sent to it.
+    pub async fn connect_trusted(path: &Path, trusted: &[u32]) -> Result<Self, ClientError> {
+        use std::os::unix::fs::MetadataExt;
+        let list = || trusted.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        let connect_err = |source| ClientError::Connect {
+            path: path.display().to_string(),
+            source,
+        };
+        let owner = std::fs::metadata(path).map_err(connect_err)?.uid();
+        if !trusted.contains(&owner) {
+            return Err(ClientError::Untrusted {
+                path: path.display().to_string(),
+                what: "the socket file belongs to",
+                uid: owner,
+                trusted: list(),
+            });
+        }
+        let stream = UnixStream::connect(path).await.map_err(connect_err)?;
+        // The file can be swapped between the check and the connect; the
+        // peer's credentials cannot.
+        let peer = stream.peer_cred().map_err(connect_err)?.uid();
+        if !trusted.contains(&peer) {
+            return Err(ClientError::Untrusted {
+                path: path.display().to_string(),
+                what: "the listening process runs as",
+                uid: peer,
+                trusted: list(),
+            });
+        }
+        Self::handshake(stream).await
+    }
+
+    async fn handshake(stream: UnixStream) -> Result<Self, ClientError> {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
@@ -190,4 +245,24 @@ pub fn encode_segment(s: &str) -> String {
         }
     }
     out
+}
+
+/// The effective uid of this process.
+pub fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// The uid of `user`: a number, or a name looked up in `/etc/passwd`.
+/// `None` when there is no such user.
+pub fn lookup_uid(user: &str) -> Option<u32> {
+    if let Ok(n) = user.parse::<u32>() {
+        return Some(n);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        (f.next() == Some(user))
+            .then(|| f.nth(1).and_then(|uid| uid.parse().ok()))
+            .flatten()
+    })
 }

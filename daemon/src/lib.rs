@@ -12,6 +12,7 @@ pub mod audit;
 pub mod authn;
 pub mod client;
 pub mod config;
+pub mod conn;
 pub mod guard;
 pub mod identity;
 pub mod isolation;
@@ -36,8 +37,8 @@ use std::sync::Arc;
 use crate::server::Listener;
 use crate::state::Daemon;
 
-/// Serves `daemon` on `listener` until `shutdown` resolves: answers
-/// requests, reloads when a configuration file changes (and on
+/// Serves `daemon` on `listener` (and on the `[forward_auth]` TCP address,
+/// when configured) until `shutdown` resolves: answers requests, reloads when a configuration file changes (and on
 /// `POST /v1/reload`), then stops accepting and waits for in-flight
 /// requests (at most `[daemon] shutdown_timeout`).
 ///
@@ -49,6 +50,22 @@ pub async fn run(
     listener: Listener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let rt = daemon.runtime();
+    // Bound first: a busy port fails the start before anything is announced.
+    let forward_auth = match &rt.config.forward_auth {
+        Some(f) => {
+            f.warn_if_exposed();
+            let l = tokio::net::TcpListener::bind(f.listen).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("[forward_auth] cannot listen on {}: {e}", f.listen),
+                )
+            })?;
+            tracing::info!("forward auth (/v1/check only) listening on {}", f.listen);
+            Some(l)
+        }
+        None => None,
+    };
     let watcher = match watch::spawn(Arc::clone(&daemon)) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -57,7 +74,6 @@ pub async fn run(
         }
     };
 
-    let rt = daemon.runtime();
     tracing::info!(
         socket = %listener.display,
         generation = rt.generation,
@@ -69,7 +85,7 @@ pub async fn run(
     systemd::ready(&format!("serving generation {}", rt.generation));
     drop(rt);
 
-    server::serve(listener, Arc::clone(&daemon), shutdown).await;
+    server::serve(listener, forward_auth, Arc::clone(&daemon), shutdown).await;
     if let Some(w) = watcher {
         w.abort();
     }

@@ -69,6 +69,7 @@ pub struct Metrics {
     reloads_failed: AtomicU64,
     generation: AtomicU64,
     connections: AtomicU64,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -117,6 +118,13 @@ impl Metrics {
     /// Counts an accepted connection.
     pub fn connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection refused right after `accept`, by reason.
+    pub fn connection_refused(&self, reason: &'static str) {
+        if let Ok(mut m) = self.refused.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
     }
 
     /// The text exposition.
@@ -230,6 +238,18 @@ impl Metrics {
             "gatehouse_connections_total {}",
             self.connections.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP gatehouse_connections_refused_total Connections closed right after accept, by reason.\n",
+        );
+        out.push_str("# TYPE gatehouse_connections_refused_total counter\n");
+        if let Ok(m) = self.refused.lock() {
+            for (reason, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "gatehouse_connections_refused_total{{reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
         out
     }
 }

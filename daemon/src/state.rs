@@ -217,6 +217,9 @@ fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigErrors> {
     if old.daemon.worker_threads != new.daemon.worker_threads {
         errors.push(loc.error("daemon.worker_threads", restart));
     }
+    if old.forward_auth.as_ref().map(|f| f.listen) != new.forward_auth.as_ref().map(|f| f.listen) {
+        errors.push(loc.error("forward_auth.listen", restart));
+    }
     if errors.is_empty() {
         Ok(())
     } else {

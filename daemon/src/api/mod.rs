@@ -56,9 +56,18 @@ impl Call {
 
 /// Serves one request.
 pub async fn serve(daemon: Arc<Daemon>, peer: Peer, req: Request<Incoming>) -> Response<Body> {
+    serve_with(daemon, peer, None, req).await
+}
+
+async fn serve_with(
+    daemon: Arc<Daemon>,
+    peer: Peer,
+    rights: Option<Rights>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
     let runtime = daemon.runtime();
-    let rights = access::rights(&runtime.config.access, peer, daemon.daemon_uid);
+    let rights = rights.unwrap_or_else(|| access::rights(&runtime.config.access, peer, daemon.daemon_uid));
     let max_body = runtime.config.daemon.max_body_bytes;
     let call = Call {
         daemon: Arc::clone(&daemon),
@@ -75,6 +84,25 @@ pub async fn serve(daemon: Arc<Daemon>, peer: Peer, req: Request<Incoming>) -> R
         .metrics
         .request(route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// Serves one request of the `[forward_auth]` TCP listener: `/v1/check`
+/// (and `/v1/check/<original path>`, Envoy's form) and nothing else. The
+/// peer has no credentials: it gets client rights, never admin ones.
+pub async fn serve_forward_auth(daemon: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    if path != "/v1/check" && !path.starts_with("/v1/check/") {
+        let e = ApiError::not_found("this listener ([forward_auth]) serves /v1/check only");
+        daemon
+            .metrics
+            .request("forward_auth_other", 404, std::time::Duration::ZERO);
+        return error_response(&e);
+    }
+    let rights = Rights {
+        client: true,
+        admin: false,
+    };
+    serve_with(daemon, Peer::NETWORK, Some(rights), req).await
 }
 
 /// Dispatches on method and path; returns the route label for metrics.
@@ -306,6 +334,9 @@ async fn json_body(req: Request<Incoming>, max: usize) -> Result<JsonBody, ApiEr
     if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return Err(too_large(true));
     }
+    // Once the body is in, the handler's own work is not request_timeout's business.
+    let clock = req.extensions().get::<crate::conn::RequestClock>().cloned();
+    let read = || clock.iter().for_each(crate::conn::RequestClock::body_read);
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -314,6 +345,7 @@ async fn json_body(req: Request<Incoming>, max: usize) -> Result<JsonBody, ApiEr
         && !ct.starts_with("application/json")
     {
         let drained = drain(req.into_body()).await;
+        read();
         let mut e = ApiError::new(
             gatehouse_sdk::proto::ErrorCode::UnsupportedMediaType,
             format!("expected Content-Type application/json, got {ct:?}"),
@@ -328,11 +360,13 @@ async fn json_body(req: Request<Incoming>, max: usize) -> Result<JsonBody, ApiEr
         if let Some(data) = frame.data_ref() {
             if buf.len() + data.len() > max {
                 let drained = buf.len() + data.len() <= DRAIN_LIMIT && drain(body).await;
+                read();
                 return Err(too_large(!drained));
             }
             buf.extend_from_slice(data);
         }
     }
+    read();
     Ok(JsonBody(buf.freeze()))
 }
 

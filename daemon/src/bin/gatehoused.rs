@@ -69,6 +69,17 @@ fn main() -> ExitCode {
     };
     gatehouse_daemon::logging::init(&config.daemon.log_level);
     gatehouse_daemon::logging::forward_plugin_logs();
+    // Connections are bounded by [daemon] max_connections, not by the
+    // usual soft limit of 1,024 descriptors.
+    match gatehouse_daemon::conn::raise_descriptor_limit() {
+        Ok((before, after)) if before != after => tracing::info!(
+            "descriptor limit raised from {} to {}",
+            before.map_or("unlimited".into(), |n| n.to_string()),
+            after.map_or("unlimited".into(), |n| n.to_string())
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the descriptor limit to its hard limit: {e}"),
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = config.daemon.worker_threads {
         builder.worker_threads(n);

@@ -6,6 +6,7 @@
 //! Every error names a file, a line and a key, and all errors of a file set
 //! are reported together.
 
+mod connections;
 mod duration;
 // `http` would shadow the `http` crate in this module.
 #[path = "http.rs"]
@@ -22,6 +23,7 @@ use gatehouse_sdk::proto::ConfigErrorEntry;
 use toml::Spanned;
 
 pub use crate::api::check::routes::{PathMatch, RequiredTeam, Route};
+pub use connections::{ConnectionLimits, ForwardAuthConfig};
 pub use duration::parse_duration;
 pub use http_table::HttpConfig;
 pub use source::Location;
@@ -92,6 +94,8 @@ pub struct Config {
     pub lockout: LockoutSettings,
     /// `[http]`: every plugin's HTTP client settings.
     pub http: HttpConfig,
+    /// `[forward_auth]`: the TCP listener for `/v1/check`, when configured.
+    pub forward_auth: Option<ForwardAuthConfig>,
     /// `[[authenticators]]`, in login order.
     pub authenticators: Vec<AuthenticatorSpec>,
     /// `[[verifiers]]`.
@@ -128,6 +132,8 @@ pub struct DaemonSettings {
     /// The base of derived callback URLs (`{public_url}/callback/{name}`),
     /// without a trailing slash.
     pub public_url: Option<String>,
+    /// Connection caps and timeouts.
+    pub connections: ConnectionLimits,
 }
 
 /// `[access]`: which peers may call what, by their socket credentials.
@@ -436,6 +442,7 @@ fn resolve(
         log_level: "info".into(),
         worker_threads: None,
         public_url: None,
+        connections: ConnectionLimits::default(),
     };
     let mut access = AccessPolicy {
         admin_uids: vec![0],
@@ -452,6 +459,7 @@ fn resolve(
         window: Duration::from_secs(15 * 60),
     };
     let mut http = HttpConfig::default();
+    let mut forward_auth = None;
     let mut authenticators: Vec<(AuthenticatorSpec, Option<i64>)> = Vec::new();
     let mut verifiers = Vec::new();
     let mut routes: Vec<Route> = Vec::new();
@@ -516,6 +524,11 @@ fn resolve(
             && singleton("http", &h.span(), &mut r)
         {
             http = http_table::resolve(&mut r, h, &dir);
+        }
+        if let Some(f) = &raw.forward_auth
+            && singleton("forward_auth", &f.span(), &mut r)
+        {
+            forward_auth = connections::resolve_forward_auth(&mut r, f);
         }
         if let Some(i) = &raw.issuer {
             r.err::<()>(
@@ -610,6 +623,7 @@ fn resolve(
         store,
         lockout,
         http,
+        forward_auth,
         authenticators,
         verifiers,
         routes,
@@ -680,6 +694,14 @@ fn resolve_daemon(r: &mut Resolver<'_>, d: &raw::RawDaemon, dir: &Path, out: &mu
             }
         }
     }
+    connections::resolve_limits(
+        r,
+        d.max_connections.as_ref(),
+        d.max_connections_per_uid.as_ref(),
+        d.request_timeout.as_ref(),
+        d.idle_timeout.as_ref(),
+        &mut out.connections,
+    );
     if let Some(w) = &d.worker_threads {
         match usize::try_from(*w.get_ref()) {
             Ok(0) => out.worker_threads = None,

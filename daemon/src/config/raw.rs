@@ -14,6 +14,7 @@ pub(crate) struct RawFile {
     pub(crate) lockout: Option<Spanned<RawLockout>>,
     pub(crate) issuer: Option<Spanned<toml::Table>>,
     pub(crate) http: Option<Spanned<super::http_table::RawHttp>>,
+    pub(crate) forward_auth: Option<Spanned<super::connections::RawForwardAuth>>,
     #[serde(default)]
     pub(crate) authenticators: Vec<Spanned<RawAuthenticator>>,
     #[serde(default)]
@@ -38,6 +39,10 @@ pub(crate) struct RawDaemon {
     pub(crate) log_level: Option<String>,
     pub(crate) worker_threads: Option<Spanned<i64>>,
     pub(crate) public_url: Option<Spanned<String>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) max_connections_per_uid: Option<Spanned<i64>>,
+    pub(crate) request_timeout: Option<Spanned<String>>,
+    pub(crate) idle_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

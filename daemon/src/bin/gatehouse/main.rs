@@ -43,6 +43,12 @@ struct Cli {
         default_value = "/run/gatehouse/gatehouse.sock"
     )]
     socket: PathBuf,
+    /// The user gatehoused runs as (a name or a uid). The CLI talks only to
+    /// a socket whose file and listening process belong to root, to you,
+    /// or to this user (default: `gatehouse`, when that user exists), so a
+    /// socket put in its place by someone else never gets a password.
+    #[arg(long, global = true, env = "GATEHOUSE_DAEMON_USER", value_name = "USER")]
+    daemon_user: Option<String>,
     /// Print the daemon's JSON answers instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -205,8 +211,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// The uids a socket may belong to: root, the caller, and the daemon's
+/// user (`--daemon-user`, else `gatehouse` when it exists).
+fn trusted_uids(cli: &Cli) -> Result<Vec<u32>, Failure> {
+    let mut uids = vec![0, gatehouse_daemon::client::current_uid()];
+    match &cli.daemon_user {
+        Some(user) => uids.push(
+            gatehouse_daemon::client::lookup_uid(user)
+                .ok_or_else(|| Failure::Usage(format!("--daemon-user: no user {user:?}")))?,
+        ),
+        None => uids.extend(gatehouse_daemon::client::lookup_uid("gatehouse")),
+    }
+    uids.sort_unstable();
+    uids.dedup();
+    Ok(uids)
+}
+
 async fn run(cli: &Cli) -> Result<(), Failure> {
-    let mut client = Client::connect(&cli.socket)
+    // Every command checks who listens before it sends anything: logins,
+    // `user add`/`passwd` and `verify` send secrets, and the others' answers
+    // are only worth something from the real daemon.
+    let mut client = Client::connect_trusted(&cli.socket, &trusted_uids(cli)?)
         .await
         .map_err(|e| Failure::Usage(e.to_string()))?;
     let transport = |e: gatehouse_daemon::client::ClientError| Failure::Usage(e.to_string());
