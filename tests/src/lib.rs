@@ -32,5 +32,7 @@ pub use peers::{
     LdapPeer, curl, ldap_peer, nginx_start, nginx_stop, oidc_rotate, oidc_start, oidc_start_tls, oidc_stop,
     oidc_token,
 };
-pub use plugins::{build_c_library, build_c_plugin, install_plugin, plugin_library};
+pub use plugins::{
+    build_c_library, build_c_plugin, daemon_with_plugins, install_plugin, plugin_library, throwaway_ca,
+};
 pub use process::{Daemon, LOCAL_AUTH, Setup, bin, bin_dir, is_root, repo_root, run_with_stdin};

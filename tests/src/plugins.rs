@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::process::{bin_dir, repo_root};
+use crate::process::{Daemon, Setup, bin_dir, repo_root};
 
 /// Path of a plugin library of this workspace (`cargo build` puts cdylibs
 /// next to the binaries), e.g. `plugin_library("gatehouse_plugin_testkit")`.
@@ -46,4 +46,46 @@ pub fn install_plugin(dir: &Path, library: &Path) -> PathBuf {
     let dest = dir.join(library.file_name().expect("file name"));
     std::fs::copy(library, &dest).expect("copy plugin");
     dest
+}
+
+/// A daemon whose `plugin_dirs` (`plugins/` in its directory) holds the
+/// given plugin crates' libraries (e.g. `gatehouse_plugin_testkit`),
+/// started on `setup` (whose `daemon_extra` gets the `plugin_dirs` line
+/// unless it has one).
+pub fn daemon_with_plugins(mut setup: Setup, crates: &[&str]) -> Daemon {
+    if !setup.daemon_extra.contains("plugin_dirs") {
+        setup.daemon_extra = format!("plugin_dirs = [\"plugins\"]\n{}", setup.daemon_extra);
+    }
+    let d = Daemon::prepare(&setup);
+    for name in crates {
+        install_plugin(&d.dir().join("plugins"), &plugin_library(name));
+    }
+    let mut cmd = Command::new(crate::bin("gatehoused"));
+    cmd.arg("--config").arg(&d.config);
+    d.spawn_with(cmd)
+}
+
+/// A throwaway self-signed CA certificate (P-256) made by openssl, trusted
+/// by nothing: `dir/<name>.pem` (its key beside it).
+pub fn throwaway_ca(dir: &Path, name: &str) -> PathBuf {
+    let pem = dir.join(format!("{name}.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", &format!("/CN=gatehouse {name}"), "-days", "2", "-keyout"])
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(&pem)
+        .status()
+        .expect("run openssl")
+        .success();
+    assert!(ok, "openssl req failed");
+    pem
 }

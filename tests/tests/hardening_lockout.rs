@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use gatehouse_daemon::client::{Answer, Client};
-use gatehouse_e2e::{Daemon, LOCAL_AUTH, Setup, add_user, install_plugin, login, plugin_library};
+use gatehouse_e2e::{Daemon, LOCAL_AUTH, Setup, add_user, daemon_with_plugins, login};
 use serde_json::json;
 
 async fn login_as(c: &mut Client, body: serde_json::Value) -> Answer {
@@ -14,19 +14,7 @@ async fn login_as(c: &mut Client, body: serde_json::Value) -> Answer {
 }
 
 fn with_testkit(body: &str) -> Daemon {
-    let setup = Setup {
-        daemon_extra: "plugin_dirs = [\"plugins\"]".into(),
-        body: body.to_owned(),
-        ..Setup::default()
-    };
-    let d = Daemon::prepare(&setup);
-    install_plugin(
-        &d.dir().join("plugins"),
-        &plugin_library("gatehouse_plugin_testkit"),
-    );
-    let mut cmd = std::process::Command::new(gatehouse_e2e::bin("gatehoused"));
-    cmd.arg("--config").arg(&d.config);
-    d.spawn_with(cmd)
+    daemon_with_plugins(Setup::with_body(body), &["gatehouse_plugin_testkit"])
 }
 
 /// Item 2: a locked-out client hammering the socket with a 1 KB username

@@ -138,25 +138,7 @@ async fn plain_http_is_refused_without_the_danger_flag_and_allowed_with_it() {
 /// directory that lives as long as the first value.
 fn throwaway_ca() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let pem = dir.path().join("unrelated-ca.pem");
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-subj", "/CN=gatehouse e2e unrelated CA", "-days", "2", "-keyout"])
-        .arg(dir.path().join("unrelated-ca.key"))
-        .arg("-out")
-        .arg(&pem)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "openssl req failed");
+    let pem = gatehouse_e2e::throwaway_ca(dir.path(), "unrelated-ca");
     (dir, pem)
 }
 

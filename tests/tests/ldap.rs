@@ -198,31 +198,7 @@ async fn ca_file_adds_to_the_system_roots() {
     // Adding: ldaps still verifies. Replacing (the old meaning): it would not.
     let p = ldap_peer();
     let dir = tempfile::tempdir().unwrap();
-    let other = dir.path().join("other-ca.pem");
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            "/CN=gatehouse unrelated test CA",
-            "-days",
-            "2",
-            "-keyout",
-        ])
-        .arg(dir.path().join("other-ca.key"))
-        .arg("-out")
-        .arg(&other)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "openssl req failed");
+    let other = gatehouse_e2e::throwaway_ca(dir.path(), "other-ca");
     let body = ldap(&p, &format!("ca_file = \"{}\"", other.display())).replace(&p.uri, &p.ldaps_uri);
     let with_system_ca = |body: &str| {
         Daemon::start(Setup {

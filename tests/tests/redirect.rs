@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use gatehouse_daemon::client::Client;
-use gatehouse_e2e::{Daemon, InProcess, Setup, install_plugin, plugin_library};
+use gatehouse_e2e::{Daemon, InProcess, Setup, daemon_with_plugins};
 use serde_json::json;
 
 const BODY: &str = r#"
@@ -46,18 +46,10 @@ fn body(isolation: &str) -> String {
 /// A daemon loading the testkit library from `plugin_dirs`.
 fn library_daemon(isolation: &str) -> Daemon {
     let setup = Setup {
-        daemon_extra: format!("plugin_dirs = [\"plugins\"]\n{PUBLIC_URL}"),
-        body: body(isolation),
-        ..Setup::default()
+        daemon_extra: PUBLIC_URL.into(),
+        ..Setup::with_body(&body(isolation))
     };
-    let d = Daemon::prepare(&setup);
-    install_plugin(
-        &d.dir().join("plugins"),
-        &plugin_library("gatehouse_plugin_testkit"),
-    );
-    let mut cmd = std::process::Command::new(gatehouse_e2e::bin("gatehoused"));
-    cmd.arg("--config").arg(&d.config);
-    d.spawn_with(cmd)
+    daemon_with_plugins(setup, &["gatehouse_plugin_testkit"])
 }
 
 /// Starts a redirect login; returns (state, nonce the "provider" sees).

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use gatehouse_e2e::{Daemon, Setup, install_plugin, plugin_library};
+use gatehouse_e2e::{Setup, daemon_with_plugins};
 use serde_json::json;
 
 fn setup(settings: &str) -> Setup {
@@ -19,15 +19,10 @@ fn setup(settings: &str) -> Setup {
 
 #[tokio::test]
 async fn password_shaped_values_are_never_echoed() {
-    let good = setup("password = \"a good password\"");
-    let d = Daemon::prepare(&good);
-    install_plugin(
-        &d.dir().join("plugins"),
-        &plugin_library("gatehouse_plugin_testkit"),
+    let d = daemon_with_plugins(
+        setup("password = \"a good password\""),
+        &["gatehouse_plugin_testkit"],
     );
-    let mut cmd = std::process::Command::new(gatehouse_e2e::bin("gatehoused"));
-    cmd.arg("--config").arg(&d.config);
-    let d = d.spawn_with(cmd);
     let mut c = d.client().await;
     let cases = [
         // a secret typed as a number (unquoted in TOML)

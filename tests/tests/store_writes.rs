@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use gatehouse_e2e::{Client, Daemon, Setup, install_plugin, login, plugin_library};
+use gatehouse_e2e::{Client, Daemon, Setup, daemon_with_plugins, login};
 use serde_json::json;
 
 const BODY: &str = r#"
@@ -35,20 +35,12 @@ triggers.groups = { has_or = ["staff"] }
 "#;
 
 fn daemon() -> Daemon {
+    // more workers than cores: logins really run side by side
     let setup = Setup {
-        // more workers than cores: logins really run side by side
-        daemon_extra: "plugin_dirs = [\"plugins\"]\nworker_threads = 8".into(),
-        body: BODY.into(),
-        ..Setup::default()
+        daemon_extra: "worker_threads = 8".into(),
+        ..Setup::with_body(BODY)
     };
-    let d = Daemon::prepare(&setup);
-    install_plugin(
-        &d.dir().join("plugins"),
-        &plugin_library("gatehouse_plugin_testkit"),
-    );
-    let mut cmd = std::process::Command::new(gatehouse_e2e::bin("gatehoused"));
-    cmd.arg("--config").arg(&d.config);
-    d.spawn_with(cmd)
+    daemon_with_plugins(setup, &["gatehouse_plugin_testkit"])
 }
 
 /// 20 logins at once of a user the store has never seen.
