@@ -118,22 +118,6 @@ impl Subject for FactoryRef<'_> {
     fn schema(&self) -> serde_json::Value {
         self.0.config_schema()
     }
-}
-
-/// A factory as a suite subject, with its own flow.
-struct FlowFactory(Box<dyn gatehouse_sdk::AuthenticatorFactory>);
-
-impl Subject for FlowFactory {
-    fn build(
-        &self,
-        settings: serde_json::Value,
-    ) -> Result<std::sync::Arc<dyn gatehouse_sdk::Authenticator>, gatehouse_sdk::PluginError> {
-        self.0
-            .build(gatehouse_sdk::PluginConfig::new("conformance", settings))
-    }
-    fn schema(&self) -> serde_json::Value {
-        self.0.config_schema()
-    }
     fn flow(&self) -> gatehouse_sdk::Flow {
         self.0.flow()
     }
@@ -178,7 +162,7 @@ fn testkit_redirect_linked_in_and_dynamic() {
         .into_iter()
         .find(|f| f.type_name() == "testkit_redirect")
         .unwrap();
-    run(&FlowFactory(factory));
+    run(&FactoryRef(factory.as_ref()));
     let library = host::load(&plugin_library("gatehouse_plugin_testkit")).unwrap();
     run(&Loaded {
         library,
