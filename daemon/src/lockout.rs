@@ -114,7 +114,8 @@ impl Locked {
         let d = match self {
             Self::User(d) | Self::Address(d) => d,
         };
-        d.as_secs().max(1) + u64::from(d.subsec_nanos() > 0)
+        // whole seconds, rounded up: waiting that long always suffices
+        (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
     }
 
     /// A stable name for logs and the audit trail.
@@ -245,6 +246,18 @@ impl Lockout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        let secs = |d: Duration| Locked::User(d).retry_after();
+        assert_eq!(secs(Duration::ZERO), 1);
+        assert_eq!(secs(Duration::from_millis(1)), 1);
+        assert_eq!(secs(Duration::from_millis(999)), 1);
+        assert_eq!(secs(Duration::from_millis(1_001)), 2);
+        assert_eq!(secs(Duration::from_secs(1)), 1);
+        assert_eq!(secs(Duration::from_millis(49_200)), 50);
+        assert_eq!(Locked::Address(Duration::from_millis(300)).retry_after(), 1);
+    }
 
     fn settings() -> LockoutSettings {
         LockoutSettings {

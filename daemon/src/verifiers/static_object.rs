@@ -195,5 +195,93 @@ mod tests {
         assert_eq!(query_param("/g/p/-/raw/main/x?x=1", "token"), None);
         assert_eq!(query_param("/x?token=", "token").as_deref(), Some(""));
         assert_eq!(query_param("/x?token=%zz", "token").as_deref(), Some("%zz"));
+        // `+` is a space, `%2B` a plus; a `%` at the very end stays
+        assert_eq!(
+            query_param("/x?token=a+b%2Bc%", "token").as_deref(),
+            Some("a b+c%")
+        );
+        assert_eq!(query_param("/x?token=%e2%82%ac", "token").as_deref(), Some("€"));
+    }
+
+    fn resources() -> (Resources, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::SqliteStore::open(&dir.path().join("g.db")).expect("store");
+        (
+            Resources {
+                store: Arc::new(store),
+                hashing: Arc::new(tokio::sync::Semaphore::new(1)),
+            },
+            dir,
+        )
+    }
+
+    #[test]
+    fn storage_tokens_shorter_than_16_characters_are_refused() {
+        let (r, _dir) = resources();
+        let build = |v: serde_json::Value| build(PluginConfig::new("s", v), &r).err();
+        assert!(build(serde_json::json!({"storage_token": "a-long-storage-token"})).is_none());
+        assert!(
+            build(serde_json::json!({"storage_token": ["a-long-storage-token", "0123456789abcdef"]}))
+                .is_none()
+        );
+        for short in [
+            serde_json::json!({"storage_token": "short"}),
+            serde_json::json!({"storage_token": ""}),
+            serde_json::json!({"storage_token": []}),
+            // one good token does not excuse a short one
+            serde_json::json!({"storage_token": ["a-long-storage-token", "short"]}),
+            serde_json::json!({"storage_token": "a-long-storage-token\nshort"}),
+        ] {
+            assert!(
+                matches!(build(short.clone()), Some(PluginError::Misconfigured(m)) if m.contains("16 or more")),
+                "{short}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn only_static_object_paths_are_checked() {
+        let (r, _dir) = resources();
+        let token = "a-long-storage-token";
+        let v = build(
+            PluginConfig::new("s", serde_json::json!({"storage_token": token})),
+            &r,
+        )
+        .expect("build");
+        let ctx = Context::new("s");
+        let ask = |uri: &str| {
+            let mut req = VerifyRequest::new("");
+            let mut original = gatehouse_sdk::OriginalRequest::default();
+            original.method = "GET".into();
+            original.uri = uri.into();
+            original.headers.insert(STORAGE_HEADER.into(), token.into());
+            req.request = Some(original);
+            req
+        };
+        for path in [
+            "/group/project/-/raw/main/README.md",
+            "/group/project/-/archive/main/p.zip",
+        ] {
+            // a static-object path: the storage token passes, the user token is missing
+            assert!(
+                matches!(
+                    v.verify(&ctx, &ask(path)).await,
+                    Err(PluginError::InvalidToken { .. })
+                ),
+                "{path}"
+            );
+        }
+        for path in [
+            "/group/project",
+            "/api/v4/users",
+            "/",
+            "",
+            "/group/project/-/blob/main/x?p=/raw/",
+        ] {
+            assert!(
+                matches!(v.verify(&ctx, &ask(path)).await, Err(PluginError::Denied(m)) if m.contains("not a static-object path")),
+                "{path}"
+            );
+        }
     }
 }

@@ -339,6 +339,9 @@ fn refused_settings() {
         (json!({"audience": ""}), "audience"),
         (json!({"jwks_cache_ttl": "1s"}), "60s"),
         (json!({"leeway": "soon"}), "leeway"),
+        (json!({"leeway": "601s"}), "at most 10m"),
+        (json!({"issuers": ["https://"]}), "not an http(s) URL"),
+        (json!({"issuers": ["ftp://a.example"]}), "not an http(s) URL"),
         (json!({"ca_file": "/nonexistent/ca.pem"}), "cannot read"),
         (json!({"ca_file": not_pem.path()}), "no certificate"),
     ] {
@@ -374,4 +377,65 @@ fn no_keys_and_issuer_down_is_unavailable() {
     let t = sign(&a.rsa, Algorithm::RS256, "a-rsa", &claims(A));
     let r = rt.block_on(v.verify(&ctx, &VerifyRequest::new(t.as_str())));
     assert!(matches!(r, Err(PluginError::Unavailable(_))), "{r:?}");
+}
+
+/// A clock the test moves.
+struct Stepped(std::sync::atomic::AtomicU64);
+
+impl Clock for Stepped {
+    fn now(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+#[test]
+fn a_cached_token_expires_with_its_leeway() {
+    let rt = rt();
+    let _g = rt.enter();
+    let (a, _) = keys();
+    let (v, _, dir) = verifier(json!({}));
+    let clock = Arc::new(Stepped(std::sync::atomic::AtomicU64::new(NOW)));
+    let ctx = Context::new("jwt-test")
+        .with_clock(clock.clone())
+        .with_state_dir(dir.path());
+    let at = |t: u64| clock.0.store(t, std::sync::atomic::Ordering::SeqCst);
+    let mut c = claims(A);
+    c["exp"] = json!(NOW + 100);
+    let t = sign(&a.rsa, Algorithm::RS256, "a-rsa", &c);
+    assert!(!check(&v, &ctx, &t, None).unwrap().cached);
+    at(NOW + 50);
+    assert!(check(&v, &ctx, &t, None).unwrap().cached);
+    // past exp, inside the 30 s leeway: still served from the cache
+    at(NOW + 120);
+    assert!(check(&v, &ctx, &t, None).unwrap().cached);
+    // past exp + leeway: refused, cache or not
+    at(NOW + 131);
+    assert_eq!(check(&v, &ctx, &t, None).unwrap_err(), TokenRejection::Expired);
+    at(NOW + 10_000);
+    assert_eq!(check(&v, &ctx, &t, None).unwrap_err(), TokenRejection::Expired);
+}
+
+#[test]
+fn a_fresh_token_is_judged_with_the_leeway() {
+    let rt = rt();
+    let _g = rt.enter();
+    let (a, _) = keys();
+    let (v, ctx, _dir) = verifier(json!({}));
+    let with = |k: &str, at: u64| {
+        let mut c = claims(A);
+        c[k] = json!(at);
+        sign(&a.rsa, Algorithm::RS256, "a-rsa", &c)
+    };
+    // expired 20 s ago, leeway 30 s: accepted; 40 s ago: refused
+    assert!(check(&v, &ctx, &with("exp", NOW - 20), None).is_ok());
+    assert_eq!(
+        check(&v, &ctx, &with("exp", NOW - 40), None).unwrap_err(),
+        TokenRejection::Expired
+    );
+    // valid from 20 s on: accepted; from 40 s on: not yet
+    assert!(check(&v, &ctx, &with("nbf", NOW + 20), None).is_ok());
+    assert_eq!(
+        check(&v, &ctx, &with("nbf", NOW + 40), None).unwrap_err(),
+        TokenRejection::NotYetValid
+    );
 }

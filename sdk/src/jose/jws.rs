@@ -324,6 +324,51 @@ mod tests {
         assert_eq!(reason(&"a".repeat(MAX_TOKEN + 1)), Reason::Malformed);
     }
 
+    /// A well-formed RS256 token of exactly `len` bytes (the signature
+    /// part takes up the slack).
+    fn token_of_len(len: usize) -> String {
+        let h = b64(r#"{"alg":"RS256"}"#);
+        let p = b64(&format!(
+            r#"{{"sub":"x","pad":"{}"}}"#,
+            "a".repeat(len * 3 / 4 - 200)
+        ));
+        let sig = "s".repeat(len - h.len() - p.len() - 2);
+        let t = format!("{h}.{p}.{sig}");
+        assert_eq!(t.len(), len);
+        t
+    }
+
+    #[test]
+    fn the_size_limit_is_exactly_max_token() {
+        assert!(parse(&token_of_len(MAX_TOKEN), &allowed()).is_ok());
+        for len in [MAX_TOKEN + 1, MAX_TOKEN + 2, 4 * MAX_TOKEN] {
+            match parse(&token_of_len(len), &allowed()) {
+                Err((Reason::Malformed, m)) => assert!(m.contains("longer than"), "{m}"),
+                Err(other) => panic!("{len}: {other:?}"),
+                Ok(_) => panic!("{len} bytes accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn crit_must_list_understood_parameters() {
+        let p = b64(r#"{"sub":"x"}"#);
+        let with = |header: &str| {
+            parse(&format!("{}.{p}.c2ln", b64(header)), &allowed())
+                .map(drop)
+                .map_err(|(r, _)| r)
+        };
+        assert!(with(r#"{"alg":"RS256","kid":"k","crit":["kid"]}"#).is_ok());
+        for bad in [
+            r#"{"alg":"RS256","crit":[]}"#,
+            r#"{"alg":"RS256","crit":"kid"}"#,
+            r#"{"alg":"RS256","crit":[1]}"#,
+            r#"{"alg":"RS256","crit":["kid","b64"]}"#,
+        ] {
+            assert_eq!(with(bad), Err(Reason::Malformed), "{bad}");
+        }
+    }
+
     #[test]
     fn parses_a_good_token() {
         let t = format!(
