@@ -378,4 +378,94 @@ mod tests {
         );
         assert!(l.check(&s, &at("junk0", 1), t).is_ok(), "the oldest went");
     }
+
+    /// The number of failures counted for `username` (its user key).
+    fn counted(l: &Lockout, username: &str) -> usize {
+        let key = at(username, 1).user_key();
+        l.failures
+            .lock()
+            .map_or(0, |m| m.get(&key).map_or(0, VecDeque::len))
+    }
+
+    #[test]
+    fn eviction_drops_expired_counters_before_any_live_one() {
+        let l = Lockout::with_max_keys(16);
+        let s = LockoutSettings {
+            max_failures_per_peer: 10_000,
+            ..settings()
+        };
+        let t0 = Instant::now();
+        // 7 counters that will have expired, 8 live ones (+ the peer's key)
+        for i in 0..7 {
+            l.failure(&s, &at(&format!("old{i}"), 1), t0);
+        }
+        let later = t0 + s.window + Duration::from_secs(1);
+        for i in 0..8 {
+            l.failure(&s, &at(&format!("live{i}"), 1), later);
+        }
+        // a failure of a counter that exists evicts nothing
+        l.failure(&s, &at("live0", 1), later);
+        assert_eq!(counted(&l, "old0"), 1, "no room was needed");
+        // a new key at the limit: the expired go, every live one stays
+        l.failure(&s, &at("newcomer", 1), later);
+        for i in 0..7 {
+            assert_eq!(counted(&l, &format!("old{i}")), 0, "expired old{i} dropped");
+        }
+        assert_eq!(counted(&l, "live0"), 2);
+        for i in 1..8 {
+            assert_eq!(counted(&l, &format!("live{i}")), 1, "live{i} kept");
+        }
+        assert_eq!(counted(&l, "newcomer"), 1);
+    }
+
+    #[test]
+    fn eviction_of_live_counters_takes_the_oldest_eighth_only() {
+        let l = Lockout::with_max_keys(16);
+        let s = LockoutSettings {
+            max_failures_per_peer: 10_000,
+            ..settings()
+        };
+        let t0 = Instant::now();
+        for i in 0..15u64 {
+            l.failure(&s, &at(&format!("u{i}"), 1), t0 + Duration::from_millis(i));
+        }
+        l.failure(&s, &at("newcomer", 1), t0 + Duration::from_millis(100));
+        // 16 keys (15 users + the peer) were live: 2 (an eighth) went, the oldest
+        assert_eq!(counted(&l, "u0"), 0);
+        assert_eq!(counted(&l, "u1"), 0);
+        for i in 2..15 {
+            assert_eq!(counted(&l, &format!("u{i}")), 1, "u{i} kept");
+        }
+        assert_eq!(counted(&l, "newcomer"), 1);
+    }
+
+    #[test]
+    fn the_reasons_are_stable_names() {
+        assert_eq!(Locked::User(Duration::ZERO).reason(), "too_many_attempts");
+        assert_eq!(
+            Locked::Address(Duration::ZERO).reason(),
+            "too_many_attempts_from_address"
+        );
+    }
+
+    #[test]
+    fn success_clears_the_user_but_not_the_guessing_address() {
+        let l = Lockout::default();
+        let s = settings();
+        let t0 = Instant::now();
+        for _ in 0..2 {
+            l.failure(&s, &from("ann", "10.0.0.9"), t0);
+        }
+        assert_eq!(counted(&l, "ann"), 2);
+        l.success("ANN");
+        assert_eq!(counted(&l, "ann"), 0, "a good login clears the user's counter");
+        // the address keeps its two failures: two more lock it
+        for _ in 0..2 {
+            l.failure(&s, &from("bob", "10.0.0.9"), t0);
+        }
+        assert!(matches!(
+            l.check(&s, &from("carl", "10.0.0.9"), t0),
+            Err(Locked::Address(_))
+        ));
+    }
 }

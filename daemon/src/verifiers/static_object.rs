@@ -203,6 +203,15 @@ mod tests {
         assert_eq!(query_param("/x?token=%e2%82%ac", "token").as_deref(), Some("€"));
     }
 
+    #[test]
+    fn tokens_are_kept_as_their_sha256() {
+        let hex: String = digest("abc").iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
     fn resources() -> (Resources, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::store::SqliteStore::open(&dir.path().join("g.db")).expect("store");
