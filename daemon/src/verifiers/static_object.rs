@@ -293,4 +293,78 @@ mod tests {
             );
         }
     }
+
+    #[tokio::test]
+    async fn the_user_token_comes_from_the_query_else_the_header() {
+        let (r, _dir) = resources();
+        let user = r
+            .store
+            .create_user(crate::store::NewUser {
+                username: "ann".into(),
+                ..crate::store::NewUser::default()
+            })
+            .await
+            .expect("user");
+        r.store
+            .create_static_token(user.id, "t", digest("ann-user-token"))
+            .await
+            .expect("token");
+        let storage = "a-long-storage-token";
+        let v = build(
+            PluginConfig::new("s", serde_json::json!({"storage_token": storage})),
+            &r,
+        )
+        .expect("build");
+        let ctx = Context::new("s");
+        let ask = |query: &str, header: Option<&str>| {
+            let mut req = VerifyRequest::new("");
+            let mut original = gatehouse_sdk::OriginalRequest::default();
+            original.uri = format!("/g/p/-/raw/main/x{query}");
+            original.headers.insert(STORAGE_HEADER.into(), storage.into());
+            if let Some(h) = header {
+                original.headers.insert(USER_HEADER.into(), h.into());
+            }
+            req.request = Some(original);
+            req
+        };
+        let subject = |r: Result<VerifiedToken, PluginError>| r.map(|t| t.subject);
+        assert_eq!(
+            subject(v.verify(&ctx, &ask("?token=ann-user-token", None)).await)
+                .ok()
+                .as_deref(),
+            Some("ann")
+        );
+        assert_eq!(
+            subject(v.verify(&ctx, &ask("", Some("ann-user-token"))).await)
+                .ok()
+                .as_deref(),
+            Some("ann")
+        );
+        // an empty query token falls back to the header
+        assert_eq!(
+            subject(v.verify(&ctx, &ask("?token=", Some("ann-user-token"))).await)
+                .ok()
+                .as_deref(),
+            Some("ann")
+        );
+        for (query, header) in [("?token=", None), ("", Some("")), ("?token=", Some(""))] {
+            assert!(
+                matches!(
+                    v.verify(&ctx, &ask(query, header)).await,
+                    Err(PluginError::InvalidToken {
+                        reason: TokenRejection::Malformed,
+                        ..
+                    })
+                ),
+                "{query:?} {header:?}"
+            );
+        }
+        assert!(matches!(
+            v.verify(&ctx, &ask("?token=someone-else", None)).await,
+            Err(PluginError::InvalidToken {
+                reason: TokenRejection::BadSignature,
+                ..
+            })
+        ));
+    }
 }
