@@ -395,11 +395,13 @@ mod tests {
             ..settings()
         };
         let t0 = Instant::now();
-        // 7 counters that will have expired, 8 live ones (+ the peer's key)
-        for i in 0..7 {
+        // 7 counters that will have expired (one exactly a window old), 8
+        // live ones (+ the peer's key)
+        let later = t0 + s.window + Duration::from_secs(1);
+        for i in 0..6 {
             l.failure(&s, &at(&format!("old{i}"), 1), t0);
         }
-        let later = t0 + s.window + Duration::from_secs(1);
+        l.failure(&s, &at("old6", 1), later - s.window);
         for i in 0..8 {
             l.failure(&s, &at(&format!("live{i}"), 1), later);
         }
