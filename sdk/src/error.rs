@@ -152,29 +152,12 @@ impl fmt::Display for PluginError {
 impl std::error::Error for PluginError {}
 
 #[cfg(feature = "jose")]
-impl From<crate::jose::Reason> for TokenRejection {
-    fn from(r: crate::jose::Reason) -> Self {
-        use crate::jose::Reason as R;
-        match r {
-            R::Malformed => Self::Malformed,
-            R::UnsupportedAlgorithm => Self::UnsupportedAlgorithm,
-            R::UnknownKey => Self::UnknownKey,
-            R::BadSignature => Self::BadSignature,
-            R::Expired => Self::Expired,
-            R::NotYetValid => Self::NotYetValid,
-            R::WrongIssuer => Self::WrongIssuer,
-            R::WrongAudience => Self::WrongAudience,
-        }
-    }
-}
-
-#[cfg(feature = "jose")]
 impl From<crate::jose::SignatureError> for PluginError {
     /// No keys: the backend is unavailable; a refusal: an invalid token.
     fn from(e: crate::jose::SignatureError) -> Self {
         match e {
             crate::jose::SignatureError::Unavailable(m) => PluginError::Unavailable(m),
-            crate::jose::SignatureError::Rejected(r, m) => PluginError::invalid_token(r.into(), m),
+            crate::jose::SignatureError::Rejected(r, m) => PluginError::invalid_token(r, m),
         }
     }
 }

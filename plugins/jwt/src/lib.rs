@@ -299,7 +299,7 @@ fn refuse<T>(reason: TokenRejection, detail: impl Into<String>) -> Result<T, Plu
 }
 
 fn from_refusal<T>((reason, detail): Refusal) -> Result<T, PluginError> {
-    refuse(reason.into(), detail)
+    refuse(reason, detail)
 }
 
 use jws::strings;

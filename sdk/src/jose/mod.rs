@@ -34,44 +34,10 @@ pub use issuer::{
 };
 pub use keys::{Key, KeySet, keys_of};
 
-/// Why a token was refused; the SDK maps each to its `TokenRejection`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Reason {
-    /// Not a well-formed compact JWS or JWT.
-    Malformed,
-    /// `alg` is not allowed (`none` and HMAC never are).
-    UnsupportedAlgorithm,
-    /// No key of the issuer matches the `kid` and algorithm.
-    UnknownKey,
-    /// The signature does not verify.
-    BadSignature,
-    /// `exp` has passed.
-    Expired,
-    /// `nbf` has not come yet.
-    NotYetValid,
-    /// `iss` is not the expected issuer (or another issuer's key signed).
-    WrongIssuer,
-    /// `aud` does not name the expected audience.
-    WrongAudience,
-}
-
-impl Reason {
-    /// A stable snake_case code (the same words as the socket API's
-    /// `details.reason`).
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Malformed => "malformed",
-            Self::UnsupportedAlgorithm => "unsupported_algorithm",
-            Self::UnknownKey => "unknown_key",
-            Self::BadSignature => "bad_signature",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::WrongIssuer => "wrong_issuer",
-            Self::WrongAudience => "wrong_audience",
-        }
-    }
-}
+/// Why a token was refused: the SDK's [`TokenRejection`](crate::TokenRejection)
+/// (JOSE checks answer the JWS reasons; `MissingScope` and `Revoked` are
+/// for the verifiers' own rules).
+pub use crate::TokenRejection as Reason;
 
 /// Why an issuer's keys could not be fetched. [`Error::code`] is stable.
 #[derive(Clone, Debug, PartialEq, Eq)]
