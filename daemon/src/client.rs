@@ -247,6 +247,25 @@ pub fn encode_segment(s: &str) -> String {
     out
 }
 
+/// Undoes [`encode_segment`] (any `%XX` escape): `None` for a broken
+/// escape or bytes that are not UTF-8. `+` stays a plus (as in paths).
+pub fn decode_segment(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The effective uid of this process.
 pub fn current_uid() -> u32 {
     rustix::process::geteuid().as_raw()

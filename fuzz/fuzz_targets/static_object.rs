@@ -3,20 +3,9 @@
 //! panics on any URI.
 #![no_main]
 
+use gatehouse_daemon::client::encode_segment as encode;
 use gatehouse_daemon::verifiers::static_object::query_param;
 use libfuzzer_sys::fuzz_target;
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };

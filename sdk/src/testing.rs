@@ -130,11 +130,7 @@ impl<'a> AuthenticatorSuite<'a> {
         for bad in &self.bad_settings {
             check(
                 "bad settings are refused",
-                match self.subject.build(bad.clone()) {
-                    Err(PluginError::Misconfigured(m)) => self.no_secret_in(&m),
-                    Err(other) => Err(format!("{bad}: expected Misconfigured, got {other:?}")),
-                    Ok(_) => Err(format!("{bad}: accepted")),
-                },
+                refuses_settings(self.subject.build(bad.clone()), bad, &self.secrets),
             );
         }
         let auth = match self.subject.build(self.settings.clone()) {
@@ -251,6 +247,20 @@ impl<'a> AuthenticatorSuite<'a> {
 
     fn no_secret_in(&self, text: &str) -> Result<(), String> {
         no_secret_in(&self.secrets, text)
+    }
+}
+
+/// Checks that building with `bad` settings is refused with
+/// `Misconfigured`, in a message that shows none of `secrets`.
+fn refuses_settings<T>(
+    built: Result<T, PluginError>,
+    bad: &serde_json::Value,
+    secrets: &[String],
+) -> Result<(), String> {
+    match built {
+        Err(PluginError::Misconfigured(m)) => no_secret_in(secrets, &m),
+        Err(other) => Err(format!("{bad}: expected Misconfigured, got {other:?}")),
+        Ok(_) => Err(format!("{bad}: accepted")),
     }
 }
 
@@ -376,11 +386,7 @@ impl<'a> RedirectSuite<'a> {
         for bad in &self.bad_settings {
             f.check(
                 "bad settings are refused",
-                match self.subject.build(bad.clone()) {
-                    Err(PluginError::Misconfigured(m)) => no_secret_in(&self.secrets, &m),
-                    Err(other) => Err(format!("{bad}: expected Misconfigured, got {other:?}")),
-                    Ok(_) => Err(format!("{bad}: accepted")),
-                },
+                refuses_settings(self.subject.build(bad.clone()), bad, &self.secrets),
             );
         }
         let auth = self
@@ -600,11 +606,7 @@ impl<'a> VerifierSuite<'a> {
         for bad in &self.bad_settings {
             f.check(
                 "bad settings are refused",
-                match self.subject.build(bad.clone()) {
-                    Err(PluginError::Misconfigured(m)) => no_secret_in(&self.secrets, &m),
-                    Err(other) => Err(format!("{bad}: expected Misconfigured, got {other:?}")),
-                    Ok(_) => Err(format!("{bad}: accepted")),
-                },
+                refuses_settings(self.subject.build(bad.clone()), bad, &self.secrets),
             );
         }
         let verifier = self

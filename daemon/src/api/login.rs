@@ -393,10 +393,7 @@ const REDIRECT_TTL: Duration = Duration::from_secs(600);
 
 /// A fresh random id: 192 bits, URL-safe.
 fn random_id() -> Result<String, ApiError> {
-    use base64::Engine as _;
-    let mut raw = [0u8; 24];
-    aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::internal("no randomness"))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+    super::random_url_token::<24>()
 }
 
 fn unix_now() -> i64 {

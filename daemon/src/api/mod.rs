@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 pub use error::ApiError;
 
 use crate::access::{self, Peer, Rights};
+use crate::client::decode_segment;
 use crate::runtime::Runtime;
 use crate::state::{Daemon, Trigger};
 
@@ -166,7 +167,7 @@ async fn route(
             }
         }),
         ["v1", "authenticators", name, "metadata"] => {
-            let name = percent_decode(name);
+            let name = decode_segment(name);
             on!("/v1/authenticators/{name}/metadata", "GET", {
                 Method::GET => match name {
                     Some(n) => login::metadata(&call, &n).await,
@@ -212,7 +213,7 @@ async fn route(
             }
         }),
         ["v1", "users", name] => {
-            let name = percent_decode(name);
+            let name = decode_segment(name);
             on!("/v1/users/{username}", "DELETE", {
                 Method::DELETE => match name {
                     Some(n) => users::delete(&call, &n).await,
@@ -221,7 +222,7 @@ async fn route(
             })
         }
         ["v1", "users", name, "static-tokens"] => {
-            let name = percent_decode(name);
+            let name = decode_segment(name);
             on!("/v1/users/{username}/static-tokens", "GET, POST", {
                 Method::GET => match name {
                     Some(n) => users::list_static_tokens(&call, &n).await,
@@ -242,7 +243,7 @@ async fn route(
             on!("/v1/static-tokens/{id}", "DELETE", { Method::DELETE => users::revoke_static_token(&call, &id).await })
         }
         ["v1", "users", name, "password"] => {
-            let name = percent_decode(name);
+            let name = decode_segment(name);
             on!("/v1/users/{username}/password", "PUT", {
                 Method::PUT => match (call.require_admin(), name) {
                     (Err(e), _) => Err(e),
@@ -307,6 +308,15 @@ impl JsonBody {
 /// structure, drop every value.
 fn redact_serde(e: &serde_json::Error) -> String {
     gatehouse_sdk::redact_input_values(&e.to_string())
+}
+
+/// `N` random bytes, base64url without padding: login ids, redirect
+/// states, static-object tokens.
+pub(super) fn random_url_token<const N: usize>() -> Result<String, ApiError> {
+    use base64::Engine as _;
+    let mut raw = [0u8; N];
+    aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::internal("no randomness"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
 }
 
 /// Bodies up to this size are read and discarded after a 413, so the
@@ -421,33 +431,15 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     r
 }
 
-/// Decodes `%XX` escapes of a path segment; `None` on bad escapes or UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn percent_decoding() {
-        assert_eq!(percent_decode("j%C3%BCrgen").as_deref(), Some("jürgen"));
-        assert_eq!(percent_decode("a%2"), None);
-        assert_eq!(percent_decode("%ff"), None);
+        assert_eq!(decode_segment("j%C3%BCrgen").as_deref(), Some("jürgen"));
+        assert_eq!(decode_segment("a%2"), None);
+        assert_eq!(decode_segment("%ff"), None);
     }
 
     #[test]

@@ -101,9 +101,7 @@ pub(super) async fn create_static_token(
     let username = normalize_username(username);
     let user = existing_user(call, &username).await?;
     let store = call.runtime.store.as_ref();
-    let mut raw = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::internal("no randomness"))?;
-    let token = format!("ghso_{}", base64_url(&raw));
+    let token = format!("ghso_{}", super::random_url_token::<32>()?);
     let name = req.name.unwrap_or_else(|| "static objects".into());
     let t = store
         .create_static_token(user.id, &name, crate::verifiers::static_object::digest(&token))
@@ -153,9 +151,4 @@ async fn existing_user(call: &Call, username: &str) -> Result<UserRecord, ApiErr
         .user_by_username(username)
         .await?
         .ok_or_else(|| no_user(username))
-}
-
-fn base64_url(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -310,21 +310,8 @@ pub fn callback_url(
             .daemon
             .public_url
             .as_ref()
-            .map(|base| format!("{base}/callback/{}", percent_encode(&spec.name)))),
+            .map(|base| format!("{base}/callback/{}", crate::client::encode_segment(&spec.name)))),
     }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Where a configured type comes from.

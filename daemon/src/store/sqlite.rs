@@ -277,9 +277,10 @@ mod q {
     pub(super) fn linked_user(c: &Connection, a: &str, u: &str) -> Result<Option<UserRecord>, StoreError> {
         one(
             c,
-            "SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.is_superuser, u.password_hash
-             FROM users u JOIN authenticator_users l ON l.user_id = u.id
-             WHERE l.authenticator = ?1 AND l.uid = ?2",
+            &format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE id =
+                 (SELECT user_id FROM authenticator_users WHERE authenticator = ?1 AND uid = ?2)"
+            ),
             params![a, u],
             user_row,
         )

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gatehouse_daemon::client::{Answer, Client, encode_segment};
+use gatehouse_daemon::client::{Answer, Client, decode_segment, encode_segment};
 use gatehouse_sdk::Secret;
 use gatehouse_sdk::proto::{
     AuthenticatorList, ContinueRequest, CreateUser, FinishLoginRequest, Health, LoginRequest, LoginResponse,
@@ -527,29 +527,8 @@ async fn answer_challenges(cli: &Cli, client: &mut Client, mut a: Answer) -> Res
 
 /// Parses `k=v&k2=v2` (percent-encoding, `+` for a space).
 fn parse_query(query: &str) -> Option<std::collections::BTreeMap<String, String>> {
-    fn decode(s: &str) -> Option<String> {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'%' => {
-                    let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                    out.push(u8::from_str_radix(hex, 16).ok()?);
-                    i += 3;
-                }
-                b'+' => {
-                    out.push(b' ');
-                    i += 1;
-                }
-                b => {
-                    out.push(b);
-                    i += 1;
-                }
-            }
-        }
-        String::from_utf8(out).ok()
-    }
+    // an encoded plus is %2B, so every bare `+` is a space
+    let decode = |s: &str| decode_segment(&s.replace('+', " "));
     query
         .trim_start_matches('?')
         .split('&')
