@@ -16,6 +16,7 @@ pub mod conn;
 pub mod guard;
 pub mod identity;
 pub mod isolation;
+pub mod issuer;
 pub mod lockout;
 pub mod logging;
 pub mod maps;

@@ -89,6 +89,9 @@ pub struct Runtime {
     pub passwords: PasswordPolicy,
     /// Files whose change triggers a reload (configuration and secrets).
     pub watched_files: Vec<PathBuf>,
+    /// The token issuer, when `[issuer]` is configured: its keys and
+    /// reuse cache outlive generations while its key settings stay.
+    pub issuer: Option<Arc<crate::issuer::Issuer>>,
 }
 
 impl Runtime {
@@ -330,6 +333,22 @@ pub fn build(
         &mut watched,
         &mut errors,
     );
+    let issuer = match &config.issuer {
+        None => None,
+        Some(ic) => {
+            watched.extend(ic.catalog.files.iter().cloned());
+            match previous.and_then(|p| Some((p.issuer.as_ref()?, p.config.issuer.as_ref()?))) {
+                Some((i, old)) if old.same_keys(ic) => Some(Arc::clone(i)),
+                _ => match crate::issuer::Issuer::open(ic, gatehouse_sdk::jose::unix(SystemTime::now())) {
+                    Ok(i) => Some(Arc::new(i)),
+                    Err(e) => {
+                        errors.push(Location::file(&config.main_file).error("issuer", e.to_string()));
+                        None
+                    }
+                },
+            }
+        }
+    };
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -351,6 +370,7 @@ pub fn build(
         store,
         passwords,
         watched_files: watched,
+        issuer,
     })
 }
 

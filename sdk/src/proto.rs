@@ -416,6 +416,44 @@ pub struct UserList {
     pub users: Vec<User>,
 }
 
+/// `POST /v1/tokens/issue`: a service access token for a user, a
+/// namespace, or (in `self_managed` mode) the instance.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueTokenRequest {
+    /// The service, as the issuer's catalog names it.
+    pub service: String,
+    /// The user (a username in the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Claims added to the token; reserved claims cannot be set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The caller's version, for the catalog's minimum versions (else
+    /// the issuer's configured `version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// The `200` answer of `POST /v1/tokens/issue`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct IssuedToken {
+    /// The compact JWS.
+    pub token: Secret,
+    /// Its `exp`, Unix seconds.
+    pub expires_at: i64,
+    /// Its `scopes` claim: the unit primitives granted.
+    pub scopes: Vec<String>,
+    /// Headers the caller sends to the backend along with the token
+    /// (`Authorization`, `X-Gitlab-Instance-Id`, `X-Gitlab-Realm`, …).
+    pub headers: BTreeMap<String, Secret>,
+    /// True when an earlier token was handed out again.
+    pub reused: bool,
+}
+
 /// `POST /v1/tokens/verify`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct VerifyTokenRequest {

@@ -99,6 +99,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => Self::new(ErrorCode::Conflict, m),
+            StoreError::NotFound(m) => Self::new(ErrorCode::NotFound, m),
             StoreError::Backend(m) => {
                 tracing::error!("store: {m}");
                 Self::new(ErrorCode::BackendUnavailable, "the store is unavailable")

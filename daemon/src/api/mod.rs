@@ -3,6 +3,7 @@
 pub(crate) mod check;
 mod error;
 mod health;
+mod issuer;
 mod login;
 mod plugins;
 mod tokens;
@@ -187,6 +188,46 @@ async fn route(
         ["v1", "tokens", "verify"] => on!("/v1/tokens/verify", "POST", {
             Method::POST => match json_body(req, max_body).await {
                 Ok(body) => tokens::verify(&call, body).await,
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "tokens", "issue"] => on!("/v1/tokens/issue", "POST", {
+            Method::POST => match json_body(req, max_body).await {
+                Ok(body) => issuer::issue(&call, body).await,
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "jwks"] => on!("/v1/jwks", "GET", { Method::GET => issuer::jwks(&call) }),
+        [".well-known", "openid-configuration"] => {
+            on!("/.well-known/openid-configuration", "GET", { Method::GET => issuer::discovery(&call) })
+        }
+        ["v1", "issuer", "rotate"] => on!("/v1/issuer/rotate", "POST", { Method::POST => issuer::rotate(&call) }),
+        ["v1", "entitlements"] => on!("/v1/entitlements", "GET", { Method::GET => issuer::list(&call).await }),
+        ["v1", "entitlements", "namespaces", name @ ..] if !name.is_empty() => {
+            // a namespace is a group path: its segments are joined back
+            let name: Option<Vec<String>> = name.iter().map(|s| decode_segment(s)).collect();
+            let name = name.map(|n| n.join("/"));
+            on!("/v1/entitlements/namespaces/{name}", "PUT, DELETE", {
+                Method::PUT => match (name, json_body(req, max_body).await) {
+                    (None, _) => Err(ApiError::bad_request("invalid percent-encoding in the namespace")),
+                    (_, Err(e)) => Err(e),
+                    (Some(n), Ok(body)) => issuer::namespace(&call, &n, false, Some(body)).await,
+                },
+                Method::DELETE => match name {
+                    None => Err(ApiError::bad_request("invalid percent-encoding in the namespace")),
+                    Some(n) => issuer::namespace(&call, &n, true, None).await,
+                }
+            })
+        }
+        ["v1", "entitlements", "purchases"] => on!("/v1/entitlements/purchases", "PUT, DELETE", {
+            m @ (Method::PUT | Method::DELETE) => match json_body(req, max_body).await {
+                Ok(body) => issuer::purchase(&call, m == Method::DELETE, body).await,
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "entitlements", "seats"] => on!("/v1/entitlements/seats", "PUT, DELETE", {
+            m @ (Method::PUT | Method::DELETE) => match json_body(req, max_body).await {
+                Ok(body) => issuer::seat(&call, m == Method::DELETE, body).await,
                 Err(e) => Err(e),
             }
         }),

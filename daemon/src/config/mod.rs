@@ -96,6 +96,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[forward_auth]`: the TCP listener for `/v1/check`, when configured.
     pub forward_auth: Option<ForwardAuthConfig>,
+    /// `[issuer]`: service access tokens, when configured.
+    pub issuer: Option<crate::issuer::IssuerConfig>,
     /// `[[authenticators]]`, in login order.
     pub authenticators: Vec<AuthenticatorSpec>,
     /// `[[verifiers]]`.
@@ -423,6 +425,16 @@ impl Resolver<'_> {
         self.errors.push(self.src.at(span).error(key, msg));
         None
     }
+
+    /// Records an error found elsewhere (another file the table names).
+    pub(crate) fn push(&mut self, entry: ConfigErrorEntry) {
+        self.errors.push(entry);
+    }
+
+    /// How many errors are recorded so far.
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.len()
+    }
 }
 
 fn resolve(
@@ -460,6 +472,7 @@ fn resolve(
     };
     let mut http = HttpConfig::default();
     let mut forward_auth = None;
+    let mut issuer = None;
     let mut authenticators: Vec<(AuthenticatorSpec, Option<i64>)> = Vec::new();
     let mut verifiers = Vec::new();
     let mut routes: Vec<Route> = Vec::new();
@@ -530,12 +543,10 @@ fn resolve(
         {
             forward_auth = connections::resolve_forward_auth(&mut r, f);
         }
-        if let Some(i) = &raw.issuer {
-            r.err::<()>(
-                &i.span(),
-                "issuer",
-                "token issuance ([issuer]) is not available in this version of gatehouse",
-            );
+        if let Some(i) = &raw.issuer
+            && singleton("issuer", &i.span(), &mut r)
+        {
+            issuer = crate::issuer::config::resolve(&mut r, i, &dir, &daemon.state_dir);
         }
         for route in &raw.routes {
             if let Some(rt) = crate::api::check::routes::resolve_route(&mut r, route) {
@@ -624,6 +635,7 @@ fn resolve(
         lockout,
         http,
         forward_auth,
+        issuer,
         authenticators,
         verifiers,
         routes,

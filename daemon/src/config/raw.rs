@@ -12,7 +12,7 @@ pub(crate) struct RawFile {
     pub(crate) access: Option<Spanned<RawAccess>>,
     pub(crate) store: Option<Spanned<RawStore>>,
     pub(crate) lockout: Option<Spanned<RawLockout>>,
-    pub(crate) issuer: Option<Spanned<toml::Table>>,
+    pub(crate) issuer: Option<Spanned<crate::issuer::config::RawIssuer>>,
     pub(crate) http: Option<Spanned<super::http_table::RawHttp>>,
     pub(crate) forward_auth: Option<Spanned<super::connections::RawForwardAuth>>,
     #[serde(default)]

@@ -72,6 +72,9 @@ pub enum StoreError {
     /// A unique constraint (username) would be violated.
     #[error("already exists: {0}")]
     Conflict(String),
+    /// Something the request names does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
     /// The database failed.
     #[error("store error: {0}")]
     Backend(String),
@@ -131,6 +134,36 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token; false when there is no such active token.
     async fn revoke_static_token(&self, id: i64) -> Result<bool, StoreError>;
     /// The schema version, for `status`.
+    /// Creates or moves a namespace (`parent` must exist and must not
+    /// descend from it).
+    async fn put_namespace(&self, name: &str, parent: Option<&str>) -> Result<(), StoreError>;
+
+    /// Deletes a namespace and its purchases (children lose their parent).
+    async fn delete_namespace(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Records that `add_on` was bought, with `seats` seats, for a
+    /// namespace (which must exist) or, with `None`, the whole instance.
+    async fn put_purchase(&self, namespace: Option<&str>, add_on: &str, seats: u32) -> Result<(), StoreError>;
+
+    /// Removes a purchase; true when there was one.
+    async fn delete_purchase(&self, namespace: Option<&str>, add_on: &str) -> Result<bool, StoreError>;
+
+    /// Assigns (or, with `assigned = false`, takes back) a seat of
+    /// `add_on`; true when something changed.
+    async fn set_seat(&self, user_id: i64, add_on: &str, assigned: bool) -> Result<bool, StoreError>;
+
+    /// What the issuer needs to decide: the user's seats, and the add-ons
+    /// bought for the namespace and its ancestors (`None`: the instance's).
+    /// `None` when the namespace is unknown.
+    async fn entitlement_facts(
+        &self,
+        user_id: Option<i64>,
+        namespace: Option<&str>,
+    ) -> Result<Option<Facts>, StoreError>;
+
+    /// Every namespace, purchase and seat.
+    async fn list_entitlements(&self) -> Result<Entitlements, StoreError>;
+
     async fn schema_version(&self) -> Result<u32, StoreError>;
 }
 
@@ -308,6 +341,19 @@ pub struct GrantRecord {
 }
 
 /// A static-object token (the secret itself is never stored).
+pub use crate::issuer::entitlements::Facts;
+
+/// Every entitlement the store holds (for `GET /v1/entitlements`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Entitlements {
+    /// Namespaces with their parents.
+    pub namespaces: Vec<(String, Option<String>)>,
+    /// Purchases: namespace (`None`: the instance), add-on, seats.
+    pub purchases: Vec<(Option<String>, String, u32)>,
+    /// Seats: username, add-on.
+    pub seats: Vec<(String, String)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct StaticToken {
     /// Id (for revocation).

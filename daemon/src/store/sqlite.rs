@@ -9,7 +9,7 @@ use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    GrantRecord, MAX_PENDING, NewUser, PendingKind, PendingLogin, Profile, StaticToken, Store, StoreError,
+    Entitlements, Facts, GrantRecord, MAX_PENDING, NewUser, PendingKind, PendingLogin, Profile, StaticToken, Store, StoreError,
     Taken, Transaction, TransactionWork, UserRecord, pending_digest,
 };
 
@@ -83,6 +83,26 @@ const MIGRATIONS: &[&str] = &[
         used_at INTEGER
     );
     CREATE INDEX pending_logins_expiry ON pending_logins(expires_at);",
+    // 5: entitlements for the issuer: namespace ancestry, add-ons bought
+    // (namespace '' = the whole instance) and seats assigned to users
+    "CREATE TABLE namespaces (
+        name TEXT PRIMARY KEY,
+        parent TEXT REFERENCES namespaces(name) ON DELETE SET NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE purchases (
+        namespace TEXT NOT NULL,
+        add_on TEXT NOT NULL,
+        seats INTEGER NOT NULL,
+        bought_at INTEGER NOT NULL,
+        PRIMARY KEY (namespace, add_on)
+    );
+    CREATE TABLE seat_assignments (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        add_on TEXT NOT NULL,
+        assigned_at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, add_on)
+    );",
 ];
 
 /// An SQLite-backed [`Store`].
@@ -806,6 +826,182 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_namespace(&self, name: &str, parent: Option<&str>) -> Result<(), StoreError> {
+        let (name, parent) = (name.to_owned(), parent.map(str::to_owned));
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            if let Some(p) = &parent {
+                // the parent must exist and must not descend from `name`
+                let chain = ancestry(&tx, p)?;
+                if chain.is_empty() {
+                    return Err(StoreError::NotFound(format!("no namespace named {p:?}")));
+                }
+                if chain.iter().any(|n| n == &name) {
+                    return Err(StoreError::Conflict(format!(
+                        "{p:?} descends from {name:?}: a namespace cannot be its own ancestor"
+                    )));
+                }
+            }
+            exec(
+                &tx,
+                "INSERT INTO namespaces (name, parent, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET parent = excluded.parent",
+                params![name, parent, now()],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_namespace(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            exec(&tx, "DELETE FROM purchases WHERE namespace = ?1", params![name]).map_err(backend)?;
+            let n = exec(&tx, "DELETE FROM namespaces WHERE name = ?1", params![name]).map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn put_purchase(&self, namespace: Option<&str>, add_on: &str, seats: u32) -> Result<(), StoreError> {
+        let (namespace, add_on) = (namespace.map(str::to_owned), add_on.to_owned());
+        self.with(move |c| {
+            if let Some(ns) = &namespace
+                && ancestry(c, ns)?.is_empty()
+            {
+                return Err(StoreError::NotFound(format!("no namespace named {ns:?}")));
+            }
+            exec(
+                c,
+                "INSERT INTO purchases (namespace, add_on, seats, bought_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(namespace, add_on) DO UPDATE SET seats = excluded.seats",
+                params![namespace.unwrap_or_default(), add_on, seats, now()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_purchase(&self, namespace: Option<&str>, add_on: &str) -> Result<bool, StoreError> {
+        let (namespace, add_on) = (namespace.unwrap_or_default().to_owned(), add_on.to_owned());
+        self.with(move |c| {
+            let n = exec(
+                c,
+                "DELETE FROM purchases WHERE namespace = ?1 AND add_on = ?2",
+                params![namespace, add_on],
+            )
+            .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn set_seat(&self, user_id: i64, add_on: &str, assigned: bool) -> Result<bool, StoreError> {
+        let add_on = add_on.to_owned();
+        self.with(move |c| {
+            let n = if assigned {
+                exec(
+                    c,
+                    "INSERT OR IGNORE INTO seat_assignments (user_id, add_on, assigned_at) VALUES (?1, ?2, ?3)",
+                    params![user_id, add_on, now()],
+                )
+            } else {
+                exec(
+                    c,
+                    "DELETE FROM seat_assignments WHERE user_id = ?1 AND add_on = ?2",
+                    params![user_id, add_on],
+                )
+            }
+            .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn entitlement_facts(
+        &self,
+        user_id: Option<i64>,
+        namespace: Option<&str>,
+    ) -> Result<Option<Facts>, StoreError> {
+        let namespace = namespace.map(str::to_owned);
+        self.with(move |c| {
+            let mut facts = Facts::default();
+            if let Some(id) = user_id {
+                let mut st = c
+                    .prepare_cached("SELECT add_on FROM seat_assignments WHERE user_id = ?1")
+                    .map_err(backend)?;
+                let rows = st.query_map(params![id], |r| r.get::<_, String>(0)).map_err(backend)?;
+                for r in rows {
+                    facts.seats.insert(r.map_err(backend)?);
+                }
+            }
+            let chain = match &namespace {
+                Some(ns) => {
+                    let chain = ancestry(c, ns)?;
+                    if chain.is_empty() {
+                        return Ok(None);
+                    }
+                    chain
+                }
+                None => vec![String::new()],
+            };
+            let mut st = c
+                .prepare_cached("SELECT add_on, seats FROM purchases WHERE namespace = ?1")
+                .map_err(backend)?;
+            for ns in &chain {
+                let rows = st
+                    .query_map(params![ns], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+                    .map_err(backend)?;
+                for r in rows {
+                    let (add_on, seats) = r.map_err(backend)?;
+                    let slot = facts.purchased.entry(add_on).or_insert(0);
+                    *slot = (*slot).max(seats);
+                }
+            }
+            Ok(Some(facts))
+        })
+        .await
+    }
+
+    async fn list_entitlements(&self) -> Result<Entitlements, StoreError> {
+        self.with(|c| {
+            let mut out = Entitlements::default();
+            let mut st = c
+                .prepare_cached("SELECT name, parent FROM namespaces ORDER BY name")
+                .map_err(backend)?;
+            for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)? {
+                out.namespaces.push(r.map_err(backend)?);
+            }
+            let mut st = c
+                .prepare_cached("SELECT namespace, add_on, seats FROM purchases ORDER BY namespace, add_on")
+                .map_err(backend)?;
+            for r in st
+                .query_map([], |r| {
+                    let ns: String = r.get(0)?;
+                    Ok(((!ns.is_empty()).then_some(ns), r.get(1)?, r.get(2)?))
+                })
+                .map_err(backend)?
+            {
+                out.purchases.push(r.map_err(backend)?);
+            }
+            let mut st = c
+                .prepare_cached(
+                    "SELECT u.username, s.add_on FROM seat_assignments s JOIN users u ON u.id = s.user_id
+                     ORDER BY u.username, s.add_on",
+                )
+                .map_err(backend)?;
+            for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)? {
+                out.seats.push(r.map_err(backend)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn schema_version(&self) -> Result<u32, StoreError> {
         self.with(|c| {
             c.pragma_query_value(None, "user_version", |r| r.get(0))
@@ -813,6 +1009,27 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// `name` and its ancestors, nearest first; empty when `name` is unknown.
+/// Bounded, so a damaged table with a cycle cannot loop.
+fn ancestry(c: &Connection, name: &str) -> Result<Vec<String>, StoreError> {
+    const MAX_DEPTH: usize = 64;
+    let mut chain = Vec::new();
+    let mut next = Some(name.to_owned());
+    while let Some(n) = next.take() {
+        if chain.len() >= MAX_DEPTH || chain.contains(&n) {
+            break;
+        }
+        let parent: Option<Option<String>> = c
+            .prepare_cached("SELECT parent FROM namespaces WHERE name = ?1")
+            .and_then(|mut st| st.query_row(params![n], |r| r.get(0)).optional())
+            .map_err(backend)?;
+        let Some(parent) = parent else { break };
+        chain.push(n);
+        next = parent;
+    }
+    Ok(chain)
 }
 
 #[cfg(test)]

@@ -1,0 +1,227 @@
+//! `[issuer]`: raw TOML and its resolution (the catalog is read here, so a
+//! bad catalog is a configuration error with its file and line and the
+//! running generation stays).
+//!
+//! ```toml
+//! [issuer]
+//! url = "https://gatehouse.example.com"   # `iss`; required
+//! mode = "gitlab_com"                      # gitlab_com | self_managed
+//! algorithm = "RS256"                      # RS256 | ES256 | EdDSA
+//! token_ttl = "1h"
+//! reuse = 0.5                              # reuse a token for this share of its lifetime (0: never)
+//! catalog = ["cloud_connector.yml", "unit_primitives/"]
+//! catalog_environment = "production"
+//! instance_id = "…"                        # X-Gitlab-Instance-Id, gitlab_instance_id claim
+//! host_name = "gitlab.example.com"         # X-Gitlab-Host-Name
+//! version = "17.5.0"                       # the caller's version when a request names none
+//! license_type = "ultimate"                # checked against unit primitives' license_types
+//! issue_uids = [1001]                      # peers (besides admins) that may issue tokens
+//! issue_gids = []
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::catalog::{Catalog, Version};
+use super::entitlements::Mode;
+use super::keys::Algorithm;
+use crate::config::{Location, Resolver, parse_duration};
+
+/// `[issuer]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIssuer {
+    url: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    algorithm: Option<Spanned<String>>,
+    token_ttl: Option<Spanned<String>>,
+    reuse: Option<Spanned<f64>>,
+    #[serde(default)]
+    catalog: Option<Spanned<OneOrMany>>,
+    catalog_environment: Option<String>,
+    instance_id: Option<Spanned<String>>,
+    host_name: Option<String>,
+    version: Option<Spanned<String>>,
+    license_type: Option<String>,
+    #[serde(default)]
+    issue_uids: Vec<u32>,
+    #[serde(default)]
+    issue_gids: Vec<u32>,
+    signing_key_file: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The resolved `[issuer]`.
+#[derive(Clone, Debug)]
+pub struct IssuerConfig {
+    /// The `iss` claim and discovery issuer, without a trailing slash.
+    pub url: String,
+    /// gitlab_com or self_managed.
+    pub mode: Mode,
+    /// The signing algorithm of new keys.
+    pub algorithm: Algorithm,
+    /// How long an issued token lives.
+    pub token_ttl: Duration,
+    /// Share of a token's lifetime during which it is handed out again.
+    pub reuse: f64,
+    /// The unit-primitive catalog.
+    pub catalog: Arc<Catalog>,
+    /// The instance id (claim and header).
+    pub instance_id: String,
+    /// `X-Gitlab-Host-Name`.
+    pub host_name: Option<String>,
+    /// The caller's version when a request names none.
+    pub version: Option<Version>,
+    /// The instance's license type.
+    pub license_type: Option<String>,
+    /// Peer uids, besides admins, that may issue tokens.
+    pub issue_uids: Vec<u32>,
+    /// Peer gids, besides admins', that may issue tokens.
+    pub issue_gids: Vec<u32>,
+    /// The key file (JSON keyring, 0600).
+    pub key_file: PathBuf,
+}
+
+impl IssuerConfig {
+    /// Whether two configurations can share one keyring and token cache.
+    pub fn same_keys(&self, other: &Self) -> bool {
+        self.key_file == other.key_file
+            && self.algorithm == other.algorithm
+            && self.url == other.url
+            && self.token_ttl == other.token_ttl
+    }
+}
+
+/// Resolves `[issuer]`, defined in a file in `dir`; relative paths are
+/// taken from `dir`, the key file from `state_dir`.
+pub(crate) fn resolve(
+    r: &mut Resolver<'_>,
+    raw: &Spanned<RawIssuer>,
+    dir: &Path,
+    state_dir: &Path,
+) -> Option<IssuerConfig> {
+    let issuer = raw.get_ref();
+    let before = r_errors(r);
+    let url = match &issuer.url {
+        None => r.err(&raw.span(), "issuer.url", "the issuer needs a url (its `iss` claim)"),
+        Some(u) => {
+            let v = u.get_ref().trim().trim_end_matches('/');
+            let host = v
+                .strip_prefix("https://")
+                .or_else(|| v.strip_prefix("http://"))
+                .unwrap_or("");
+            if host.is_empty() || host.starts_with('/') || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                r.err(
+                    &u.span(),
+                    "issuer.url",
+                    "must be an absolute https:// (or http://) URL with a host",
+                )
+            } else {
+                Some(v.to_owned())
+            }
+        }
+    };
+    let mode = match issuer.mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
+        None | Some(("gitlab_com", _)) => Mode::GitlabCom,
+        Some(("self_managed", _)) => Mode::SelfManaged,
+        Some((_, span)) => {
+            r.err::<()>(&span, "issuer.mode", "must be \"gitlab_com\" or \"self_managed\"");
+            Mode::GitlabCom
+        }
+    };
+    let algorithm = match &issuer.algorithm {
+        None => Algorithm::RS256,
+        Some(a) => Algorithm::parse(a.get_ref()).unwrap_or_else(|| {
+            r.err::<()>(&a.span(), "issuer.algorithm", "must be RS256, ES256 or EdDSA");
+            Algorithm::RS256
+        }),
+    };
+    let token_ttl = match &issuer.token_ttl {
+        None => Duration::from_secs(3600),
+        Some(t) => match parse_duration(t.get_ref()) {
+            Ok(d) if d >= Duration::from_secs(60) && d <= Duration::from_secs(7 * 86_400) => d,
+            _ => {
+                r.err::<()>(&t.span(), "issuer.token_ttl", "must be a duration from 1m to 7d");
+                Duration::from_secs(3600)
+            }
+        },
+    };
+    let reuse = match &issuer.reuse {
+        None => 0.5,
+        Some(f) if (0.0..=0.9).contains(f.get_ref()) => *f.get_ref(),
+        Some(f) => {
+            r.err::<()>(&f.span(), "issuer.reuse", "must be between 0 (never) and 0.9");
+            0.5
+        }
+    };
+    let environment = issuer.catalog_environment.as_deref().unwrap_or("production");
+    let catalog = match &issuer.catalog {
+        None => r.err(&raw.span(), "issuer.catalog", "the issuer needs a catalog of services"),
+        Some(c) => {
+            let paths: Vec<PathBuf> = match c.get_ref() {
+                OneOrMany::One(p) => vec![dir.join(p)],
+                OneOrMany::Many(ps) => ps.iter().map(|p| dir.join(p)).collect(),
+            };
+            match Catalog::load(&paths, environment) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(errors) => {
+                    for e in errors {
+                        let at = Location {
+                            file: e.file.clone(),
+                            line: e.line,
+                        };
+                        r.push(at.error("issuer.catalog", e.message));
+                    }
+                    None
+                }
+            }
+        }
+    };
+    let instance_id = match &issuer.instance_id {
+        None => "gatehouse".to_owned(),
+        Some(i) if !i.get_ref().trim().is_empty() && i.get_ref().len() <= 256 => i.get_ref().trim().to_owned(),
+        Some(i) => r
+            .err(&i.span(), "issuer.instance_id", "must be 1 to 256 characters")
+            .unwrap_or_default(),
+    };
+    let version = issuer.version.as_ref().and_then(|v| {
+        Version::parse(v.get_ref())
+            .or_else(|| r.err(&v.span(), "issuer.version", "not a version such as 17.5.0"))
+    });
+    let key_file = match &issuer.signing_key_file {
+        None => state_dir.join("issuer-keys.json"),
+        Some(k) => dir.join(k.get_ref()),
+    };
+    if r_errors(r) != before {
+        return None;
+    }
+    Some(IssuerConfig {
+        url: url?,
+        mode,
+        algorithm,
+        token_ttl,
+        reuse,
+        catalog: catalog?,
+        instance_id,
+        host_name: issuer.host_name.clone(),
+        version,
+        license_type: issuer.license_type.clone(),
+        issue_uids: issuer.issue_uids.clone(),
+        issue_gids: issuer.issue_gids.clone(),
+        key_file,
+    })
+}
+
+fn r_errors(r: &Resolver<'_>) -> usize {
+    r.error_count()
+}
