@@ -67,6 +67,35 @@ pub async fn run(
         }
         None => None,
     };
+    let issuer_listener = match rt
+        .config
+        .issuer
+        .as_ref()
+        .and_then(|i| Some((i.listen?, i.tls.clone())))
+    {
+        Some((addr, tls)) => {
+            let acceptor = match &tls {
+                Some((cert, key)) => Some(
+                    issuer::listener::tls_acceptor(cert, key)
+                        .map_err(|e| std::io::Error::other(format!("[issuer] TLS: {e}")))?,
+                ),
+                None => None,
+            };
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("[issuer] cannot listen on {addr}: {e}"))
+            })?;
+            tracing::info!(
+                "issuer discovery and JWKS listening on {}://{addr}",
+                if acceptor.is_some() { "https" } else { "http" }
+            );
+            Some(tokio::spawn(issuer::listener::serve(
+                l,
+                acceptor,
+                Arc::clone(&daemon),
+            )))
+        }
+        None => None,
+    };
     let watcher = match watch::spawn(Arc::clone(&daemon)) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -89,6 +118,9 @@ pub async fn run(
     server::serve(listener, forward_auth, Arc::clone(&daemon), shutdown).await;
     if let Some(w) = watcher {
         w.abort();
+    }
+    if let Some(l) = issuer_listener {
+        l.abort();
     }
     Ok(())
 }

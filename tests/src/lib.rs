@@ -34,5 +34,6 @@ pub use peers::{
 };
 pub use plugins::{
     build_c_library, build_c_plugin, daemon_with_plugins, install_plugin, plugin_library, throwaway_ca,
+    throwaway_server_cert,
 };
 pub use process::{Daemon, LOCAL_AUTH, Setup, bin, bin_dir, is_root, repo_root, run_with_stdin};

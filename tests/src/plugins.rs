@@ -89,3 +89,76 @@ pub fn throwaway_ca(dir: &Path, name: &str) -> PathBuf {
     assert!(ok, "openssl req failed");
     pem
 }
+
+/// A throwaway CA and a server certificate it signed for `127.0.0.1` and
+/// `localhost` (EC P-256, two days): `(ca.pem, server.pem, server.key)`
+/// in `dir`. For TLS listeners the daemon serves.
+pub fn throwaway_server_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let cnf = dir.join("openssl.cnf");
+    std::fs::write(
+        &cnf,
+        "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n\
+         [ca_ext]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign\n\
+         [server_ext]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1, DNS:localhost\n",
+    )
+    .expect("write openssl.cnf");
+    let run = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .status()
+            .expect("run openssl")
+            .success();
+        assert!(ok, "openssl {args:?} failed");
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    run(&[
+        &["req", "-x509", "-config", "openssl.cnf", "-extensions", "ca_ext"][..],
+        &ec[..],
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=gatehouse test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req", "-new", "-config", "openssl.cnf"][..],
+        &ec[..],
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "openssl.cnf",
+        "-extensions",
+        "server_ext",
+        "-out",
+        "server.pem",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}

@@ -153,7 +153,9 @@ impl Daemon {
         self.dir.path()
     }
 
-    fn spawn(mut self, setup: &Setup) -> Self {
+    /// Starts a prepared daemon (files can be added to [`Self::dir`]
+    /// between [`Self::prepare`] and this).
+    pub fn spawn(mut self, setup: &Setup) -> Self {
         let log = std::fs::File::create(&self.log).expect("log file");
         let mut cmd = Command::new(bin("gatehoused"));
         cmd.arg("--config")

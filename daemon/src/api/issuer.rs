@@ -167,7 +167,10 @@ pub(super) async fn namespace(
         store.put_namespace(name, b.parent.as_deref()).await?;
     }
     changed(call);
-    Ok(json(StatusCode::OK, &json!({"namespace": name, "deleted": delete})))
+    Ok(json(
+        StatusCode::OK,
+        &json!({"namespace": name, "deleted": delete}),
+    ))
 }
 
 /// `PUT` / `DELETE /v1/entitlements/purchases` (admin).

@@ -201,8 +201,12 @@ async fn route(
         [".well-known", "openid-configuration"] => {
             on!("/.well-known/openid-configuration", "GET", { Method::GET => issuer::discovery(&call) })
         }
-        ["v1", "issuer", "rotate"] => on!("/v1/issuer/rotate", "POST", { Method::POST => issuer::rotate(&call) }),
-        ["v1", "entitlements"] => on!("/v1/entitlements", "GET", { Method::GET => issuer::list(&call).await }),
+        ["v1", "issuer", "rotate"] => {
+            on!("/v1/issuer/rotate", "POST", { Method::POST => issuer::rotate(&call) })
+        }
+        ["v1", "entitlements"] => {
+            on!("/v1/entitlements", "GET", { Method::GET => issuer::list(&call).await })
+        }
         ["v1", "entitlements", "namespaces", name @ ..] if !name.is_empty() => {
             // a namespace is a group path: its segments are joined back
             let name: Option<Vec<String>> = name.iter().map(|s| decode_segment(s)).collect();

@@ -238,9 +238,7 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, CatalogError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| err(format!("cannot list the catalog directory: {e}")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
-        })
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
         .collect();
     files.sort();
     Ok(files)
@@ -319,7 +317,7 @@ struct RawUnitPrimitive {
 }
 
 fn line_of<T>(s: &Spanned<T>) -> Option<u32> {
-    u32::try_from(s.referenced.line()).ok().filter(|l| *l > 0)
+    u32::try_from(s.defined.line()).ok().filter(|l| *l > 0)
 }
 
 /// What a YAML error says, without the rendered source excerpt.
@@ -342,7 +340,11 @@ fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> CatalogError {
     }
 }
 
-fn parse_file(file: &Path, text: &str, environment: &str) -> Result<Vec<(Service, Option<u32>)>, Vec<CatalogError>> {
+fn parse_file(
+    file: &Path,
+    text: &str,
+    environment: &str,
+) -> Result<Vec<(Service, Option<u32>)>, Vec<CatalogError>> {
     let top: BTreeMap<String, serde::de::IgnoredAny> = match serde_saphyr::from_str(text) {
         Ok(Some(t)) => t,
         Ok(None) => return Ok(Vec::new()),
@@ -362,7 +364,9 @@ fn parse_file(file: &Path, text: &str, environment: &str) -> Result<Vec<(Service
         let s: RawSection = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
         s.services
     } else {
-        let wanted = [environment, "defaults"].into_iter().find(|k| top.contains_key(*k));
+        let wanted = [environment, "defaults"]
+            .into_iter()
+            .find(|k| top.contains_key(*k));
         let Some(key) = wanted else {
             return Err(vec![err(
                 Some(1),
@@ -395,7 +399,8 @@ fn check_name(file: &Path, what: &str, name: &str, line: Option<u32>) -> Result<
     let v = name.trim();
     let ok = !v.is_empty()
         && v.len() <= 128
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if ok {
         Ok(v.to_owned())
     } else {
@@ -428,7 +433,12 @@ fn cut_off(file: &Path, v: &Option<Spanned<String>>) -> Result<Option<i64>, Cata
     })
 }
 
-fn service(file: &Path, name: &str, line: Option<u32>, raw: RawService) -> Result<Service, Vec<CatalogError>> {
+fn service(
+    file: &Path,
+    name: &str,
+    line: Option<u32>,
+    raw: RawService,
+) -> Result<Service, Vec<CatalogError>> {
     let mut errors = Vec::new();
     let mut keep = |r: Result<(), CatalogError>| {
         if let Err(e) = r {
@@ -461,9 +471,11 @@ fn service(file: &Path, name: &str, line: Option<u32>, raw: RawService) -> Resul
     for (add_on, bundle) in raw.bundled_with {
         let ups = s.bundled_with.entry(add_on).or_default();
         for up in &bundle.unit_primitives {
-            keep(check_name(file, "unit primitive", &up.value, line_of(up)).map(|u| {
-                ups.insert(u);
-            }));
+            keep(
+                check_name(file, "unit primitive", &up.value, line_of(up)).map(|u| {
+                    ups.insert(u);
+                }),
+            );
         }
     }
     if errors.is_empty() { Ok(s) } else { Err(errors) }
@@ -505,7 +517,11 @@ fn unit_primitive(file: &Path, raw: RawUnitPrimitive) -> Result<(Service, Option
         )
         .map(|v| s.min_version_for_free_access = v),
     );
-    if errors.is_empty() { Ok((s, line)) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok((s, line))
+    } else {
+        Err(errors)
+    }
 }
 
 /// Parses upstream's dates: `2024-7-15 00:00:00 UTC` (one-digit month and
@@ -594,7 +610,16 @@ mod tests {
         assert_eq!(parse_date("2024-07-15"), Some(1_721_001_600));
         assert_eq!(parse_date("2024-1-1 00:00:00 UTC"), Some(1_704_067_200));
         assert_eq!(parse_date("1970-01-01T00:00:01Z"), Some(1));
-        for bad in ["", "2024-13-01", "2024-02-30", "2023-02-29", "24-1-1x", "2024-1-1 25:00:00 UTC", "2024-1-1 00:00:00 CEST", "tomorrow"] {
+        for bad in [
+            "",
+            "2024-13-01",
+            "2024-02-30",
+            "2023-02-29",
+            "24-1-1x",
+            "2024-1-1 25:00:00 UTC",
+            "2024-1-1 00:00:00 CEST",
+            "tomorrow",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
         assert_eq!(parse_date("2024-02-29"), Some(1_709_164_800));
@@ -625,7 +650,12 @@ mod tests {
             ["duo_chat", "documentation_search"].map(String::from).into()
         );
         // an environment that is not there falls back to `defaults`
-        assert!(Catalog::from_str("cc.yml", yaml, "staging").expect("parses").service("duo_chat").is_some());
+        assert!(
+            Catalog::from_str("cc.yml", yaml, "staging")
+                .expect("parses")
+                .service("duo_chat")
+                .is_some()
+        );
     }
 
     #[test]
@@ -635,7 +665,11 @@ mod tests {
         let s = c.service("duo_chat").expect("duo_chat");
         assert_eq!(s.backends, vec!["ai_gateway".to_owned()]);
         assert_eq!(s.bundled_with.len(), 2);
-        assert!(s.bundled_with.values().all(|u| u.len() == 1 && u.contains("duo_chat")));
+        assert!(
+            s.bundled_with
+                .values()
+                .all(|u| u.len() == 1 && u.contains("duo_chat"))
+        );
         assert!(s.license_types.contains("premium"));
     }
 

@@ -52,6 +52,9 @@ pub(crate) struct RawIssuer {
     #[serde(default)]
     issue_gids: Vec<u32>,
     signing_key_file: Option<Spanned<String>>,
+    listen: Option<Spanned<String>>,
+    tls_cert_file: Option<Spanned<String>>,
+    tls_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +93,10 @@ pub struct IssuerConfig {
     pub issue_gids: Vec<u32>,
     /// The key file (JSON keyring, 0600).
     pub key_file: PathBuf,
+    /// The TCP listener for discovery and JWKS (restart to change).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Its certificate chain and key (PEM); `None`: plain http, loopback only.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl IssuerConfig {
@@ -113,14 +120,21 @@ pub(crate) fn resolve(
     let issuer = raw.get_ref();
     let before = r_errors(r);
     let url = match &issuer.url {
-        None => r.err(&raw.span(), "issuer.url", "the issuer needs a url (its `iss` claim)"),
+        None => r.err(
+            &raw.span(),
+            "issuer.url",
+            "the issuer needs a url (its `iss` claim)",
+        ),
         Some(u) => {
             let v = u.get_ref().trim().trim_end_matches('/');
             let host = v
                 .strip_prefix("https://")
                 .or_else(|| v.strip_prefix("http://"))
                 .unwrap_or("");
-            if host.is_empty() || host.starts_with('/') || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if host.is_empty()
+                || host.starts_with('/')
+                || v.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 r.err(
                     &u.span(),
                     "issuer.url",
@@ -166,7 +180,11 @@ pub(crate) fn resolve(
     };
     let environment = issuer.catalog_environment.as_deref().unwrap_or("production");
     let catalog = match &issuer.catalog {
-        None => r.err(&raw.span(), "issuer.catalog", "the issuer needs a catalog of services"),
+        None => r.err(
+            &raw.span(),
+            "issuer.catalog",
+            "the issuer needs a catalog of services",
+        ),
         Some(c) => {
             let paths: Vec<PathBuf> = match c.get_ref() {
                 OneOrMany::One(p) => vec![dir.join(p)],
@@ -189,7 +207,9 @@ pub(crate) fn resolve(
     };
     let instance_id = match &issuer.instance_id {
         None => "gatehouse".to_owned(),
-        Some(i) if !i.get_ref().trim().is_empty() && i.get_ref().len() <= 256 => i.get_ref().trim().to_owned(),
+        Some(i) if !i.get_ref().trim().is_empty() && i.get_ref().len() <= 256 => {
+            i.get_ref().trim().to_owned()
+        }
         Some(i) => r
             .err(&i.span(), "issuer.instance_id", "must be 1 to 256 characters")
             .unwrap_or_default(),
@@ -202,6 +222,50 @@ pub(crate) fn resolve(
         None => state_dir.join("issuer-keys.json"),
         Some(k) => dir.join(k.get_ref()),
     };
+    let listen = issuer.listen.as_ref().and_then(|l| {
+        l.get_ref().parse::<std::net::SocketAddr>().ok().or_else(|| {
+            r.err(
+                &l.span(),
+                "issuer.listen",
+                "must be an address and port such as 127.0.0.1:9443",
+            )
+        })
+    });
+    let tls = match (&issuer.tls_cert_file, &issuer.tls_key_file) {
+        (None, None) => None,
+        (Some(c), Some(k)) => {
+            let (cert, key) = (dir.join(c.get_ref()), dir.join(k.get_ref()));
+            match super::listener::tls_acceptor(&cert, &key) {
+                Ok(_) => Some((cert, key)),
+                Err(e) => r.err(&c.span(), "issuer.tls_cert_file", e),
+            }
+        }
+        (Some(x), None) | (None, Some(x)) => r.err(
+            &x.span(),
+            "issuer.tls_cert_file",
+            "tls_cert_file and tls_key_file go together",
+        ),
+    };
+    if let (Some(addr), None) = (listen, &tls)
+        && !addr.ip().is_loopback()
+        && let Some(l) = &issuer.listen
+    {
+        r.err::<()>(
+            &l.span(),
+            "issuer.listen",
+            "a listener on a non-loopback address needs tls_cert_file and tls_key_file",
+        );
+    }
+    if listen.is_none()
+        && tls.is_some()
+        && let Some(c) = &issuer.tls_cert_file
+    {
+        r.err::<()>(
+            &c.span(),
+            "issuer.tls_cert_file",
+            "TLS files without issuer.listen do nothing",
+        );
+    }
     if r_errors(r) != before {
         return None;
     }
@@ -219,6 +283,8 @@ pub(crate) fn resolve(
         issue_uids: issuer.issue_uids.clone(),
         issue_gids: issuer.issue_gids.clone(),
         key_file,
+        listen,
+        tls,
     })
 }
 

@@ -122,7 +122,11 @@ pub fn decide(
     }
     if free_access(service, cx.version, cx.now) {
         let all = service.all_unit_primitives();
-        return if all.is_empty() { Err(Denial::NoAccess) } else { Ok(all) };
+        return if all.is_empty() {
+            Err(Denial::NoAccess)
+        } else {
+            Ok(all)
+        };
     }
     let add_ons: Box<dyn Iterator<Item = &String>> = match (cx.mode, subject) {
         (Mode::GitlabCom, Subject::User(_)) => Box::new(facts.seats.iter()),
@@ -134,7 +138,11 @@ pub fn decide(
         .flatten()
         .cloned()
         .collect();
-    if scopes.is_empty() { Err(Denial::NoAccess) } else { Ok(scopes) }
+    if scopes.is_empty() {
+        Err(Denial::NoAccess)
+    } else {
+        Ok(scopes)
+    }
 }
 
 /// `X-Gitlab-Duo-Seat-Count`: the highest seat count among the bought
@@ -264,13 +272,19 @@ production:
             decide(chat, &user, &seats(&["duo_pro"]), cx(&v, now)),
             Ok(set(&["duo_chat", "documentation_search"]))
         );
-        assert_eq!(decide(chat, &user, &seats(&[]), cx(&v, now)), Err(Denial::NoAccess));
+        assert_eq!(
+            decide(chat, &user, &seats(&[]), cx(&v, now)),
+            Err(Denial::NoAccess)
+        );
         let ns = Subject::Namespace("group".into());
         assert_eq!(
             decide(chat, &ns, &bought(&[("duo_enterprise", 10)]), cx(&v, now)),
             Ok(set(&["duo_chat", "documentation_search", "new_feature_up"]))
         );
-        assert_eq!(decide(chat, &ns, &bought(&[]), cx(&v, now)), Err(Denial::NoAccess));
+        assert_eq!(
+            decide(chat, &ns, &bought(&[]), cx(&v, now)),
+            Err(Denial::NoAccess)
+        );
         // a namespace's purchases do not stand in for a user's seat
         assert_eq!(
             decide(chat, &user, &bought(&[("duo_enterprise", 10)]), cx(&v, now)),
@@ -291,7 +305,10 @@ production:
             Ok(set(&["duo_chat", "documentation_search", "new_feature_up"]))
         );
         // at the cut-off: paid
-        assert_eq!(decide(chat, &nobody, &seats(&[]), cx(&v, cut)), Err(Denial::NoAccess));
+        assert_eq!(
+            decide(chat, &nobody, &seats(&[]), cx(&v, cut)),
+            Err(Denial::NoAccess)
+        );
         // before the cut-off but older than the free-access minimum
         let old = Version::parse("16.7").expect("v");
         assert_eq!(
@@ -316,7 +333,10 @@ production:
                 "{add_on}"
             );
         }
-        assert_eq!(decide(s, &user, &seats(&[]), cx(&new, now)), Err(Denial::NoAccess));
+        assert_eq!(
+            decide(s, &user, &seats(&[]), cx(&new, now)),
+            Err(Denial::NoAccess)
+        );
         let old = Version::parse("17.0.9").expect("v");
         assert!(matches!(
             decide(s, &user, &seats(&["duo_pro"]), cx(&old, now)),
@@ -385,7 +405,10 @@ production:
         let mut context = cx(&v, after("2024-1-1"));
         context.license_type = Some("free");
         let f = seats(&["duo_pro"]);
-        assert_eq!(decide(s, &Subject::User("a".into()), &f, context), Err(Denial::License));
+        assert_eq!(
+            decide(s, &Subject::User("a".into()), &f, context),
+            Err(Denial::License)
+        );
         context.license_type = Some("ultimate");
         assert_eq!(
             decide(s, &Subject::User("a".into()), &f, context),

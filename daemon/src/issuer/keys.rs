@@ -194,9 +194,16 @@ fn thumbprint(key: PublicKey<'_>) -> String {
             member("x"),
             member("y")
         ),
-        _ => format!(r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#, member("crv"), member("x")),
+        _ => format!(
+            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+            member("crv"),
+            member("x")
+        ),
     };
-    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()))
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        canonical.as_bytes(),
+    ))
 }
 
 /// The issuer's keys: one current (signing) key and the retired ones still
@@ -208,7 +215,9 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Keyring")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -267,7 +276,9 @@ impl Keyring {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Key>> {
-        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn save(&self) -> Result<(), KeyError> {
@@ -290,7 +301,8 @@ impl Keyring {
             tmp.write_all(&json).map_err(|e| file_err(e.to_string()))?;
             tmp.as_file().sync_all().map_err(|e| file_err(e.to_string()))?;
         }
-        tmp.persist(&self.path).map_err(|e| file_err(e.error.to_string()))?;
+        tmp.persist(&self.path)
+            .map_err(|e| file_err(e.error.to_string()))?;
         Ok(())
     }
 
@@ -429,8 +441,8 @@ mod tests {
 
     #[test]
     fn signatures_verify_with_the_published_key() {
-        use gatehouse_sdk::jose::jws;
         use gatehouse_sdk::jose::KeySet;
+        use gatehouse_sdk::jose::jws;
         let dir = tempfile::tempdir().expect("dir");
         for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
             let path = dir.path().join(alg.name());

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod config;
 pub mod entitlements;
 pub mod keys;
+pub mod listener;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -83,7 +84,9 @@ pub struct Issuer {
 
 impl std::fmt::Debug for Issuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issuer").field("keys", &self.keys).finish_non_exhaustive()
+        f.debug_struct("Issuer")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
     }
 }
 
@@ -138,7 +141,10 @@ impl Issuer {
 
     /// Drops every token kept for reuse (a seat or purchase changed).
     pub fn forget(&self) {
-        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 
     /// Issues (or hands out again) a token for `req`.
@@ -149,10 +155,9 @@ impl Issuer {
         req: &IssueTokenRequest,
         now: i64,
     ) -> Result<IssuedToken, IssueError> {
-        let service = config
-            .catalog
-            .service(&req.service)
-            .ok_or_else(|| IssueError::NotFound(format!("no service named {:?} in the catalog", req.service)))?;
+        let service = config.catalog.service(&req.service).ok_or_else(|| {
+            IssueError::NotFound(format!("no service named {:?} in the catalog", req.service))
+        })?;
         let extra = req.extra_claims.clone().unwrap_or_default();
         if let Some(k) = extra.keys().find(|k| RESERVED_CLAIMS.contains(&k.as_str())) {
             return Err(IssueError::BadRequest(format!(
@@ -160,10 +165,9 @@ impl Issuer {
             )));
         }
         let version = match &req.version {
-            Some(v) => Some(
-                catalog::Version::parse(v)
-                    .ok_or_else(|| IssueError::BadRequest(format!("version {v:?} is not a version such as 17.5.0")))?,
-            ),
+            Some(v) => Some(catalog::Version::parse(v).ok_or_else(|| {
+                IssueError::BadRequest(format!("version {v:?} is not a version such as 17.5.0"))
+            })?),
             None => config.version.clone(),
         };
         // who: self-managed instances issue one instance token
@@ -190,7 +194,9 @@ impl Issuer {
         let facts = store
             .entitlement_facts(user_id, namespace)
             .await?
-            .ok_or_else(|| IssueError::NotFound(format!("no namespace named {:?}", namespace.unwrap_or(""))))?;
+            .ok_or_else(|| {
+                IssueError::NotFound(format!("no namespace named {:?}", namespace.unwrap_or("")))
+            })?;
         let cx = Context {
             mode: config.mode,
             version: version.as_ref(),
@@ -211,7 +217,10 @@ impl Issuer {
         let key = cache_key(&sub, &service.name, &scopes, &service.backends, &extra);
         if let Some(hit) = self.cached(&key, now) {
             let mut h = headers;
-            h.insert("Authorization".into(), Secret::new(format!("Bearer {}", hit.token)));
+            h.insert(
+                "Authorization".into(),
+                Secret::new(format!("Bearer {}", hit.token)),
+            );
             return Ok(IssuedToken {
                 token: Secret::new(hit.token),
                 expires_at: hit.expires_at,
@@ -243,7 +252,10 @@ impl Issuer {
         #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
         let reuse_for = (ttl as f64 * config.reuse) as i64;
         if reuse_for > 0 {
-            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if cache.len() >= MAX_CACHED {
                 cache.clear();
             }
@@ -258,7 +270,10 @@ impl Issuer {
             );
         }
         let mut h = headers;
-        h.insert("Authorization".into(), Secret::new(format!("Bearer {}", signed.token)));
+        h.insert(
+            "Authorization".into(),
+            Secret::new(format!("Bearer {}", signed.token)),
+        );
         Ok(IssuedToken {
             token: Secret::new(signed.token),
             expires_at: now + ttl,
@@ -269,7 +284,10 @@ impl Issuer {
     }
 
     fn cached(&self, key: &str, now: i64) -> Option<Cached> {
-        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.get(key).filter(|c| now < c.reuse_until).cloned()
     }
 }
@@ -282,7 +300,13 @@ fn jti() -> Result<String, KeyError> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
 }
 
-fn cache_key(sub: &str, service: &str, scopes: &[String], aud: &[String], extra: &Map<String, Value>) -> String {
+fn cache_key(
+    sub: &str,
+    service: &str,
+    scopes: &[String],
+    aud: &[String],
+    extra: &Map<String, Value>,
+) -> String {
     // JSON keeps the parts apart whatever characters they hold
     json!([sub, service, scopes, aud, extra]).to_string()
 }

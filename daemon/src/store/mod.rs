@@ -143,7 +143,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records that `add_on` was bought, with `seats` seats, for a
     /// namespace (which must exist) or, with `None`, the whole instance.
-    async fn put_purchase(&self, namespace: Option<&str>, add_on: &str, seats: u32) -> Result<(), StoreError>;
+    async fn put_purchase(&self, namespace: Option<&str>, add_on: &str, seats: u32)
+    -> Result<(), StoreError>;
 
     /// Removes a purchase; true when there was one.
     async fn delete_purchase(&self, namespace: Option<&str>, add_on: &str) -> Result<bool, StoreError>;

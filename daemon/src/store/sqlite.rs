@@ -9,8 +9,8 @@ use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Entitlements, Facts, GrantRecord, MAX_PENDING, NewUser, PendingKind, PendingLogin, Profile, StaticToken, Store, StoreError,
-    Taken, Transaction, TransactionWork, UserRecord, pending_digest,
+    Entitlements, Facts, GrantRecord, MAX_PENDING, NewUser, PendingKind, PendingLogin, Profile, StaticToken,
+    Store, StoreError, Taken, Transaction, TransactionWork, UserRecord, pending_digest,
 };
 
 /// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
@@ -866,7 +866,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_purchase(&self, namespace: Option<&str>, add_on: &str, seats: u32) -> Result<(), StoreError> {
+    async fn put_purchase(
+        &self,
+        namespace: Option<&str>,
+        add_on: &str,
+        seats: u32,
+    ) -> Result<(), StoreError> {
         let (namespace, add_on) = (namespace.map(str::to_owned), add_on.to_owned());
         self.with(move |c| {
             if let Some(ns) = &namespace
@@ -934,7 +939,9 @@ impl Store for SqliteStore {
                 let mut st = c
                     .prepare_cached("SELECT add_on FROM seat_assignments WHERE user_id = ?1")
                     .map_err(backend)?;
-                let rows = st.query_map(params![id], |r| r.get::<_, String>(0)).map_err(backend)?;
+                let rows = st
+                    .query_map(params![id], |r| r.get::<_, String>(0))
+                    .map_err(backend)?;
                 for r in rows {
                     facts.seats.insert(r.map_err(backend)?);
                 }
@@ -973,7 +980,10 @@ impl Store for SqliteStore {
             let mut st = c
                 .prepare_cached("SELECT name, parent FROM namespaces ORDER BY name")
                 .map_err(backend)?;
-            for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)? {
+            for r in st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+            {
                 out.namespaces.push(r.map_err(backend)?);
             }
             let mut st = c
@@ -994,7 +1004,10 @@ impl Store for SqliteStore {
                      ORDER BY u.username, s.add_on",
                 )
                 .map_err(backend)?;
-            for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)? {
+            for r in st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+            {
                 out.seats.push(r.map_err(backend)?);
             }
             Ok(out)
