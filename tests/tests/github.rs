@@ -622,3 +622,69 @@ async fn the_stand_in_refuses_what_github_refuses() {
         "{body}"
     );
 }
+
+/// The SDK's redirect conformance kit on every type, against the stand-in:
+/// a whole login with real callback parameters, and each parameter
+/// tampered with, another start's flow state, made-up codes — refused.
+#[test]
+fn the_sdk_conformance_kit_passes_for_every_type() {
+    use std::sync::Arc;
+
+    use gatehouse_plugin_github::{GithubFactory, Kind};
+    use gatehouse_sdk::testing::{RedirectSuite, Subject};
+    use gatehouse_sdk::{
+        Authenticator, AuthenticatorFactory, Context, HttpSettings, PluginConfig, PluginError,
+    };
+
+    struct WithCa(GithubFactory, String);
+    impl Subject for WithCa {
+        fn build(&self, settings: Value) -> Result<Arc<dyn Authenticator>, PluginError> {
+            let ctx = Context::new("conformance")
+                .with_http(HttpSettings::default().with_ca_file(Some(self.1.clone())));
+            AuthenticatorFactory::build(
+                &self.0,
+                PluginConfig::new("conformance", settings).with_context(ctx),
+            )
+        }
+        fn schema(&self) -> Value {
+            AuthenticatorFactory::config_schema(&self.0)
+        }
+        fn flow(&self) -> gatehouse_sdk::Flow {
+            AuthenticatorFactory::flow(&self.0)
+        }
+    }
+
+    let gh = StandIn::start(19357);
+    people(&gh);
+    gh.sign_in("alice");
+    for kind in Kind::ALL {
+        let mut v = json!({"key": CLIENT_ID, "secret": CLIENT_SECRET, "url": gh.base, "api_url": gh.base});
+        if kind.enterprise() {
+            v["api_url"] = json!(format!("{}/api/v3", gh.base));
+        }
+        if kind.needs_org() {
+            v["org_name"] = json!("acme");
+        }
+        if kind.needs_team() {
+            v["team_id"] = json!(42);
+        }
+        let subject = WithCa(GithubFactory(kind), gh.ca.display().to_string());
+        RedirectSuite::new(&subject, v, Some(&format!("{CALLBACKS}conformance")))
+            .good_callback(|redirect| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let location = rt.block_on(gh.browse(&redirect.url))?;
+                Ok(Url::parse(&location)
+                    .map_err(|e| e.to_string())?
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect())
+            })
+            .secret(CLIENT_SECRET)
+            .bad_settings(json!({"key": CLIENT_ID}))
+            .run()
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+    }
+}

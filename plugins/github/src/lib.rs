@@ -38,6 +38,7 @@ mod settings;
 
 use std::sync::Arc;
 
+use gatehouse_sdk::http::HttpClient;
 use gatehouse_sdk::http::reqwest::Url;
 use gatehouse_sdk::{
     Authenticator, AuthenticatorFactory, Context, FinishRequest, Flow, Identity, LoginStep, Plugin,
@@ -123,12 +124,14 @@ impl AuthenticatorFactory for GithubFactory {
             http.check_url(url.as_str())
                 .map_err(|e| PluginError::Misconfigured(format!("{key}: {e}")))?;
         }
-        Ok(Arc::new(GithubAuthenticator { settings }))
+        Ok(Arc::new(GithubAuthenticator { settings, http }))
     }
 }
 
 struct GithubAuthenticator {
     settings: Settings,
+    /// The client of the instance's `[http]` settings (shared per settings).
+    http: HttpClient,
 }
 
 /// `/user` as documented (the fields used).
@@ -370,7 +373,7 @@ impl Authenticator for GithubAuthenticator {
             .filter(|c| !c.is_empty())
             .ok_or_else(|| PluginError::BadRequest("the callback has no code parameter".into()))?;
         let s = &self.settings;
-        let http = ctx.http_client()?;
+        let http = &self.http;
         let mut form = vec![
             ("client_id", s.client_id.as_str()),
             ("client_secret", s.client_secret.expose()),
@@ -380,11 +383,11 @@ impl Authenticator for GithubAuthenticator {
             form.push(("redirect_uri", cb.as_str()));
         }
         let now = ctx.unix_now();
-        let token = api::exchange_code(&http, &s.oauth_url("access_token"), encode_pairs(&form), now)
+        let token = api::exchange_code(http, &s.oauth_url("access_token"), encode_pairs(&form), now)
             .await
             .map_err(|e| fail(ctx, "code exchange", e))?;
         let api = Api {
-            http: &http,
+            http,
             base: &s.api,
             token: &token,
             now,
