@@ -11,13 +11,15 @@
 //!
 //! Modules: [`process`] (the binary in a temp dir), [`in_process`], [`cli`],
 //! [`api`] (socket helpers for both tiers), [`plugins`], [`peers`] (slapd,
-//! oidc-provider, nginx), [`forward_auth`] and [`mod@bench`]. Everything is
+//! oidc-provider, nginx), [`forward_auth`], [`github`] (a GitHub stand-in)
+//! and [`mod@bench`]. Everything is
 //! re-exported at the crate root.
 
 pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod forward_auth;
+pub mod github;
 pub mod in_process;
 pub mod peers;
 pub mod plugins;
