@@ -139,7 +139,7 @@ pub(crate) fn identity(s: &Settings, claims: &Map<String, Value>) -> Result<Iden
     id.last_name = text(claims.get("family_name"));
     id.groups = groups(claims, &s.groups_claim);
     for (k, v) in claims {
-        if PROTOCOL.contains(&k.as_str()) || *k == s.groups_claim {
+        if PROTOCOL.contains(&k.as_str()) || *k == s.groups_claim || (k == "email" && !email_verified) {
             continue;
         }
         let values: Vec<String> = match v {

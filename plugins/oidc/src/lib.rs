@@ -305,7 +305,9 @@ impl OidcAuthenticator {
             authorization,
             token,
             userinfo: e.userinfo.clone().or_else(|| from_doc("userinfo_endpoint")),
-            revoke: e.revoke.clone().or_else(|| from_doc("revocation_endpoint")),
+            // only when configured: the platform's default method (GET) is
+            // not what a discovered RFC 7009 endpoint takes
+            revoke: e.revoke.clone(),
             issuer,
         })
     }

@@ -220,7 +220,6 @@ const GOOGLE_AUTHORIZATION: &str = "https://accounts.google.com/o/oauth2/v2/auth
 const GOOGLE_TOKEN: &str = "https://oauth2.googleapis.com/token";
 const GOOGLE_USERINFO: &str = "https://openidconnect.googleapis.com/v1/userinfo";
 const GOOGLE_JWKS: &str = "https://www.googleapis.com/oauth2/v3/certs";
-const GOOGLE_REVOKE: &str = "https://oauth2.googleapis.com/revoke";
 /// The Microsoft identity platform (v2.0 endpoints).
 const MICROSOFT_LOGIN: &str = "https://login.microsoftonline.com";
 /// Keycloak's authorization endpoint below a realm URL.
@@ -337,7 +336,6 @@ impl RawSettings {
                 e.authorization.get_or_insert_with(|| GOOGLE_AUTHORIZATION.into());
                 e.token.get_or_insert_with(|| GOOGLE_TOKEN.into());
                 e.userinfo.get_or_insert_with(|| GOOGLE_USERINFO.into());
-                e.revoke.get_or_insert_with(|| GOOGLE_REVOKE.into());
                 if e.discovery.is_none() {
                     e.jwks.get_or_insert_with(|| GOOGLE_JWKS.into());
                     e.issuer.get_or_insert_with(|| GOOGLE_ISSUER.into());
