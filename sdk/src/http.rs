@@ -262,6 +262,7 @@ impl HttpClient {
             settings: settings.clone(),
             extra_ca_files: Vec::new(),
             loopback: false,
+            accept_invalid_certs: false,
         }
     }
 
@@ -318,6 +319,29 @@ impl HttpClient {
     /// Sends a request built by this client and reads the whole body, at
     /// most `limit` bytes; a status other than 2xx is an error.
     pub async fn send(&self, request: RequestBuilder, limit: usize) -> Result<Vec<u8>, HttpError> {
+        self.exchange(request, limit, true).await.map(|(_, body)| body)
+    }
+
+    /// Sends a request built by this client and reads the whole body, at
+    /// most `limit` bytes, whatever the status: (status, body). For
+    /// protocols whose error answers carry a body (an OAuth token
+    /// endpoint's `{"error": …}`).
+    pub async fn send_any_status(
+        &self,
+        request: RequestBuilder,
+        limit: usize,
+    ) -> Result<(u16, Vec<u8>), HttpError> {
+        self.exchange(request, limit, false).await
+    }
+
+    /// (status, body); with `only_2xx` another status is an error (the
+    /// body unread).
+    async fn exchange(
+        &self,
+        request: RequestBuilder,
+        limit: usize,
+        only_2xx: bool,
+    ) -> Result<(u16, Vec<u8>), HttpError> {
         let request = request.build().map_err(|e| HttpError::Client {
             reason: error_chain(&e),
         })?;
@@ -329,12 +353,9 @@ impl HttpClient {
             reason: error_chain(&e),
         };
         let mut response = self.inner.execute(request).await.map_err(failed)?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(HttpError::Status {
-                url: shown,
-                status: status.as_u16(),
-            });
+        let status = response.status().as_u16();
+        if only_2xx && !response.status().is_success() {
+            return Err(HttpError::Status { url: shown, status });
         }
         let too_large = || HttpError::TooLarge {
             url: shown.clone(),
@@ -353,7 +374,7 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok((status, body))
     }
 
     /// GETs `url` and returns its body (at most `limit` bytes).
@@ -387,9 +408,19 @@ pub struct HttpClientBuilder {
     settings: HttpSettings,
     extra_ca_files: Vec<PathBuf>,
     loopback: bool,
+    accept_invalid_certs: bool,
 }
 
 impl HttpClientBuilder {
+    /// Accepts any server certificate: expired, self-signed, for another
+    /// name (a plugin's own `danger_*` setting, such as OIDC's
+    /// `verify_ssl = false`). Anyone on the path can then read and change
+    /// the traffic; the plugin must warn at every load.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.accept_invalid_certs |= accept;
+        self
+    }
+
     /// Trusts the certificates of another PEM bundle as well (added to the
     /// system roots and to the settings' `ca_file`).
     pub fn add_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
@@ -430,7 +461,8 @@ impl HttpClientBuilder {
             .timeout(s.timeout)
             .connect_timeout(s.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(s.user_agent.clone());
+            .user_agent(s.user_agent.clone())
+            .tls_danger_accept_invalid_certs(self.accept_invalid_certs);
         let files = s
             .ca_file
             .iter()

@@ -10,6 +10,7 @@
 //! ([`InProcess`]): same socket API, no binary, no process start.
 //!
 //! Modules: [`process`] (the binary in a temp dir), [`in_process`], [`cli`],
+//! [`browser`] (a scripted browser for identity providers' login pages),
 //! [`api`] (socket helpers for both tiers), [`plugins`], [`peers`] (slapd,
 //! oidc-provider, nginx), [`forward_auth`], [`github`] (a GitHub stand-in)
 //! and [`mod@bench`]. Everything is
@@ -17,6 +18,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod browser;
 pub mod cli;
 pub mod forward_auth;
 pub mod github;
@@ -27,12 +29,13 @@ pub mod process;
 
 pub use api::{add_user, login};
 pub use bench::{RawConnection, cpu_ns, cpu_ticks, openssl, percentile};
+pub use browser::Browser;
 pub use forward_auth::{STORAGE, forward_auth_body, forward_auth_daemon};
 pub use gatehouse_daemon::client::{Answer, Client};
 pub use in_process::InProcess;
 pub use peers::{
-    LdapPeer, curl, ldap_peer, nginx_start, nginx_stop, oidc_rotate, oidc_start, oidc_start_tls, oidc_stop,
-    oidc_token,
+    LdapPeer, curl, ldap_peer, nginx_start, nginx_stop, oidc_public_key, oidc_rotate, oidc_start,
+    oidc_start_tls, oidc_stop, oidc_token,
 };
 pub use plugins::{
     build_c_library, build_c_plugin, daemon_with_plugins, install_plugin, plugin_library, throwaway_ca,

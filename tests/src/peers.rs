@@ -103,6 +103,24 @@ pub fn oidc_token(name: &str, options: &[&str]) -> String {
     oidc_script("token.sh", &args)
 }
 
+/// The RS256 public key (PEM) of running instance `name`: what a
+/// Keycloak realm shows as its public key.
+pub fn oidc_public_key(name: &str) -> String {
+    let run = std::env::var("GH_PEERS_RUN").unwrap_or_else(|_| "/tmp/gatehouse-peers".into());
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/peers/oidc/keys.mjs"))
+        .arg("pem")
+        .arg(format!("{run}/oidc/{name}/jwks.private.json"))
+        .output()
+        .expect("run keys.mjs");
+    assert!(
+        out.status.success(),
+        "keys.mjs pem: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Gives instance `name` new keys (new kids) and restarts it.
 pub fn oidc_rotate(name: &str) {
     oidc_script("rotate.sh", &[name]);

@@ -19,6 +19,8 @@ fn plugins() -> Vec<Box<dyn Plugin>> {
         Box::new(gatehouse_plugin_jwt::JwtPlugin),
         #[cfg(feature = "github")]
         Box::new(gatehouse_plugin_github::GithubPlugin),
+        #[cfg(feature = "oidc")]
+        Box::new(gatehouse_plugin_oidc::OidcPlugin),
     ]
 }
 

@@ -93,6 +93,10 @@ impl From<Refusal> for SignatureError {
 /// One trusted issuer and its current keys.
 pub struct Issuer {
     url: String,
+    /// Where the keys are, when known without discovery.
+    jwks_uri: Option<String>,
+    /// Keys given once (a configured public key): never fetched.
+    fixed: bool,
     fetcher: Arc<dyn Fetcher>,
     options: IssuerOptions,
     state: Mutex<State>,
@@ -120,6 +124,8 @@ impl Issuer {
             .unwrap_or_default();
         Self {
             url: url.into().trim_end_matches('/').to_owned(),
+            jwks_uri: None,
+            fixed: false,
             fetcher,
             options,
             state: Mutex::new(State {
@@ -132,6 +138,43 @@ impl Issuer {
             }),
             fetching: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// An issuer whose keys are at `jwks_uri` (configured, or found by the
+    /// caller's own discovery): no discovery document is read.
+    pub fn with_jwks_uri(
+        url: impl Into<String>,
+        jwks_uri: impl Into<String>,
+        fetcher: Arc<dyn Fetcher>,
+        options: IssuerOptions,
+    ) -> Self {
+        let mut issuer = Self::new(url, fetcher, options);
+        issuer.jwks_uri = Some(jwks_uri.into());
+        issuer
+    }
+
+    /// An issuer with a fixed set of keys (a configured public key): never
+    /// fetched, never refreshed.
+    pub fn with_keys(url: impl Into<String>, keys: KeySet) -> Self {
+        struct NoFetch;
+        #[async_trait::async_trait]
+        impl Fetcher for NoFetch {
+            async fn get(&self, _url: &str, _limit: usize) -> Result<Vec<u8>, String> {
+                Err("this issuer's keys are configured, not fetched".into())
+            }
+        }
+        let issuer = Self::new(url, Arc::new(NoFetch), IssuerOptions::default());
+        let mut issuer = Self {
+            fixed: true,
+            ..issuer
+        };
+        let s = issuer
+            .state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.keys = Arc::new(keys);
+        s.fetched = Some(Instant::now());
+        issuer
     }
 
     /// The issuer URL (no trailing `/`): what `iss` must equal.
@@ -170,6 +213,9 @@ impl Issuer {
     /// True when a background refresh is due: no keys yet, or 80% of the
     /// TTL has passed; never sooner than the failure backoff allows.
     pub fn due(&self, now: Instant) -> bool {
+        if self.fixed {
+            return false;
+        }
         let s = self.lock();
         if let Some(at) = s.last_attempt
             && s.failures > 0
@@ -186,6 +232,9 @@ impl Issuer {
     /// Fetches discovery and the JWKS; keeps the old set on any failure,
     /// writes the new one to disk when persisting.
     pub async fn refresh(&self) -> Result<(), Error> {
+        if self.fixed {
+            return Ok(());
+        }
         let _one = self.fetching.lock().await;
         let started = Instant::now();
         self.lock().last_attempt = Some(started);
@@ -242,7 +291,10 @@ impl Issuer {
     }
 
     async fn fetch(&self) -> Result<(KeySet, Vec<u8>), Error> {
-        let jwks_uri = self.discover().await?;
+        let jwks_uri = match &self.jwks_uri {
+            Some(uri) => uri.clone(),
+            None => self.discover().await?,
+        };
         let fail = |reason: String| Error::Jwks {
             url: jwks_uri.clone(),
             reason,
@@ -258,6 +310,9 @@ impl Issuer {
     /// An unknown `kid` may mean the issuer rotated its keys: refetch, at
     /// most once per interval. True when a fetch happened and succeeded.
     pub async fn refetch_for_unknown_kid(&self) -> bool {
+        if self.fixed {
+            return false;
+        }
         {
             let mut s = self.lock();
             let now = Instant::now();

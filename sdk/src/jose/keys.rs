@@ -14,6 +14,9 @@ use crate::jose::jws::Parsed;
 pub struct Key {
     /// The key's `kid`, when the set names one.
     pub kid: Option<String>,
+    /// A configured key (not from a JWKS): matches a token whatever its
+    /// `kid`.
+    pinned: bool,
     by_alg: Vec<(Algorithm, ParsedPublicKey)>,
 }
 
@@ -159,6 +162,34 @@ impl KeySet {
         serde_json::from_slice::<JwkSet>(json).map(|s| keys_of(&s))
     }
 
+    /// One configured RSA public key for RS256: PEM (`-----BEGIN PUBLIC
+    /// KEY-----`, SubjectPublicKeyInfo, or `RSA PUBLIC KEY`, PKCS#1), or the
+    /// bare base64 body of either, as identity providers show it (the
+    /// Keycloak realm's "Public key"). It matches tokens whatever their
+    /// `kid`. Keys shorter than 2048 bits are refused.
+    pub fn from_rsa_public_key(text: &str) -> Result<Self, String> {
+        let body: String = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .map_err(|_| "not a PEM or base64 public key".to_owned())?;
+        let key = aws_lc_rs::rsa::PublicKey::from_der(&der)
+            .map_err(|_| "not an RSA public key (SubjectPublicKeyInfo or PKCS#1)".to_owned())?;
+        if key.as_ref().len() < 256 {
+            return Err("the RSA key is shorter than 2048 bits".into());
+        }
+        let parsed = ParsedPublicKey::new(&sig::RSA_PKCS1_2048_8192_SHA256, key.as_ref())
+            .map_err(|_| "the RSA key is shorter than 2048 bits or unusable".to_owned())?;
+        Ok(Self(vec![Key {
+            kid: None,
+            pinned: true,
+            by_alg: vec![(Algorithm::RS256, parsed)],
+        }]))
+    }
+
     /// Checks the signature of a parsed token against the keys that match
     /// its `kid` (when it has one) and its algorithm. `None`: no such key;
     /// `Some(valid)` otherwise.
@@ -167,6 +198,7 @@ impl KeySet {
             .iter()
             .filter(|k| k.allows(parsed.alg))
             .filter(|k| match (&parsed.kid, &k.kid) {
+                _ if k.pinned => true,
                 (Some(want), Some(have)) => want == have,
                 (Some(_), None) => false,
                 (None, _) => true,
@@ -200,6 +232,7 @@ pub fn keys_of(set: &JwkSet) -> KeySet {
         if let Some(by_alg) = parse_jwk(jwk, only) {
             out.push(Key {
                 kid: jwk.common.key_id.clone(),
+                pinned: false,
                 by_alg,
             });
         }

@@ -3,6 +3,7 @@
 //
 //   node keys.mjs new FILE    make a new key set, replace FILE with it (atomically, mode 600), print the kids
 //   node keys.mjs kids FILE   print the kids in FILE
+//   node keys.mjs pem FILE    print the RS256 public key as PEM (what a Keycloak realm shows as its public key)
 // Kids are printed one a line, RS256 first.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -42,9 +43,14 @@ function writeAtomically(file, text) {
 
 async function main(argv) {
   const [cmd, file] = argv;
-  if (!file || !['new', 'kids'].includes(cmd)) {
-    process.stderr.write('usage: node keys.mjs new|kids FILE\n');
+  if (!file || !['new', 'kids', 'pem'].includes(cmd)) {
+    process.stderr.write('usage: node keys.mjs new|kids|pem FILE\n');
     return 2;
+  }
+  if (cmd === 'pem') {
+    const { d, p, q, dp, dq, qi, ...pub } = readKeySet(file).keys.find((k) => k.alg === 'RS256');
+    process.stdout.write(crypto.createPublicKey({ key: pub, format: 'jwk' }).export({ type: 'spki', format: 'pem' }));
+    return 0;
   }
   if (cmd === 'new') writeAtomically(file, `${JSON.stringify(await newKeySet(), null, 2)}\n`);
   const { keys } = readKeySet(file);

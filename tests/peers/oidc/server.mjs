@@ -8,7 +8,8 @@
 //   make_tls makes them), and the issuer is https://127.0.0.1:PORT. The provider sees the requests as
 //   secure (the socket is TLS), so it needs no `proxy` setting.
 // - Signing keys come from KEYFILE (keys.mjs writes it): one RS256 and one ES256 key, both in the JWKS.
-// - The only client is gatehouse-e2e (shape.mjs), grant type client_credentials. Its access tokens are JWTs
+// - Browser logins (authorization code flow, login and consent pages, users and clients): logins.mjs.
+// - The token client is gatehouse-e2e (shape.mjs), grant type client_credentials. Its access tokens are JWTs
 //   signed by the provider with the key of the alg that the resource indicator asks for (shape.mjs), with
 //   aud, exp, sub as asked, nbf = iat, and a `scopes` claim: the granted scope values as a JSON array.
 // - One line per request, and one per token issued, on stdout (start.sh sends it to the instance's log).
@@ -21,6 +22,7 @@ import { parseArgs } from 'node:util';
 import Provider, { errors } from 'oidc-provider';
 import { CLIENT_ID, CLIENT_SECRET, RESOURCE_BASE, decodeResource } from './shape.mjs';
 import { readKeySet } from './keys.mjs';
+import { LOGIN_CLIENTS, interaction, isLoginClient, loginConfiguration } from './logins.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -61,8 +63,9 @@ const kidOf = Object.fromEntries(jwks.keys.map((k) => [k.alg, k.kid]));
 const shapeOf = (token) => decodeResource(token.resourceServer?.identifier() ?? RESOURCE_BASE);
 
 const configuration = {
+  ...loginConfiguration,
   jwks,
-  clients: [{
+  clients: [...LOGIN_CLIENTS, {
     client_id: CLIENT_ID,
     client_secret: CLIENT_SECRET,
     grant_types: ['client_credentials'],
@@ -70,7 +73,6 @@ const configuration = {
     redirect_uris: [],
     token_endpoint_auth_method: 'client_secret_basic',
   }],
-  // not used (no browser flows), but set so that the provider does not warn about made-up defaults
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   features: {
     devInteractions: { enabled: false },
@@ -78,8 +80,9 @@ const configuration = {
     resourceIndicators: {
       enabled: true,
       // a client_credentials request without a resource indicator gets a token with all the defaults
-      defaultResource: () => RESOURCE_BASE,
-      useGrantedResource: () => true,
+      // (browser logins get opaque access tokens for userinfo: no resource)
+      defaultResource: (ctx, client) => (isLoginClient(client) ? undefined : RESOURCE_BASE),
+      useGrantedResource: (ctx) => !isLoginClient(ctx.oidc.client),
       getResourceServerInfo(ctx, indicator) {
         let shape;
         try {
@@ -133,7 +136,7 @@ const handler = (req, res) => {
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     log(`${req.method} ${req.url.split('?')[0]} ${res.statusCode} ${ms.toFixed(1)}ms`);
   });
-  callback(req, res);
+  interaction(provider, req, res, log).then((handled) => { if (!handled) callback(req, res); });
 };
 const server = tlsOptions ? https.createServer(tlsOptions, handler) : http.createServer(handler);
 // a client that does not trust the certificate: one line, not a server error
