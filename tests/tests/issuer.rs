@@ -59,6 +59,12 @@ issuers = ["https://127.0.0.1:{port}"]
 ca_file = "{dir}/ca.pem"
 algorithms = ["RS256", "ES256"]
 unknown_kid_refetch_interval = "1s"
+
+[[routes]]
+name = "ai"
+path_prefix = "/ai/"
+verifier = "cloud-connector"
+unit_primitive = "duo_chat"
 "#,
         dir = dir.display()
     ))
@@ -489,4 +495,50 @@ async fn self_managed_issues_the_instance_token() {
     assert_eq!(w["token"], v["token"]);
     let (s, checked) = verify(&d, v["token"].as_str().unwrap(), "duo_chat").await;
     assert_eq!(s, 200, "{checked}");
+}
+
+#[tokio::test]
+async fn logins_return_tokens_that_verify_and_pass_forward_auth() {
+    let port = 19145;
+    let (d, _certs) = start(port, "login_audience = \"gitlab-ai-gateway\"");
+    let mut c = d.client().await;
+    assert_eq!(add_user(&mut c, "alice", "alice-password").await.status, 201);
+    assert_eq!(add_user(&mut c, "carol", "carol-password").await.status, 201);
+    let seat = json!({"user": "alice", "add_on": "duo_pro"});
+    assert_eq!(admin(&d, Method::PUT, "/v1/entitlements/seats", seat).await, 200);
+
+    let a = gatehouse_e2e::login(&mut c, "alice", "alice-password").await;
+    assert_eq!(a.status, 200);
+    let token = a.value()["token"].as_str().expect("a login token").to_owned();
+    let claims = token_claims(&token);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["aud"], "gitlab-ai-gateway");
+    assert_eq!(claims["scopes"], json!(["documentation_search", "duo_chat"]));
+    assert_eq!(claims["gatehouse_authenticator"], "Local Database");
+    let (s, v) = verify(&d, &token, "duo_chat").await;
+    assert_eq!(s, 200, "{v}");
+    let check = |token: String| {
+        let d = &d;
+        async move {
+            d.client()
+                .await
+                .send_raw_with(
+                    Method::GET,
+                    "/v1/check",
+                    &[
+                        ("x-original-uri", "/ai/chat"),
+                        ("authorization", &format!("Bearer {token}")),
+                    ],
+                )
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(check(token).await, 200);
+    // carol holds no seat: her token verifies but carries no duo_chat
+    let a = gatehouse_e2e::login(&mut c, "carol", "carol-password").await;
+    let carol = a.value()["token"].as_str().expect("a login token").to_owned();
+    assert_eq!(token_claims(&carol)["scopes"], json!([]));
+    assert_eq!(check(carol).await, 403);
 }

@@ -313,6 +313,23 @@ async fn finish_login(
     if !roles.is_empty() {
         attributes.insert("gatehouse_roles".into(), roles);
     }
+    let token = match (&call.runtime.config.issuer, &call.runtime.issuer) {
+        (Some(config), Some(issuer)) => {
+            let now = gatehouse_sdk::jose::unix(std::time::SystemTime::now());
+            match issuer
+                .login_token(config, call.runtime.store.as_ref(), &user, name, now)
+                .await
+            {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    // the login stands; only its token is missing
+                    tracing::error!(authenticator = name, "issuer: no login token: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let result = LoginResult {
         user: user.to_wire(),
         authenticator: name.to_owned(),
@@ -325,7 +342,7 @@ async fn finish_login(
         organizations,
         teams,
         attributes,
-        token: None,
+        token,
         return_to,
         explanation: explain.then(|| {
             json!({

@@ -17,6 +17,11 @@
 //! license_type = "ultimate"                # checked against unit primitives' license_types
 //! issue_uids = [1001]                      # peers (besides admins) that may issue tokens
 //! issue_gids = []
+//! login_audience = "…"                     # `aud` of login tokens (default: url)
+//! listen = "127.0.0.1:9443"                # discovery and JWKS over TCP (restart to change)
+//! tls_cert_file = "issuer.pem"             # with tls_key_file; required off loopback
+//! tls_key_file = "issuer.key"
+//! signing_key_file = "…"                   # the keyring (default: state_dir/issuer-keys.json)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -53,6 +58,7 @@ pub(crate) struct RawIssuer {
     issue_gids: Vec<u32>,
     signing_key_file: Option<Spanned<String>>,
     listen: Option<Spanned<String>>,
+    login_audience: Option<Spanned<String>>,
     tls_cert_file: Option<Spanned<String>>,
     tls_key_file: Option<Spanned<String>>,
 }
@@ -93,6 +99,9 @@ pub struct IssuerConfig {
     pub issue_gids: Vec<u32>,
     /// The key file (JSON keyring, 0600).
     pub key_file: PathBuf,
+    /// The `aud` of the tokens a successful login returns (default: the
+    /// issuer's url).
+    pub login_audience: String,
     /// The TCP listener for discovery and JWKS (restart to change).
     pub listen: Option<std::net::SocketAddr>,
     /// Its certificate chain and key (PEM); `None`: plain http, loopback only.
@@ -222,6 +231,14 @@ pub(crate) fn resolve(
         None => state_dir.join("issuer-keys.json"),
         Some(k) => dir.join(k.get_ref()),
     };
+    let login_audience = match &issuer.login_audience {
+        Some(a) if a.get_ref().trim().is_empty() || a.get_ref().len() > 256 => {
+            r.err::<()>(&a.span(), "issuer.login_audience", "must be 1 to 256 characters");
+            None
+        }
+        Some(a) => Some(a.get_ref().trim().to_owned()),
+        None => None,
+    };
     let listen = issuer.listen.as_ref().and_then(|l| {
         l.get_ref().parse::<std::net::SocketAddr>().ok().or_else(|| {
             r.err(
@@ -269,8 +286,10 @@ pub(crate) fn resolve(
     if r_errors(r) != before {
         return None;
     }
+    let url = url?;
     Some(IssuerConfig {
-        url: url?,
+        login_audience: login_audience.unwrap_or_else(|| url.clone()),
+        url,
         mode,
         algorithm,
         token_ttl,

@@ -283,6 +283,51 @@ impl Issuer {
         })
     }
 
+    /// The token a successful login returns: `sub` the username, `aud`
+    /// the configured login audience, `scopes` every unit primitive the
+    /// user may use in any service of the catalog (possibly none).
+    pub async fn login_token(
+        &self,
+        config: &IssuerConfig,
+        store: &dyn Store,
+        user: &crate::store::UserRecord,
+        authenticator: &str,
+        now: i64,
+    ) -> Result<String, IssueError> {
+        let (subject, user_id) = match config.mode {
+            Mode::GitlabCom => (Subject::User(user.username.clone()), Some(user.id)),
+            Mode::SelfManaged => (Subject::Instance, None),
+        };
+        let facts = store.entitlement_facts(user_id, None).await?.unwrap_or_default();
+        let cx = Context {
+            mode: config.mode,
+            version: config.version.as_ref(),
+            license_type: config.license_type.as_deref(),
+            now,
+        };
+        let scopes: std::collections::BTreeSet<String> = config
+            .catalog
+            .services()
+            .filter_map(|s| entitlements::decide(s, &subject, &facts, cx).ok())
+            .flatten()
+            .collect();
+        let ttl = i64::try_from(config.token_ttl.as_secs()).unwrap_or(3600);
+        let claims = json!({
+            "iss": config.url,
+            "aud": config.login_audience,
+            "sub": user.username,
+            "scopes": scopes,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": jti()?,
+            "gitlab_realm": config.mode.realm(),
+            "gitlab_instance_id": config.instance_id,
+            "gatehouse_authenticator": authenticator,
+        });
+        Ok(self.keys.sign(&claims)?.token)
+    }
+
     fn cached(&self, key: &str, now: i64) -> Option<Cached> {
         let cache = self
             .cache
