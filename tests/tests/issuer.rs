@@ -542,3 +542,92 @@ async fn logins_return_tokens_that_verify_and_pass_forward_auth() {
     assert_eq!(token_claims(&carol)["scopes"], json!([]));
     assert_eq!(check(carol).await, 403);
 }
+
+#[tokio::test]
+async fn the_cli_manages_entitlements_issues_and_rotates() {
+    let port = 19146;
+    let (d, _certs) = start(port, "");
+    let ok = |args: &[&str]| {
+        let out = d.cli(args, "");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["entitlements", "namespace", "acme"]);
+    ok(&["entitlements", "namespace", "acme/web", "--parent", "acme"]);
+    ok(&[
+        "entitlements",
+        "purchase",
+        "duo_enterprise",
+        "--namespace",
+        "acme",
+        "--seats",
+        "7",
+    ]);
+    let list = ok(&["entitlements", "list"]);
+    assert!(list.contains("namespace acme/web (in acme)"), "{list}");
+    assert!(
+        list.contains("purchase  duo_enterprise for acme: 7 seats"),
+        "{list}"
+    );
+    let out = d.cli(
+        &[
+            "token",
+            "issue",
+            "--service",
+            "duo_chat",
+            "--namespace",
+            "acme/web",
+            "--claim",
+            "feature=chat",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(token_claims(&token)["feature"], "chat");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("scopes: documentation_search duo_chat new_feature_up"),
+        "{err}"
+    );
+    // nothing to grant: exit 1 with the code
+    let out = d.cli(
+        &[
+            "token",
+            "issue",
+            "--service",
+            "duo_chat",
+            "--namespace",
+            "acme/none",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let rotated = ok(&["issuer", "rotate"]);
+    assert!(rotated.starts_with("new signing key "), "{rotated}");
+    ok(&[
+        "entitlements",
+        "purchase",
+        "duo_enterprise",
+        "--namespace",
+        "acme",
+        "--delete",
+    ]);
+    let out = d.cli(
+        &[
+            "token",
+            "issue",
+            "--service",
+            "duo_chat",
+            "--namespace",
+            "acme/web",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no_access"));
+}

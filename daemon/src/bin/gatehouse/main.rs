@@ -31,6 +31,8 @@ macro_rules! say {
     }};
 }
 
+mod issuer;
+
 /// Talk to the gatehouse daemon.
 #[derive(Parser, Debug)]
 #[command(name = "gatehouse", version, about)]
@@ -121,6 +123,15 @@ enum Command {
     /// Manage per-user static-object tokens (admin).
     #[command(subcommand)]
     StaticToken(StaticTokenCommand),
+    /// Service access tokens from the daemon's issuer.
+    #[command(subcommand)]
+    Token(issuer::TokenCommand),
+    /// The issuer's signing keys (admin).
+    #[command(subcommand)]
+    Issuer(issuer::IssuerCommand),
+    /// Namespaces, add-on purchases and seats (admin).
+    #[command(subcommand)]
+    Entitlements(issuer::EntitlementCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -382,6 +393,9 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         }
         Command::CheckConfig { .. } => unreachable_check_config(),
         Command::User(cmd) => user(cli, &mut client, cmd).await?,
+        Command::Token(cmd) => return issuer::token(cli, &mut client, cmd).await,
+        Command::Issuer(cmd) => return issuer::issuer(cli, &mut client, cmd).await,
+        Command::Entitlements(cmd) => return issuer::entitlements(cli, &mut client, cmd).await,
         Command::StaticToken(cmd) => {
             let a = match cmd {
                 StaticTokenCommand::Create { user, name } => client
