@@ -257,6 +257,9 @@ pub fn check_config(path: &std::path::Path) -> Result<(), ConfigErrors> {
     // (persisted keys …) into the real state directory, while validating.
     config.store.url = config::StoreUrl::Sqlite(scratch.path().join("check.db"));
     config.daemon.state_dir = scratch.path().join("state");
+    if let Some(issuer) = &mut config.issuer {
+        issuer.key_file = scratch.path().join("issuer-keys.json");
+    }
     let hashing = Arc::new(tokio::sync::Semaphore::new(1));
     let built = runtime::build(config, 1, None, &hashing).map(drop);
     drop(scratch);

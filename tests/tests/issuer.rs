@@ -631,3 +631,33 @@ async fn the_cli_manages_entitlements_issues_and_rotates() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_access"));
 }
+
+#[test]
+fn check_config_reads_the_catalog_but_makes_no_keys() {
+    let certs = tempfile::tempdir().unwrap();
+    throwaway_server_cert(certs.path());
+    let s = setup(19147, certs.path(), "");
+    let d = Daemon::prepare(&s);
+    std::fs::write(d.dir().join("catalog.yml"), CATALOG).unwrap();
+    let out = Command::new(gatehouse_e2e::bin("gatehoused"))
+        .arg("--check-config")
+        .arg(&d.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!d.dir().join("state/issuer-keys.json").exists());
+    // and a broken catalog fails the check with its file and line
+    std::fs::write(
+        d.dir().join("catalog.yml"),
+        "services:\n  x:\n    cut_off_date: soon\n",
+    )
+    .unwrap();
+    let out = Command::new(gatehouse_e2e::bin("gatehoused"))
+        .arg("--check-config")
+        .arg(&d.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("catalog.yml:3"), "{err}");
+}

@@ -29,7 +29,7 @@ use keys::{KeyError, Keyring};
 use crate::store::{Store, StoreError};
 
 /// Claims the issuer sets and `extra_claims` may not.
-pub const RESERVED_CLAIMS: [&str; 10] = [
+pub const RESERVED_CLAIMS: [&str; 11] = [
     "iss",
     "aud",
     "sub",
@@ -40,6 +40,7 @@ pub const RESERVED_CLAIMS: [&str; 10] = [
     "jti",
     "gitlab_realm",
     "gitlab_instance_id",
+    "gatehouse_authenticator",
 ];
 
 /// The most tokens kept for reuse; the cache is emptied when it is full.
