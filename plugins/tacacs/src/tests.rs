@@ -33,7 +33,7 @@ fn settings_are_checked() {
         (json!({"host": "h", "secret": "k", "port": 70000}), "u16"),
         (
             json!({"host": "h", "secret": "k", "auth_protocol": "chap"}),
-            "chap",
+            "expected `ascii` or `pap`",
         ),
         (
             json!({"host": "h", "secret": "k", "session_timeout": 0}),
