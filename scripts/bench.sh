@@ -15,3 +15,4 @@ cargo bench -p gatehouse-e2e --bench plugin_modes
 cargo bench -p gatehouse-e2e --bench ldap
 cargo bench -p gatehouse-e2e --bench tokens
 cargo bench -p gatehouse-e2e --bench jwt_verify
+cargo bench -p gatehouse-e2e --bench tacacs

@@ -18,6 +18,7 @@ Options:
     --getuser-always      ASCII: always ask GETUSER, even when START names a user
     --otp USER=CODE       ASCII: after USER's password, a GETDATA "Code:" (NOECHO)
     --require-rem-addr A  FAIL any login whose rem_addr is not A
+    --quiet               no per-session lines on stderr (benchmarks)
 
 Prints "GH_TACACS_READY <port>" on stdout once it listens; one line per
 session on stderr (user, type, rem_addr, outcome; never a password).
@@ -178,11 +179,14 @@ def main():
     ap.add_argument("--getuser-always", action="store_true")
     ap.add_argument("--otp", action="append", default=[])
     ap.add_argument("--require-rem-addr")
+    ap.add_argument("--quiet", action="store_true")
     opts = ap.parse_args()
     opts.otp = dict((u.encode(), c.encode()) for u, c in (o.split("=", 1) for o in opts.otp))
     key = opts.key.encode()
 
     def log(msg):
+        if opts.quiet:
+            return
         print(f"tacacs[{opts.port}]: {msg}", file=sys.stderr, flush=True)
 
     class Handler(socketserver.BaseRequestHandler):
