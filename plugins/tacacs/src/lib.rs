@@ -285,7 +285,7 @@ fn unavailable(e: SessionError) -> PluginError {
 fn text(b: &[u8]) -> String {
     let s: String = String::from_utf8_lossy(b)
         .chars()
-        .filter(|c| !c.is_control() || *c == ' ')
+        .filter(|c| !c.is_control())
         .take(200)
         .collect();
     s.trim().to_owned()
@@ -470,7 +470,11 @@ impl Tacacs {
                 .pending
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.remove(id)
+            let found = map.remove(id);
+            // expired sessions close here too, not only when another waits
+            let now = Instant::now();
+            map.retain(|_, p| p.expires > now);
+            found
         };
         let Some(Pending {
             mut session,

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
-use crate::packet::{FLAG_UNENCRYPTED, Header, TYPE_AUTHEN};
+use crate::packet::{FLAG_UNENCRYPTED, Header, Reply, Status, TYPE_AUTHEN};
 
 const KEY: &str = "scripted-key";
 
@@ -361,5 +361,92 @@ async fn long_usernames_and_empty_passwords_never_reach_the_server() {
     assert!(matches!(
         login(settings, "alice", "", None).await,
         Err(PluginError::InvalidCredentials)
+    ));
+}
+
+fn reply_of(status: Status, msg: &[u8]) -> Reply {
+    Reply {
+        status,
+        flags: 0,
+        server_msg: msg.to_vec(),
+        data: Vec::new(),
+    }
+}
+
+fn fresh() -> Progress {
+    Progress {
+        username: "alice".into(),
+        user_answered: false,
+        password_sent: false,
+    }
+}
+
+/// The decision table of RFC 8907 §5.4 as this client applies it.
+#[test]
+fn each_status_leads_where_the_docs_say() {
+    let pw = Secret::new("pw");
+    let done = |n: Next| match n {
+        Next::Done(r) => r,
+        _ => panic!("expected an end"),
+    };
+    assert!(matches!(
+        done(Tacacs::next_ascii(
+            &reply_of(Status::Follow, b""),
+            &mut fresh(),
+            Some(&pw)
+        )),
+        Err(PluginError::InvalidCredentials)
+    ));
+    let restart = done(Tacacs::next_ascii(
+        &reply_of(Status::Restart, b""),
+        &mut fresh(),
+        Some(&pw),
+    ));
+    assert!(
+        matches!(&restart, Err(PluginError::Unavailable(m)) if m.contains("\"ascii\"")),
+        "{restart:?}"
+    );
+    // server text is shown without control characters (no log injection)
+    let error = done(Tacacs::next_ascii(
+        &reply_of(Status::Error, b"db down\r\nFAKE LOG LINE"),
+        &mut fresh(),
+        Some(&pw),
+    ));
+    assert!(
+        matches!(&error, Err(PluginError::Unavailable(m)) if m.contains("db downFAKE LOG LINE") && !m.contains('\n')),
+        "{error:?}"
+    );
+    // GETUSER once, then GETPASS once; asked again: refused
+    let mut p = fresh();
+    assert!(
+        matches!(Tacacs::next_ascii(&reply_of(Status::GetUser, b""), &mut p, Some(&pw)), Next::Answer(a) if a == b"alice")
+    );
+    assert!(
+        matches!(Tacacs::next_ascii(&reply_of(Status::GetPass, b""), &mut p, Some(&pw)), Next::Answer(a) if a == b"pw")
+    );
+    assert!(matches!(
+        done(Tacacs::next_ascii(
+            &reply_of(Status::GetUser, b""),
+            &mut p,
+            Some(&pw)
+        )),
+        Err(PluginError::InvalidCredentials)
+    ));
+    // GETPASS after a challenge (no password kept): asked of the user, hidden
+    let mut p = fresh();
+    assert!(matches!(
+        Tacacs::next_ascii(&reply_of(Status::GetPass, b"New PIN:"), &mut p, None),
+        Next::Challenge { prompt, echo: false } if prompt == "New PIN:"
+    ));
+    // PAP knows only decisions
+    for s in [Status::GetData, Status::GetPass, Status::GetUser] {
+        assert!(matches!(
+            done(Tacacs::next_pap(&reply_of(s, b""), "alice")),
+            Err(PluginError::Unavailable(_))
+        ));
+    }
+    assert!(matches!(
+        done(Tacacs::next_pap(&reply_of(Status::Pass, b""), "alice")),
+        Ok(LoginStep::Authenticated(id)) if id.username == "alice"
     ));
 }
