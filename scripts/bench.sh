@@ -16,3 +16,4 @@ cargo bench -p gatehouse-e2e --bench ldap
 cargo bench -p gatehouse-e2e --bench tokens
 cargo bench -p gatehouse-e2e --bench jwt_verify
 cargo bench -p gatehouse-e2e --bench issue
+cargo bench -p gatehouse-e2e --bench tacacs

@@ -29,6 +29,8 @@ fi
 
 # Real servers the end-to-end tests start (slapd, …): tests/peers installs them.
 $SUDO bash tests/peers/install.sh
+# The TACACS+ reference client (PyPI tacacs_plus) in a venv, as the calling user.
+bash tests/peers/tacacs/install.sh
 
 id nobody >/dev/null 2>&1 || $SUDO useradd --system --no-create-home --shell /usr/sbin/nologin nobody
 

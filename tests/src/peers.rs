@@ -176,3 +176,63 @@ pub fn curl(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
+
+/// The project's TACACS+ test server (`tests/peers/tacacs/server.py`,
+/// RFC 8907, Python standard library only) on 127.0.0.1, owned by one
+/// test: started on a port of the caller's choosing and killed on drop.
+/// Users: alice/alicepass, Bob.Smith/bobpass, juergen/jürgenpass.
+#[derive(Debug)]
+pub struct TacacsServer {
+    child: std::process::Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl TacacsServer {
+    /// Starts the server with key `key` and extra `server.py` options
+    /// (`--getuser-always`, `--otp USER=CODE`, `--require-rem-addr A`);
+    /// returns once it listens. Panics when it cannot start: TACACS+
+    /// tests never skip.
+    pub fn start(port: u16, key: &str, options: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg(repo_root().join("tests/peers/tacacs/server.py"))
+            .args(["--port", &port.to_string(), "--key", key])
+            .args(options)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run python3 tests/peers/tacacs/server.py");
+        let stdout = child.stdout.take().expect("server stdout");
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        if !line.starts_with("GH_TACACS_READY ") {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("the TACACS+ test server did not start on port {port} ({status:?}): {line:?}");
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for TacacsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The PyPI reference client `tacacs_client` (tacacs_plus, pinned in
+/// `tests/peers/tacacs/install.sh`), installed into its venv on first use.
+/// Panics when the venv cannot be made.
+pub fn tacacs_reference_client() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo_root().join("tests/peers/tacacs/install.sh"))
+        .output()
+        .expect("run tests/peers/tacacs/install.sh");
+    assert!(
+        out.status.success(),
+        "tests/peers/tacacs/install.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    repo_root().join("tests/peers/tacacs/venv/bin/tacacs_client")
+}
