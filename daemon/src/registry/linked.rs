@@ -17,6 +17,8 @@ fn plugins() -> Vec<Box<dyn Plugin>> {
         Box::new(gatehouse_plugin_ldap::LdapPlugin),
         #[cfg(feature = "jwt")]
         Box::new(gatehouse_plugin_jwt::JwtPlugin),
+        #[cfg(feature = "radius")]
+        Box::new(gatehouse_plugin_radius::RadiusPlugin),
     ]
 }
 
