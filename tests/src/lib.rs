@@ -11,7 +11,7 @@
 //!
 //! Modules: [`process`] (the binary in a temp dir), [`in_process`], [`cli`],
 //! [`api`] (socket helpers for both tiers), [`plugins`], [`peers`] (slapd,
-//! oidc-provider, nginx), [`forward_auth`] and [`mod@bench`]. Everything is
+//! oidc-provider, nginx, FreeRADIUS), [`forward_auth`] and [`mod@bench`]. Everything is
 //! re-exported at the crate root.
 
 pub mod api;
@@ -29,8 +29,8 @@ pub use forward_auth::{STORAGE, forward_auth_body, forward_auth_daemon};
 pub use gatehouse_daemon::client::{Answer, Client};
 pub use in_process::InProcess;
 pub use peers::{
-    LdapPeer, curl, ldap_peer, nginx_start, nginx_stop, oidc_rotate, oidc_start, oidc_start_tls, oidc_stop,
-    oidc_token,
+    LdapPeer, RadiusPeer, curl, ldap_peer, nginx_start, nginx_stop, oidc_rotate, oidc_start, oidc_start_tls,
+    oidc_stop, oidc_token, radius_start,
 };
 pub use plugins::{
     build_c_library, build_c_plugin, daemon_with_plugins, install_plugin, plugin_library, throwaway_ca,
