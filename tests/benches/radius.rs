@@ -126,7 +126,15 @@ secret = "{}"
         let per_copy = (seconds as usize * 3000 / conc).max(1);
         let t = Instant::now();
         let out = Command::new("radclient")
-            .args(["-q", "-s", "-c", &per_copy.to_string(), "-p", &conc.to_string(), "-f"])
+            .args([
+                "-q",
+                "-s",
+                "-c",
+                &per_copy.to_string(),
+                "-p",
+                &conc.to_string(),
+                "-f",
+            ])
             .arg(&file)
             .args([&p.addr, "auth", &p.secret])
             .output();

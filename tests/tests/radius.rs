@@ -366,3 +366,29 @@ async fn replies_from_another_port_are_ignored() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn concurrent_logins_each_get_their_own_answer() {
+    let p = peer();
+    let d = start(&standard(&p));
+    let mut tasks = Vec::new();
+    for i in 0..96 {
+        let socket = d.socket.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = gatehouse_e2e::Client::connect(&socket).await.unwrap();
+            let (user, pw, want) = match i % 3 {
+                0 => ("alice", "alicepass", 200),
+                1 => ("alice", "wrong", 401),
+                _ => ("Bob.Smith", "bobpass", 200),
+            };
+            let a = login(&mut c, user, pw).await;
+            assert_eq!(a.status, want, "{user}/{pw}: {:?}", a.value());
+            if want == 200 {
+                assert_eq!(a.value()["authenticator_uid"], user, "another login's answer");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
