@@ -38,6 +38,26 @@ secret = "{}"
         p.addr, p.secret
     );
     let daemon = Daemon::start(Setup::with_body(&body));
+    // The daemon's own cost per login (socket, JSON, user and membership
+    // bookkeeping in SQLite) with a backend that answers at once: the
+    // ceiling any backend's rate through the socket is under.
+    let pipeline = {
+        let setup = Setup {
+            daemon_extra: "plugin_dirs = [\"plugins\"]".into(),
+            body: "[lockout]\nmax_failures = 1000000\nmax_failures_per_peer = 1000000\n\
+                   [[authenticators]]\nname = \"accept\"\ntype = \"testkit_accept\"\n"
+                .into(),
+            ..Setup::default()
+        };
+        let d = Daemon::prepare(&setup);
+        gatehouse_e2e::install_plugin(
+            &d.dir().join("plugins"),
+            &gatehouse_e2e::plugin_library("gatehouse_plugin_testkit"),
+        );
+        let mut cmd = Command::new(gatehouse_e2e::bin("gatehoused"));
+        cmd.arg("--config").arg(&d.config);
+        d.spawn_with(cmd)
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,12 +71,17 @@ secret = "{}"
         "engine", "conc", "logins/s", "p50", "p99"
     );
     let mut ours = Vec::new();
-    for conc in [1usize, 32] {
+    for (label, d, conc) in [
+        ("daemon only (instant backend)", &pipeline, 1usize),
+        ("daemon only (instant backend)", &pipeline, 32),
+        ("gatehoused (socket)", &daemon, 1),
+        ("gatehoused (socket)", &daemon, 32),
+    ] {
         let (n, mut lat) = rt.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(seconds);
             let mut tasks = Vec::new();
             for _ in 0..conc {
-                let socket = daemon.socket.clone();
+                let socket = d.socket.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut c = Client::connect(&socket).await.unwrap();
                     let mut lat = Vec::new();
@@ -77,10 +102,12 @@ secret = "{}"
         });
         lat.sort();
         let rate = n as f64 / seconds as f64;
-        ours.push(rate);
+        if label.starts_with("gatehoused") {
+            ours.push(rate);
+        }
         println!(
             "{:<40} {:>5} {:>10.0} {:>10.2?} {:>10.2?}",
-            "gatehoused (socket)",
+            label,
             conc,
             rate,
             gatehouse_e2e::percentile(&lat, 0.5),
