@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gatehouse_e2e::{Client, Daemon, Setup, radius_start, repo_root};
+use gatehouse_sdk::AuthenticatorFactory;
 
 /// This bench's FreeRADIUS instance (the RADIUS suite's port range is 19200–19249).
 const PORT: u16 = 19210;
@@ -110,6 +111,55 @@ secret = "{}"
             label,
             conc,
             rate,
+            gatehouse_e2e::percentile(&lat, 0.5),
+            gatehouse_e2e::percentile(&lat, 0.99)
+        );
+    }
+
+    // The plugin alone, in this process (no socket, no daemon): its own
+    // client against the same server, for comparison with radclient.
+    let plugin = gatehouse_plugin_radius::RadiusFactory
+        .build(gatehouse_sdk::PluginConfig::new(
+            "bench",
+            serde_json::json!({"server": p.addr, "secret": p.secret}),
+        ))
+        .unwrap();
+    let plugin: std::sync::Arc<dyn gatehouse_sdk::Authenticator> = plugin;
+    for conc in [1usize, 32] {
+        let (n, mut lat) = rt.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let mut tasks = Vec::new();
+            for _ in 0..conc {
+                let plugin = plugin.clone();
+                tasks.push(tokio::spawn(async move {
+                    let ctx = gatehouse_sdk::Context::new("bench");
+                    let mut lat = Vec::new();
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let r = plugin
+                            .login(&ctx, gatehouse_sdk::PasswordLogin::new("alice", "alicepass"))
+                            .await;
+                        assert!(
+                            matches!(r, Ok(gatehouse_sdk::LoginStep::Authenticated(_))),
+                            "{r:?}"
+                        );
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            (all.len(), all)
+        });
+        lat.sort();
+        println!(
+            "{:<40} {:>5} {:>10.0} {:>10.2?} {:>10.2?}",
+            "plugin alone (in process, no socket)",
+            conc,
+            n as f64 / seconds as f64,
             gatehouse_e2e::percentile(&lat, 0.5),
             gatehouse_e2e::percentile(&lat, 0.99)
         );
