@@ -4,11 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-# the LDAP bench's reference engines (Debian's, for /usr/bin/python3)
-for pkg in python3-ldap python3-django python3-django-auth-ldap python3-jwt python3-cryptography; do
+# the LDAP bench's reference engines (Debian's, for /usr/bin/python3), and python3-venv for bench_venv.sh
+for pkg in python3-ldap python3-django python3-django-auth-ldap python3-jwt python3-cryptography python3-venv; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
     || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$pkg" >/dev/null; }
 done
+scripts/bench_venv.sh   # pyrad, for the RADIUS bench
 cargo build --release --workspace
 cargo bench -p gatehouse-e2e --bench socket
 cargo bench -p gatehouse-e2e --bench plugin_modes
@@ -17,3 +18,4 @@ cargo bench -p gatehouse-e2e --bench tokens
 cargo bench -p gatehouse-e2e --bench jwt_verify
 cargo bench -p gatehouse-e2e --bench issue
 cargo bench -p gatehouse-e2e --bench tacacs
+cargo bench -p gatehouse-e2e --bench radius

@@ -236,3 +236,45 @@ pub fn tacacs_reference_client() -> PathBuf {
     );
     repo_root().join("tests/peers/tacacs/venv/bin/tacacs_client")
 }
+
+/// Connection details of a test FreeRADIUS instance (`tests/peers/radius`).
+#[derive(Clone, Debug)]
+pub struct RadiusPeer {
+    /// `127.0.0.1:<port>` (authentication).
+    pub addr: String,
+    /// The shared secret of client 127.0.0.1.
+    pub secret: String,
+    /// The server's log file.
+    pub log: PathBuf,
+}
+
+/// Starts (or finds) FreeRADIUS instance `name` on UDP `port` (accounting
+/// on `port + 1`). Panics with the script's output when it cannot start:
+/// RADIUS tests never skip silently.
+pub fn radius_start(name: &str, port: u16) -> RadiusPeer {
+    let out = Command::new("bash")
+        .arg(repo_root().join("tests/peers/radius/start.sh"))
+        .arg(name)
+        .arg(port.to_string())
+        .output()
+        .expect("run tests/peers/radius/start.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "freeradius did not start ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let get = |k: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing from start.sh output:\n{stdout}"))
+            .to_owned()
+    };
+    RadiusPeer {
+        addr: get("GH_RADIUS_ADDR"),
+        secret: get("GH_RADIUS_SECRET"),
+        log: PathBuf::from(get("GH_RADIUS_LOG")),
+    }
+}

@@ -21,6 +21,8 @@ fn plugins() -> Vec<Box<dyn Plugin>> {
         Box::new(gatehouse_plugin_github::GithubPlugin),
         #[cfg(feature = "oidc")]
         Box::new(gatehouse_plugin_oidc::OidcPlugin),
+        #[cfg(feature = "radius")]
+        Box::new(gatehouse_plugin_radius::RadiusPlugin),
     ]
 }
 
