@@ -1057,7 +1057,7 @@ mod tests {
     async fn users_round_trip_and_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir);
-        assert_eq!(s.schema_version().await.unwrap(), 4);
+        assert_eq!(s.schema_version().await.unwrap(), 5);
         let u = s
             .create_user(NewUser {
                 username: "ann".into(),
