@@ -433,6 +433,24 @@ fn cut_off(file: &Path, v: &Option<Spanned<String>>) -> Result<Option<i64>, Cata
     })
 }
 
+/// The cut-off date and minimum versions both shapes share, into `s`.
+fn timing(
+    file: &Path,
+    cut_off_date: &Option<Spanned<String>>,
+    min_version: &Option<Spanned<String>>,
+    min_version_for_free_access: &Option<Spanned<String>>,
+    s: &mut Service,
+) -> Result<(), CatalogError> {
+    s.cut_off = cut_off(file, cut_off_date)?;
+    s.min_version = version(file, "min_gitlab_version", min_version)?;
+    s.min_version_for_free_access = version(
+        file,
+        "min_gitlab_version_for_free_access",
+        min_version_for_free_access,
+    )?;
+    Ok(())
+}
+
 fn service(
     file: &Path,
     name: &str,
@@ -458,16 +476,13 @@ fn service(
     if let Some(b) = &raw.backend {
         keep(check_name(file, "backend", &b.value, line_of(b)).map(|b| s.backends.push(b)));
     }
-    keep(cut_off(file, &raw.cut_off_date).map(|c| s.cut_off = c));
-    keep(version(file, "min_gitlab_version", &raw.min_gitlab_version).map(|v| s.min_version = v));
-    keep(
-        version(
-            file,
-            "min_gitlab_version_for_free_access",
-            &raw.min_gitlab_version_for_free_access,
-        )
-        .map(|v| s.min_version_for_free_access = v),
-    );
+    keep(timing(
+        file,
+        &raw.cut_off_date,
+        &raw.min_gitlab_version,
+        &raw.min_gitlab_version_for_free_access,
+        &mut s,
+    ));
     for (add_on, bundle) in raw.bundled_with {
         let ups = s.bundled_with.entry(add_on).or_default();
         for up in &bundle.unit_primitives {
@@ -507,16 +522,13 @@ fn unit_primitive(file: &Path, raw: RawUnitPrimitive) -> Result<(Service, Option
             s.bundled_with.entry(a).or_default().insert(name.clone());
         }));
     }
-    keep(cut_off(file, &raw.cut_off_date).map(|c| s.cut_off = c));
-    keep(version(file, "min_gitlab_version", &raw.min_gitlab_version).map(|v| s.min_version = v));
-    keep(
-        version(
-            file,
-            "min_gitlab_version_for_free_access",
-            &raw.min_gitlab_version_for_free_access,
-        )
-        .map(|v| s.min_version_for_free_access = v),
-    );
+    keep(timing(
+        file,
+        &raw.cut_off_date,
+        &raw.min_gitlab_version,
+        &raw.min_gitlab_version_for_free_access,
+        &mut s,
+    ));
     if errors.is_empty() {
         Ok((s, line))
     } else {
