@@ -632,7 +632,7 @@ fn keys_are_fetched_in_the_background_before_any_token() {
         .unwrap();
     // nothing is verified yet: the refresher fetches on its own, through
     // the SDK's client
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
     while hits.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         assert!(std::time::Instant::now() < deadline, "no background key fetch");
         std::thread::sleep(Duration::from_millis(20));
