@@ -486,6 +486,42 @@ mod tests {
     }
 
     #[test]
+    fn each_operator_fails_on_a_value_it_does_not_name() {
+        let id = Identity::new("u", "jdoe")
+            .with_email("jdoe@example.com")
+            .with_attribute("dept", "Engineering");
+        let holds = |name: &str, raw: &str| {
+            let r: RawCondition = toml::from_str(raw).unwrap();
+            Trigger {
+                attributes: Some(AttributeTrigger {
+                    all: true,
+                    conditions: vec![(name.to_owned(), r.resolve().unwrap())],
+                }),
+                ..Trigger::default()
+            }
+            .evaluate(&id)
+            .0
+        };
+        for (name, yes, no) in [
+            ("username", "in = [\"jdoe\"]", "in = [\"x\"]"),
+            ("username", "equals = \"jdoe\"", "equals = \"x\""),
+            (
+                "email",
+                "ends_with = \"@example.com\"",
+                "ends_with = \"@evil.com\"",
+            ),
+            ("dept", "contains = \"gineer\"", "contains = \"Sales\""),
+            ("dept", "matches = \"Eng[a-z]+\"", "matches = \"Sales.*\""),
+        ] {
+            assert!(holds(name, yes), "{name} {yes}");
+            assert!(!holds(name, no), "{name} {no}");
+        }
+        // operators of one condition must all hold
+        assert!(!holds("username", "in = [\"jdoe\"]\nequals = \"x\""));
+        assert!(!holds("username", "equals = \"jdoe\"\nin = [\"x\"]"));
+    }
+
+    #[test]
     fn trigger_kinds_combine_with_and_never_wins() {
         let id = Identity::new("u", "u").with_group("g").with_email("a@b.c");
         let mut t = groups(&["g"], &[], &[]);
