@@ -522,6 +522,26 @@ mod tests {
     }
 
     #[test]
+    fn superuser_is_undecided_without_a_map_and_revoked_by_one() {
+        let id = Identity::new("u", "u").with_group("devs");
+        let never = Trigger {
+            never: true,
+            ..Trigger::default()
+        };
+        let e = evaluate(&[], &id);
+        assert_eq!(e.superuser(), None);
+        assert!(e.allowed);
+        let e = evaluate(&[map("org", org("O"), false, groups(&["devs"], &[], &[]))], &id);
+        assert_eq!(e.superuser(), None, "other targets decide nothing about it");
+        let e = evaluate(&[map("su", Target::Superuser, true, never.clone())], &id);
+        assert_eq!(e.superuser(), Some(false));
+        assert_eq!(e.trace[0].action, "revoke");
+        let e = evaluate(&[map("allow", Target::Allow, false, never)], &id);
+        assert_eq!(e.trace[0].action, "deny");
+        assert!(!e.allowed);
+    }
+
+    #[test]
     fn trigger_kinds_combine_with_and_never_wins() {
         let id = Identity::new("u", "u").with_group("g").with_email("a@b.c");
         let mut t = groups(&["g"], &[], &[]);

@@ -200,6 +200,8 @@ mod tests {
         }
         // mapping without refusing keeps what admins must still reach
         assert_eq!(map_case_mapped("Ali\u{200b}ce"), "ali\u{200b}ce");
+        assert_eq!(map_case_preserved(" Ａli\u{200b}ce "), "Ali\u{200b}ce");
+        assert_eq!(map_case_preserved("Rene\u{301}"), "Ren\u{e9}");
     }
 
     #[test]
