@@ -211,6 +211,9 @@ mod tests {
         assert_eq!(shown.chars().count(), LOG_MAX_CHARS + 1);
         assert!(shown.ends_with('…'));
         assert_eq!(for_log("ann"), "ann");
+        let limit = "y".repeat(LOG_MAX_CHARS);
+        assert_eq!(for_log(&limit), limit, "exactly the limit is shown whole");
+        assert_eq!(for_log(&format!("{limit}z")), format!("{limit}…"));
         assert_eq!(for_log("a\nb"), "a\\u{a}b");
     }
 }
