@@ -61,4 +61,5 @@ for g in "${groups[@]}"; do
   env "${env[@]}" cargo-mutants mutants --no-shuffle --test-tool nextest --copy-target=true \
     --timeout-multiplier 3 ${extra[$g]:-} ${MUTANTS_ARGS:-} "${args[@]}" -o "mutants.out/$g" \
     "${tests[@]}" || true
+  if [ "$g" = check ]; then rm -f "$wrapper"; fi
 done
