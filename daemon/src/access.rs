@@ -89,6 +89,38 @@ mod tests {
     }
 
     #[test]
+    fn either_client_list_alone_restricts_and_admin_groups_are_admins() {
+        let peer = |uid, gid| Peer { uid, gid, pid: None };
+        // only uids listed: a stranger is no client
+        let p = policy(&[], &[1000], &[]);
+        assert!(rights(&p, peer(1000, 1), 999).client);
+        assert!(!rights(&p, peer(7, 7), 999).client);
+        // only gids listed: likewise
+        let p = policy(&[], &[], &[50]);
+        assert!(rights(&p, peer(7, 50), 999).client);
+        assert!(!rights(&p, peer(7, 7), 999).client);
+        // admin by group: admin and client, even outside the client lists
+        let mut p = policy(&[], &[1000], &[]);
+        p.admin_gids = vec![10];
+        assert_eq!(
+            rights(&p, peer(7, 10), 999),
+            Rights {
+                client: true,
+                admin: true
+            }
+        );
+        assert_eq!(
+            rights(&p, peer(7, 11), 999),
+            Rights {
+                client: false,
+                admin: false
+            }
+        );
+        // the network peer is nobody's uid
+        assert!(!rights(&p, Peer::NETWORK, 999).admin);
+    }
+
+    #[test]
     fn client_lists_restrict() {
         let p = policy(&[0], &[1000], &[50]);
         assert!(

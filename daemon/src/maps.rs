@@ -486,6 +486,62 @@ mod tests {
     }
 
     #[test]
+    fn each_operator_fails_on_a_value_it_does_not_name() {
+        let id = Identity::new("u", "jdoe")
+            .with_email("jdoe@example.com")
+            .with_attribute("dept", "Engineering");
+        let holds = |name: &str, raw: &str| {
+            let r: RawCondition = toml::from_str(raw).unwrap();
+            Trigger {
+                attributes: Some(AttributeTrigger {
+                    all: true,
+                    conditions: vec![(name.to_owned(), r.resolve().unwrap())],
+                }),
+                ..Trigger::default()
+            }
+            .evaluate(&id)
+            .0
+        };
+        for (name, yes, no) in [
+            ("username", "in = [\"jdoe\"]", "in = [\"x\"]"),
+            ("username", "equals = \"jdoe\"", "equals = \"x\""),
+            (
+                "email",
+                "ends_with = \"@example.com\"",
+                "ends_with = \"@evil.com\"",
+            ),
+            ("dept", "contains = \"gineer\"", "contains = \"Sales\""),
+            ("dept", "matches = \"Eng[a-z]+\"", "matches = \"Sales.*\""),
+        ] {
+            assert!(holds(name, yes), "{name} {yes}");
+            assert!(!holds(name, no), "{name} {no}");
+        }
+        // operators of one condition must all hold
+        assert!(!holds("username", "in = [\"jdoe\"]\nequals = \"x\""));
+        assert!(!holds("username", "equals = \"jdoe\"\nin = [\"x\"]"));
+    }
+
+    #[test]
+    fn superuser_is_undecided_without_a_map_and_revoked_by_one() {
+        let id = Identity::new("u", "u").with_group("devs");
+        let never = Trigger {
+            never: true,
+            ..Trigger::default()
+        };
+        let e = evaluate(&[], &id);
+        assert_eq!(e.superuser(), None);
+        assert!(e.allowed);
+        let e = evaluate(&[map("org", org("O"), false, groups(&["devs"], &[], &[]))], &id);
+        assert_eq!(e.superuser(), None, "other targets decide nothing about it");
+        let e = evaluate(&[map("su", Target::Superuser, true, never.clone())], &id);
+        assert_eq!(e.superuser(), Some(false));
+        assert_eq!(e.trace[0].action, "revoke");
+        let e = evaluate(&[map("allow", Target::Allow, false, never)], &id);
+        assert_eq!(e.trace[0].action, "deny");
+        assert!(!e.allowed);
+    }
+
+    #[test]
     fn trigger_kinds_combine_with_and_never_wins() {
         let id = Identity::new("u", "u").with_group("g").with_email("a@b.c");
         let mut t = groups(&["g"], &[], &[]);

@@ -135,6 +135,24 @@ mod debug_tests {
     }
 
     #[test]
+    fn setting_names_show_keys_null_or_nothing() {
+        use crate::SettingNames;
+        let shown = |v: serde_json::Value| format!("{:?}", SettingNames(&v));
+        assert_eq!(
+            shown(serde_json::json!({"b": "hunter2", "a": 1})),
+            r#"{"a", "b"}"#
+        );
+        assert_eq!(shown(serde_json::Value::Null), "null");
+        for v in [
+            serde_json::json!("hunter2"),
+            serde_json::json!(["hunter2"]),
+            serde_json::json!(31415),
+        ] {
+            assert_eq!(shown(v), "<redacted>");
+        }
+    }
+
+    #[test]
     fn secrets_compare_equal_by_content() {
         assert_eq!(crate::Secret::new("a"), crate::Secret::new("a"));
         assert_ne!(crate::Secret::new("a"), crate::Secret::new("ab"));

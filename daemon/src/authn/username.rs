@@ -200,6 +200,8 @@ mod tests {
         }
         // mapping without refusing keeps what admins must still reach
         assert_eq!(map_case_mapped("Ali\u{200b}ce"), "ali\u{200b}ce");
+        assert_eq!(map_case_preserved(" Ａli\u{200b}ce "), "Ali\u{200b}ce");
+        assert_eq!(map_case_preserved("Rene\u{301}"), "Ren\u{e9}");
     }
 
     #[test]
@@ -209,6 +211,9 @@ mod tests {
         assert_eq!(shown.chars().count(), LOG_MAX_CHARS + 1);
         assert!(shown.ends_with('…'));
         assert_eq!(for_log("ann"), "ann");
+        let limit = "y".repeat(LOG_MAX_CHARS);
+        assert_eq!(for_log(&limit), limit, "exactly the limit is shown whole");
+        assert_eq!(for_log(&format!("{limit}z")), format!("{limit}…"));
         assert_eq!(for_log("a\nb"), "a\\u{a}b");
     }
 }

@@ -194,3 +194,178 @@ pub(crate) fn resolve_maps(r: &mut Resolver<'_>, raw: &[Spanned<RawMap>], key: &
     out.sort_by_key(|m| m.order);
     ok.then_some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigErrors, load};
+    use crate::maps::{ORG_ADMIN, ORG_MEMBER, TEAM_MEMBER, Target};
+
+    /// Loads a local authenticator `A` whose maps are `maps` (TOML).
+    fn load_maps(maps: &str) -> Result<Config, ConfigErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("g.toml");
+        std::fs::write(
+            &main,
+            format!("[[authenticators]]\nname = \"A\"\ntype = \"local\"\n{maps}"),
+        )
+        .unwrap();
+        load(&main)
+    }
+
+    fn error_keys(maps: &str) -> Vec<String> {
+        match load_maps(maps) {
+            Ok(_) => panic!("accepted:\n{maps}"),
+            Err(e) => e.0.iter().map(|e| e.key.clone().unwrap_or_default()).collect(),
+        }
+    }
+
+    fn map(body: &str) -> String {
+        format!("[[authenticators.maps]]\n{body}\n")
+    }
+
+    #[test]
+    fn maps_resolve_to_their_targets_in_order() {
+        let c = load_maps(&[
+            map("map_type = \"allow\"\ntriggers.groups.has_or = [\"admins\"]"),
+            map("map_type = \"organization\"\norganization = \"O\"\nrole = \"Organization Admin\"\ntriggers.always = {}"),
+            map("map_type = \"team\"\norganization = \"O\"\nteam = \"T\"\norder = -1\ntriggers.never = {}"),
+            map("map_type = \"organization\"\norganization = \"P\"\ntriggers.always = {}"),
+            map(
+                "map_type = \"role\"\nrole = \"auditor\"\nrevoke = true\n\
+                 triggers.attributes = { join_condition = \"and\", dept = { equals = \"x\" }, mail = { ends_with = \"@a\" } }",
+            ),
+            map("map_type = \"is_superuser\"\ntriggers.attributes = { join_condition = \"or\", dept = { in = [\"x\"] } }"),
+        ]
+        .concat())
+        .unwrap();
+        let maps = &c.authenticators[0].maps;
+        let targets: Vec<&Target> = maps.iter().map(|m| &m.target).collect();
+        let role = |o: &str, t: Option<&str>, r: &str| Target::Role {
+            organization: Some(o.into()),
+            team: t.map(Into::into),
+            role: r.into(),
+        };
+        assert_eq!(
+            targets,
+            [
+                &role("O", Some("T"), TEAM_MEMBER),
+                &Target::Allow,
+                &role("O", None, ORG_ADMIN),
+                &role("P", None, ORG_MEMBER),
+                &Target::Role {
+                    organization: None,
+                    team: None,
+                    role: "auditor".into()
+                },
+                &Target::Superuser,
+            ],
+            "sorted by order (the team map's -1 first), defaults filled in"
+        );
+        assert!(maps[4].revoke && !maps[1].revoke);
+        let attrs = maps[4].trigger.attributes.as_ref().unwrap();
+        assert!(attrs.all, "join_condition = and");
+        assert_eq!(attrs.conditions.len(), 2, "join_condition is no attribute");
+        assert!(
+            !maps[5].trigger.attributes.as_ref().unwrap().all,
+            "join_condition = or"
+        );
+        assert!(maps[0].trigger.never && maps[2].trigger.always);
+    }
+
+    #[test]
+    fn positions_are_the_default_order_and_name_counting_from_one() {
+        let c = load_maps(
+            &[
+                map("map_type = \"allow\"\ntriggers.always = {}"),
+                map("map_type = \"is_superuser\"\nname = \"su\"\ntriggers.always = {}"),
+                map("map_type = \"allow\"\norder = 1\ntriggers.never = {}"),
+                map("map_type = \"allow\"\norder = 0\ntriggers.never = {}"),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let maps = &c.authenticators[0].maps;
+        let seen: Vec<(&str, i64)> = maps.iter().map(|m| (m.name.as_str(), m.order)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("allow map #4", 0),
+                ("allow map #1", 1),
+                ("allow map #3", 1),
+                ("su", 2)
+            ],
+            "explicit orders sort among the positions (1, 2, …); ties keep the file order"
+        );
+    }
+
+    #[test]
+    fn each_trigger_kind_alone_is_enough() {
+        for t in [
+            "triggers.always = {}",
+            "triggers.never = {}",
+            "triggers.groups.has_not = [\"x\"]",
+            "triggers.attributes = { dept = { equals = \"x\" } }",
+        ] {
+            let c = load_maps(&map(&format!("map_type = \"allow\"\n{t}")));
+            assert!(c.is_ok(), "{t}: {:?}", c.err());
+        }
+    }
+
+    #[test]
+    fn bad_maps_are_refused_with_their_key() {
+        let m = "authenticators[\"A\"].maps[0]";
+        for (body, key) in [
+            ("map_type = \"allow\"\ntriggers = {}", ".triggers"),
+            ("map_type = \"allow\"", ".triggers"),
+            ("map_type = \"allow\"\ntriggers.groups = {}", ".triggers.groups"),
+            (
+                "map_type = \"organization\"\norganization = \" \"\ntriggers.always = {}",
+                ".organization",
+            ),
+            (
+                "map_type = \"organization\"\ntriggers.always = {}",
+                ".organization",
+            ),
+            (
+                "map_type = \"organization\"\norganization = \"O\"\nrole = \"Team Admin\"\ntriggers.always = {}",
+                ".role",
+            ),
+            (
+                "map_type = \"team\"\norganization = \"O\"\nteam = \" \"\ntriggers.always = {}",
+                ".team",
+            ),
+            (
+                "map_type = \"team\"\norganization = \" \"\nteam = \"T\"\ntriggers.always = {}",
+                ".team",
+            ),
+            ("map_type = \"team\"\nteam = \"T\"\ntriggers.always = {}", ".team"),
+            ("map_type = \"role\"\ntriggers.always = {}", ".role"),
+            (
+                "map_type = \"role\"\nrole = \"r\"\nteam = \"T\"\ntriggers.always = {}",
+                ".organization",
+            ),
+            ("map_type = \"admin\"\ntriggers.always = {}", ".map_type"),
+            (
+                "map_type = \"allow\"\ntriggers.attributes = { join_condition = \"xor\", dept = { equals = \"x\" } }",
+                ".triggers.attributes.join_condition",
+            ),
+            (
+                "map_type = \"allow\"\ntriggers.attributes = { join_condition = \"and\" }",
+                ".triggers.attributes",
+            ),
+            (
+                "map_type = \"allow\"\ntriggers.attributes = { dept = {}, mail = { equals = \"x\" } }",
+                ".triggers.attributes.dept",
+            ),
+        ] {
+            assert_eq!(error_keys(&map(body)), [format!("{m}{key}")], "{body}");
+        }
+        // the roles each kind of map allows
+        for (kind, role) in [("organization", "Organization Member"), ("team", "Team Admin")] {
+            let body = format!(
+                "map_type = \"{kind}\"\norganization = \"O\"\nteam = \"T\"\nrole = \"{role}\"\ntriggers.always = {{}}"
+            );
+            assert!(load_maps(&map(&body)).is_ok(), "{body}");
+        }
+    }
+}

@@ -109,4 +109,28 @@ mod tests {
         off.put(key("x"), token(1_000), 0);
         assert!(off.get(&key("x"), 0).is_none());
     }
+
+    #[test]
+    fn a_cache_full_of_live_tokens_drops_just_over_half() {
+        let len = |c: &TokenCache| c.map.lock().unwrap().len();
+        let c = TokenCache::new(10);
+        for i in 0..10 {
+            c.put(key(&format!("t{i}")), token(1_000), 0);
+        }
+        assert_eq!(len(&c), 10);
+        c.put(key("new"), token(1_000), 0);
+        // 10 / 2 + 1 dropped, then the new one added: room for the next few
+        // without another sweep, and not the whole cache thrown away
+        assert_eq!(len(&c), 5);
+        assert!(c.get(&key("new"), 0).is_some());
+        // the smallest caches stay bounded too
+        for cap in [1, 2] {
+            let c = TokenCache::new(cap);
+            for i in 0..5 {
+                c.put(key(&format!("t{i}")), token(1_000), 0);
+                assert!(len(&c) <= cap, "capacity {cap}");
+                assert!(c.get(&key(&format!("t{i}")), 0).is_some());
+            }
+        }
+    }
 }

@@ -120,13 +120,24 @@ fn duration(v: &str, key: &str) -> Result<Duration, PluginError> {
     parse_duration(v).map_err(|e| bad(format!("{key}: {e}")))
 }
 
+/// True when a plain-http URL's host is a loopback address (the same rule
+/// as the SDK client's): `localhost`, `127.0.0.0/8`, `[::1]`. A URL with
+/// user info is not taken apart here: it is never loopback.
 fn loopback(url: &str) -> bool {
-    let host = url
+    let authority = url
         .trim_start_matches("http://")
-        .split(['/', ':'])
+        .split(['/', '?', '#'])
         .next()
         .unwrap_or("");
-    host == "127.0.0.1" || host == "localhost" || host == "[::1]"
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Fetches keys with the SDK's client; logs nothing itself.

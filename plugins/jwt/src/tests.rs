@@ -439,3 +439,218 @@ fn a_fresh_token_is_judged_with_the_leeway() {
         TokenRejection::NotYetValid
     );
 }
+
+#[test]
+fn the_plugin_offers_the_jwt_verifier_type() {
+    use gatehouse_sdk::Plugin as _;
+    assert_eq!(super::JwtPlugin.name(), "jwt");
+    let factories = super::JwtPlugin.verifiers();
+    assert_eq!(factories.len(), 1);
+    assert_eq!(factories[0].type_name(), "jwt");
+    let schema = factories[0].config_schema();
+    assert_eq!(schema["required"], json!(["audience", "issuers"]));
+    assert_eq!(schema["properties"]["leeway"]["type"], "string");
+}
+
+#[test]
+fn plain_http_issuers_only_on_loopback_or_with_a_danger_setting() {
+    let build = |issuer: &str, extra: serde_json::Value, ctx: Context| {
+        let mut s = json!({"audience": "x", "issuers": [issuer]});
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        JwtFactory
+            .build(PluginConfig::new("t", s).with_context(ctx))
+            .err()
+    };
+    let plain = Context::new("t");
+    for ok in [
+        "http://127.0.0.1:9/a",
+        "http://localhost:9/a",
+        "http://[::1]:9/a",
+        "http://localhost/a",
+        "http://LOCALHOST/a",
+        "http://127.0.0.2/a",
+        "http://[::1]/a",
+    ] {
+        assert!(build(ok, json!({}), plain.clone()).is_none(), "{ok}");
+    }
+    // hosts that only start like a loopback name are elsewhere
+    for far in [
+        "http://a.example/",
+        "http://localhost.evil.example/a",
+        "http://127.0.0.1.evil.example/a",
+        "http://127.0.0.1@evil.example/a",
+        "http://localhost:9@evil.example/a",
+        "http://[::1]@evil.example/a",
+        "http://[::2]/a",
+        "http://evil.example/127.0.0.1",
+    ] {
+        match build(far, json!({}), plain.clone()) {
+            Some(PluginError::Misconfigured(m)) => assert!(m.contains("plain http"), "{far}: {m}"),
+            other => panic!("{far}: {other:?}"),
+        }
+    }
+    // either danger switch lets them through: the verifier's own, or [http]'s
+    assert!(
+        build(
+            "http://a.example/",
+            json!({"danger_allow_http_issuers": true}),
+            plain
+        )
+        .is_none()
+    );
+    let danger =
+        Context::new("t").with_http(gatehouse_sdk::HttpSettings::default().with_danger_allow_http(true));
+    assert!(build("http://a.example/", json!({}), danger).is_none());
+}
+
+#[test]
+fn settings_limits_are_inclusive() {
+    let build = |patch: serde_json::Value| {
+        let mut s = json!({"audience": "x", "issuers": ["https://a.example"]});
+        for (k, v) in patch.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        JwtFactory.build(PluginConfig::new("t", s)).err()
+    };
+    for ok in [
+        json!({"jwks_cache_ttl": "60s"}),
+        json!({"jwks_cache_ttl": "1m"}),
+        json!({"leeway": "600s"}),
+        json!({"leeway": "10m"}),
+        json!({"leeway": "0s"}),
+    ] {
+        assert!(build(ok.clone()).is_none(), "{ok}");
+    }
+    for (bad, needle) in [
+        (json!({"jwks_cache_ttl": "59s"}), "60s"),
+        (json!({"leeway": "10m1s"}), "at most 10m"),
+        (json!({"leeway": "1h"}), "at most 10m"),
+    ] {
+        match build(bad.clone()) {
+            Some(PluginError::Misconfigured(m)) => assert!(m.contains(needle), "{bad}: {m}"),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_default_cache_keeps_many_tokens() {
+    let rt = rt();
+    let _g = rt.enter();
+    let (a, _) = keys();
+    let (v, ctx, _dir) = verifier(json!({}));
+    let tokens: Vec<String> = (0..5)
+        .map(|i| {
+            let mut c = claims(A);
+            c["sub"] = json!(format!("user-{i}"));
+            sign(&a.rsa, Algorithm::RS256, "a-rsa", &c)
+        })
+        .collect();
+    for t in &tokens {
+        assert!(!check(&v, &ctx, t, None).unwrap().cached);
+    }
+    for t in &tokens {
+        assert!(
+            check(&v, &ctx, t, None).unwrap().cached,
+            "every one is still cached"
+        );
+    }
+}
+
+/// A plain-http issuer on loopback serving discovery and `jwks`; counts
+/// the JWKS requests.
+fn serve_issuer(jwks: Vec<u8>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let iss = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (url, count) = (iss.clone(), Arc::clone(&hits));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let (status, body) = match head.split_whitespace().nth(1) {
+                Some("/.well-known/openid-configuration") => (
+                    "200 OK",
+                    json!({"issuer": url, "jwks_uri": format!("{url}/jwks")})
+                        .to_string()
+                        .into_bytes(),
+                ),
+                Some("/jwks") => {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    ("200 OK", jwks.clone())
+                }
+                _ => ("404 Not Found", Vec::new()),
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(&body);
+        }
+    });
+    (iss, hits)
+}
+
+#[test]
+fn keys_are_fetched_in_the_background_before_any_token() {
+    let (a, _) = keys();
+    let jwks = serde_json::to_vec(&JwkSet {
+        keys: vec![jwk(&a.rsa, Algorithm::RS256, "a-rsa")],
+    })
+    .unwrap();
+    let (iss, hits) = serve_issuer(jwks);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _g = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = Context::new("t")
+        .with_clock(Arc::new(Fixed))
+        .with_state_dir(dir.path());
+    let v = JwtFactory
+        .build(
+            PluginConfig::new(
+                "t",
+                json!({"audience": "gitlab-ai-gateway", "issuers": [iss], "fetch_timeout": "2s"}),
+            )
+            .with_context(ctx.clone()),
+        )
+        .unwrap();
+    // nothing is verified yet: the refresher fetches on its own, through
+    // the SDK's client
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while hits.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no background key fetch");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let persisted = dir.path().join(persisted_keys_file(&iss));
+    while !persisted.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fetched keys were not persisted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = sign(&a.rsa, Algorithm::RS256, "a-rsa", &claims(&iss));
+    let ok = check(&v, &ctx, &t, Some("duo_chat")).unwrap();
+    assert_eq!(ok.issuer, iss);
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "verified with the fetched keys"
+    );
+}

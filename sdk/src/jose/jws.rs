@@ -324,6 +324,63 @@ mod tests {
         assert_eq!(reason(&"a".repeat(MAX_TOKEN + 1)), Reason::Malformed);
     }
 
+    #[test]
+    fn times_are_inclusive_at_the_leeway() {
+        let at = |k: &str, v: i64| {
+            let mut c = Map::new();
+            c.insert("exp".into(), Value::from(1_000));
+            c.insert(k.into(), Value::from(v));
+            check_times(&c, 500, 30).map_err(|(r, _)| r)
+        };
+        // exp 470 + 30 leeway: still good at 500, a second earlier is not
+        assert_eq!(at("exp", 470), Ok(470));
+        assert_eq!(at("exp", 469), Err(Reason::Expired));
+        // nbf 530 - 30 leeway: good from 500 on, a second later is not yet
+        assert_eq!(at("nbf", 530), Ok(1_000));
+        assert_eq!(at("nbf", 531), Err(Reason::NotYetValid));
+        assert_eq!(at("nbf", i64::MIN), Ok(1_000), "no overflow");
+        assert_eq!(at("exp", i64::MAX), Ok(i64::MAX), "no overflow");
+        let mut c = Map::new();
+        c.insert("exp".into(), Value::from("soon"));
+        assert_eq!(
+            check_times(&c, 500, 30).map_err(|(r, _)| r),
+            Err(Reason::Malformed)
+        );
+        assert_eq!(
+            check_times(&Map::new(), 500, 30).map_err(|(r, _)| r),
+            Err(Reason::Malformed)
+        );
+    }
+
+    #[test]
+    fn an_empty_header_or_payload_is_named() {
+        for t in [".e30.sig", "e30..sig", "..sig"] {
+            match parse(t, &allowed()) {
+                Err((Reason::Malformed, m)) => assert_eq!(m, "empty header or payload", "{t}"),
+                other => panic!("{t}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn json_errors_say_what_was_expected() {
+        let message = |token: &str| match parse(token, &allowed()) {
+            Err((Reason::Malformed, m)) => m,
+            other => panic!("{token}: {other:?}"),
+        };
+        let h = b64(r#"{"alg":"RS256"}"#);
+        let m = message(&format!("{h}.{}.x", b64("[1]")));
+        assert!(
+            m.contains("payload") && m.contains("expected a JSON object"),
+            "{m}"
+        );
+        let m = message(&format!("{}.{}.x", b64("[1]"), b64("{}")));
+        assert!(
+            m.contains("header") && m.contains("expected a JSON object"),
+            "{m}"
+        );
+    }
+
     /// A well-formed RS256 token of exactly `len` bytes (the signature
     /// part takes up the slack).
     fn token_of_len(len: usize) -> String {
@@ -340,8 +397,11 @@ mod tests {
 
     #[test]
     fn the_size_limit_is_exactly_max_token() {
-        assert!(parse(&token_of_len(MAX_TOKEN), &allowed()).is_ok());
-        for len in [MAX_TOKEN + 1, MAX_TOKEN + 2, 4 * MAX_TOKEN] {
+        assert_eq!(MAX_TOKEN, 16 * 1024);
+        for len in [1024, 8 * 1024, 16 * 1024] {
+            assert!(parse(&token_of_len(len), &allowed()).is_ok(), "{len}");
+        }
+        for len in [16 * 1024 + 1, 16 * 1024 + 2, 64 * 1024] {
             match parse(&token_of_len(len), &allowed()) {
                 Err((Reason::Malformed, m)) => assert!(m.contains("longer than"), "{m}"),
                 Err(other) => panic!("{len}: {other:?}"),

@@ -333,6 +333,105 @@ mod tests {
     }
 
     #[test]
+    fn a_jwk_alg_binds_the_key_to_that_algorithm_alone() {
+        let pem = rsa_pem(2048);
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+        let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
+        let AlgorithmParameters::RSA(p) = &jwk.algorithm else {
+            panic!("not RSA")
+        };
+        for alg in RSA_ALGORITHMS {
+            let name = format!("{alg:?}");
+            let keys = set(serde_json::json!({"keys": [
+                {"kty": "RSA", "alg": name, "n": p.n, "e": p.e},
+            ]}));
+            assert_eq!(keys.len(), 1, "{name}");
+            for other in RSA_ALGORITHMS {
+                assert_eq!(keys[0].allows(other), other == alg, "{name} key, {other:?}");
+            }
+            let token = jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(alg),
+                &serde_json::json!({"sub": "x"}),
+                &key,
+            )
+            .unwrap();
+            let (input, sig) = token.rsplit_once('.').unwrap();
+            let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+            assert!(keys[0].verifies(alg, input.as_bytes(), &sig), "{name}");
+        }
+        // an RSA key named for HMAC or an EC algorithm is no signature key
+        for alg in ["HS256", "ES256"] {
+            let keys = set(serde_json::json!({"keys": [
+                {"kty": "RSA", "alg": alg, "n": p.n, "e": p.e},
+            ]}));
+            assert!(keys.is_empty(), "{alg}");
+        }
+        // the EC and EdDSA names
+        let rng = SystemRandom::new();
+        for (curve, alg, size, signing) in [
+            ("P-256", Algorithm::ES256, 32, &ECDSA_P256_SHA256_FIXED_SIGNING),
+            (
+                "P-384",
+                Algorithm::ES384,
+                48,
+                &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            ),
+        ] {
+            let doc = EcdsaKeyPair::generate_pkcs8(signing, &rng).unwrap();
+            let ec = EcdsaKeyPair::from_pkcs8(signing, doc.as_ref()).unwrap();
+            let point = ec.public_key().as_ref();
+            let (x, y) = (&point[1..=size], &point[size + 1..]);
+            let keys = set(serde_json::json!({"keys": [
+                {"kty": "EC", "crv": curve, "alg": format!("{alg:?}"), "x": enc(x), "y": enc(y)},
+            ]}));
+            assert_eq!(keys.len(), 1, "{curve}");
+            let sig = ec.sign(&rng, b"m").unwrap();
+            assert!(keys[0].verifies(alg, b"m", sig.as_ref()), "{curve}");
+        }
+        let ed = Ed25519KeyPair::generate().unwrap();
+        // a key whose alg its curve cannot do is no key at all
+        let ec_doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let ec = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, ec_doc.as_ref()).unwrap();
+        let point = ec.public_key().as_ref();
+        let (x, y) = (enc(&point[1..33]), enc(&point[33..65]));
+        let ed_x = enc(ed.public_key().as_ref());
+        for (what, jwk) in [
+            (
+                "P-256 as ES384",
+                serde_json::json!({"kty": "EC", "crv": "P-256", "alg": "ES384", "x": x, "y": y}),
+            ),
+            (
+                "P-256 as EdDSA",
+                serde_json::json!({"kty": "EC", "crv": "P-256", "alg": "EdDSA", "x": x, "y": y}),
+            ),
+            (
+                "Ed25519 as ES256",
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "ES256", "x": ed_x}),
+            ),
+            (
+                "X25519",
+                serde_json::json!({"kty": "OKP", "crv": "X25519", "x": ed_x}),
+            ),
+            (
+                "X25519 as EdDSA",
+                serde_json::json!({"kty": "OKP", "crv": "X25519", "alg": "EdDSA", "x": ed_x}),
+            ),
+        ] {
+            assert!(set(serde_json::json!({"keys": [jwk]})).is_empty(), "{what}");
+        }
+        let keys = set(serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "x": enc(ed.public_key().as_ref())},
+        ]}));
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].verifies(Algorithm::EdDSA, b"m", ed.sign(b"m").as_ref()));
+        assert_eq!(
+            format!("{:?}", keys[0]),
+            "Key { kid: None, algorithms: [EdDSA] }",
+            "Debug shows the kid and algorithms"
+        );
+    }
+
+    #[test]
     fn rsa_keys_shorter_than_2048_bits_never_verify() {
         let pem = rsa_pem(1024);
         // aws-lc will not even load such a key: openssl gives the modulus

@@ -262,3 +262,107 @@ fn the_allow_list_never_holds_none_or_hmac() {
         assert!(!r.as_str().is_empty() && r.as_str().chars().all(|c| c.is_ascii_lowercase() || c == '_'));
     }
 }
+
+#[test]
+fn failures_back_off_exponentially_and_keys_refresh_at_80_percent_of_the_ttl() {
+    let rt = rt();
+    let down = Arc::new(Docs::default());
+    let issuer = Issuer::new(ISS, down, IssuerOptions::default());
+    assert!(issuer.due(Instant::now()), "never fetched");
+    // 1 failure: 2 s; 2 failures: 4 s; from 8 failures on: 256 s
+    for (failures, wait) in [(1, 2), (2, 4), (3, 8)] {
+        assert!(rt.block_on(issuer.refresh()).is_err());
+        let at = Instant::now();
+        assert!(!issuer.due(at), "{failures} failures: backing off");
+        assert!(
+            !issuer.due(at + Duration::from_millis(wait * 1000 - 300)),
+            "{failures} failures: still backing off"
+        );
+        assert!(
+            issuer.due(at + Duration::from_millis(wait * 1000 + 100)),
+            "{failures} failures: due after {wait} s"
+        );
+    }
+    for _ in 3..12 {
+        assert!(rt.block_on(issuer.refresh()).is_err());
+    }
+    let at = Instant::now();
+    assert!(!issuer.due(at + Duration::from_secs(255)));
+    assert!(issuer.due(at + Duration::from_secs(257)));
+
+    // good keys: due at 80% of the TTL, and a success ends the backoff
+    let signer = Signer::new();
+    let docs = served(&signer, "k1");
+    let issuer = Issuer::new(
+        ISS,
+        docs.clone(),
+        IssuerOptions::default().ttl(Duration::from_secs(100)),
+    );
+    docs.set(JWKS, Err("503"));
+    assert!(rt.block_on(issuer.refresh()).is_err());
+    docs.set(JWKS, Ok(signer.jwks("k1")));
+    rt.block_on(issuer.refresh()).unwrap();
+    let at = Instant::now();
+    assert!(!issuer.due(at + Duration::from_secs(79)));
+    assert!(issuer.due(at + Duration::from_secs(81)));
+    // a zero TTL is due at once: no backoff after a success
+    let issuer = Issuer::new(
+        ISS,
+        served(&signer, "k1"),
+        IssuerOptions::default().ttl(Duration::ZERO),
+    );
+    rt.block_on(issuer.refresh()).unwrap();
+    assert!(issuer.due(Instant::now()));
+    // due keys are still used as they are: verifying never waits for a
+    // fetch while there are keys (the background refresh does it)
+    let docs = served(&signer, "k1");
+    let issuer = Issuer::new(ISS, docs.clone(), IssuerOptions::default().ttl(Duration::ZERO));
+    rt.block_on(issuer.refresh()).unwrap();
+    let token = signer.sign("k1", &claims(json!({})));
+    let parsed = jws::parse(&token, &algs()).unwrap();
+    rt.block_on(issuer.verify_signature(&parsed)).unwrap();
+    assert_eq!(docs.hits(JWKS), 1, "no fetch in the request path");
+}
+
+#[test]
+fn a_zero_refetch_interval_refetches_for_every_unknown_kid() {
+    let rt = rt();
+    let signer = Signer::new();
+    let docs = served(&signer, "k1");
+    let issuer = Issuer::new(
+        ISS,
+        docs.clone(),
+        IssuerOptions::default().unknown_kid_refetch_interval(Duration::ZERO),
+    );
+    rt.block_on(issuer.refresh()).unwrap();
+    for (i, kid) in ["x1", "x2", "x3"].into_iter().enumerate() {
+        let token = Signer::new().sign(kid, &claims(json!({})));
+        let parsed = jws::parse(&token, &algs()).unwrap();
+        assert!(matches!(
+            rt.block_on(issuer.verify_signature(&parsed)),
+            Err(SignatureError::Rejected(Reason::UnknownKey, _))
+        ));
+        assert_eq!(docs.hits(JWKS), i + 2, "{kid}");
+    }
+}
+
+#[test]
+fn documents_up_to_a_mebibyte_are_read() {
+    let rt = rt();
+    let signer = Signer::new();
+    let docs = served(&signer, "k1");
+    let url = format!("{ISS}/.well-known/openid-configuration");
+    let issuer = Issuer::new(ISS, docs.clone(), IssuerOptions::default());
+    let mut big = discovery();
+    big["padding"] = json!("x".repeat(512 * 1024));
+    docs.set(&url, Ok(big.clone()));
+    rt.block_on(issuer.refresh()).unwrap();
+    big["padding"] = json!("x".repeat(MAX_DOCUMENT));
+    docs.set(&url, Ok(big));
+    let e = rt.block_on(issuer.refresh()).unwrap_err();
+    assert_eq!(e.code(), "discovery_failed");
+    assert!(e.to_string().contains("too large"), "{e}");
+    // Debug names the issuer, never its keys
+    let shown = format!("{issuer:?}");
+    assert!(shown.contains(ISS) && shown.contains("ttl"), "{shown}");
+}

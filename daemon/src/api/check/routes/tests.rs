@@ -116,3 +116,20 @@ fn routes_name_configured_verifiers() {
         )]
     );
 }
+
+#[test]
+fn methods_and_regexes_restrict_a_route() {
+    let c = load_text(
+        "[[routes]]\nname = \"m\"\npath_prefix = \"/m/\"\nmethods = [\"get\", \"HEAD\"]\nverifier = \"v\"\n\
+         [[routes]]\nname = \"r\"\npath_regex = \"^/api/v[0-9]+/\"\nverifier = \"v\"\n",
+    )
+    .unwrap();
+    let (m, r) = (&c.routes[0], &c.routes[1]);
+    assert_eq!(m.methods, ["GET", "HEAD"]);
+    assert!(m.matches("GET", "/m/x") && m.matches("get", "/m/x") && m.matches("HEAD", "/m/"));
+    assert!(!m.matches("POST", "/m/x"), "another method");
+    assert!(!m.matches("GET", "/n/x"), "a listed method, another path");
+    assert!(r.matches("POST", "/api/v4/projects"));
+    assert!(!r.matches("GET", "/x/api/v4/"), "anchored");
+    assert!(!r.matches("GET", "/api/vx/"));
+}
