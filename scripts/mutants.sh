@@ -24,6 +24,13 @@ declare -A files=(
             daemon/src/authn/username.rs"
   [check]="daemon/src/api/check.rs"
   [redact]="sdk/src/redact.rs"
+  # the checks of the plugins and the issuer that landed in session 4
+  # (not yet run: see docs/mutants.md)
+  [issuer]="daemon/src/issuer/entitlements.rs daemon/src/issuer/catalog.rs daemon/src/issuer/keys.rs"
+  [radius]="plugins/radius/src/packet.rs plugins/radius/src/client.rs"
+  [tacacs]="plugins/tacacs/src/packet.rs plugins/tacacs/src/session.rs"
+  [oidc]="plugins/oidc/src/protocol.rs plugins/oidc/src/claims.rs"
+  [github]="plugins/github/src/api.rs"
 )
 # the SDK's JOSE is behind a feature its own package does not enable;
 # api/check.rs is exercised by the end-to-end tests only (tests/tests/check.rs
@@ -34,9 +41,9 @@ declare -A extra=(
 )
 
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(jwt jose daemon check redact)
+[ ${#groups[@]} -eq 0 ] && groups=(jwt jose daemon check redact issuer radius tacacs oidc github)
 for g in "${groups[@]}"; do
-  [ -n "${files[$g]:-}" ] || { echo "unknown group $g (jwt jose daemon check redact)" >&2; exit 2; }
+  [ -n "${files[$g]:-}" ] || { echo "unknown group $g (jwt jose daemon check redact issuer radius tacacs oidc github)" >&2; exit 2; }
   args=()
   for f in ${files[$g]}; do
     [ -f "$f" ] || { echo "$f is missing: update scripts/mutants.sh" >&2; exit 2; }

@@ -7,7 +7,7 @@
 //! HS256 with the client secret, another issuer, another audience, expired,
 //! another nonce, a userinfo answer about someone else).
 //!
-//! Ports 19300–19349.
+//! Ports 19311–19349 (19301 is the nginx test's).
 
 #![allow(clippy::unwrap_used)]
 
@@ -129,7 +129,7 @@ triggers.groups = { has_or = ["developers"] }
 #[tokio::test]
 async fn code_flow_confidential_post_and_public_clients_through_the_login_and_consent_pages() {
     let _i = Instances(vec!["oidc-flow"]);
-    let issuer = oidc_start("oidc-flow", 19301);
+    let issuer = oidc_start("oidc-flow", 19311);
     let web = entry(
         "Corp SSO",
         "oidc",
@@ -229,7 +229,7 @@ async fn code_flow_confidential_post_and_public_clients_through_the_login_and_co
 #[tokio::test]
 async fn refusals_by_the_real_provider_state_code_replay_and_declined_consent() {
     let _i = Instances(vec!["oidc-refuse"]);
-    let issuer = oidc_start("oidc-refuse", 19302);
+    let issuer = oidc_start("oidc-refuse", 19312);
     let web = entry(
         "SSO",
         "oidc",
@@ -316,7 +316,7 @@ async fn refusals_by_the_real_provider_state_code_replay_and_declined_consent() 
 #[tokio::test]
 async fn presets_keycloak_google_azuread_map_real_format_tokens() {
     let _i = Instances(vec!["oidc-presets"]);
-    let issuer = oidc_start("oidc-presets", 19303);
+    let issuer = oidc_start("oidc-presets", 19313);
     let pem = oidc_public_key("oidc-presets");
     // Keycloak's form: endpoints and the realm's RS256 public key (no JWKS)
     let bare: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();

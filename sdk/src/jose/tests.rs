@@ -269,26 +269,26 @@ fn failures_back_off_exponentially_and_keys_refresh_at_80_percent_of_the_ttl() {
     let down = Arc::new(Docs::default());
     let issuer = Issuer::new(ISS, down, IssuerOptions::default());
     assert!(issuer.due(Instant::now()), "never fetched");
-    // 1 failure: 2 s; 2 failures: 4 s; from 8 failures on: 256 s
-    for (failures, wait) in [(1, 2), (2, 4), (3, 8)] {
+    // 1 failure: 0.5 s; 2 failures: 1 s; 3: 2 s; doubling up to 300 s
+    for (failures, wait_ms) in [(1, 500), (2, 1000), (3, 2000)] {
         assert!(rt.block_on(issuer.refresh()).is_err());
         let at = Instant::now();
         assert!(!issuer.due(at), "{failures} failures: backing off");
         assert!(
-            !issuer.due(at + Duration::from_millis(wait * 1000 - 300)),
+            !issuer.due(at + Duration::from_millis(wait_ms - 200)),
             "{failures} failures: still backing off"
         );
         assert!(
-            issuer.due(at + Duration::from_millis(wait * 1000 + 100)),
-            "{failures} failures: due after {wait} s"
+            issuer.due(at + Duration::from_millis(wait_ms + 100)),
+            "{failures} failures: due after {wait_ms} ms"
         );
     }
     for _ in 3..12 {
         assert!(rt.block_on(issuer.refresh()).is_err());
     }
     let at = Instant::now();
-    assert!(!issuer.due(at + Duration::from_secs(255)));
-    assert!(issuer.due(at + Duration::from_secs(257)));
+    assert!(!issuer.due(at + Duration::from_secs(299)));
+    assert!(issuer.due(at + Duration::from_secs(301)));
 
     // good keys: due at 80% of the TTL, and a success ends the backoff
     let signer = Signer::new();
