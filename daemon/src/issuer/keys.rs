@@ -76,7 +76,8 @@ enum Pair {
 struct Key {
     kid: String,
     alg: Algorithm,
-    pair: Pair,
+    /// Shared so a signature is made outside the keyring's lock.
+    pair: std::sync::Arc<Pair>,
     jwk: Value,
     stored: StoredKey,
 }
@@ -155,15 +156,17 @@ impl Key {
         Ok(Self {
             kid,
             alg: stored.alg,
-            pair,
+            pair: std::sync::Arc::new(pair),
             jwk,
             stored,
         })
     }
+}
 
+impl Pair {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let rng = SystemRandom::new();
-        match &self.pair {
+        match self {
             Pair::Rsa(p) => {
                 let mut sig = vec![0; p.public_modulus_len()];
                 p.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
@@ -308,22 +311,23 @@ impl Keyring {
 
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &Value) -> Result<Signed, KeyError> {
-        let keys = self.lock();
-        let key = keys
-            .iter()
-            .find(|k| k.stored.retired.is_none())
-            .ok_or(KeyError::Crypto("no current signing key"))?;
-        let header = serde_json::json!({"alg": key.alg.name(), "typ": "JWT", "kid": key.kid});
+        // the lock only picks the key: signatures run in parallel
+        let (pair, alg, kid) = {
+            let keys = self.lock();
+            let key = keys
+                .iter()
+                .find(|k| k.stored.retired.is_none())
+                .ok_or(KeyError::Crypto("no current signing key"))?;
+            (std::sync::Arc::clone(&key.pair), key.alg, key.kid.clone())
+        };
+        let header = serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
         let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let sig = key.sign(token.as_bytes())?;
+        let sig = pair.sign(token.as_bytes())?;
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(sig));
-        Ok(Signed {
-            token,
-            kid: key.kid.clone(),
-        })
+        Ok(Signed { token, kid })
     }
 
     /// The JWKS document: the current key and the retired ones still kept.
