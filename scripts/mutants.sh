@@ -62,6 +62,7 @@ for g in "${groups[@]}"; do
     env=(CARGO="$wrapper")
   fi
   echo "== $g"
+  mkdir -p mutants.out
   # scratch copies go to $TMPDIR (/tmp); target/ is copied so a mutant
   # rebuilds only what it touches
   # shellcheck disable=SC2086
