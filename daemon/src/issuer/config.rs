@@ -127,7 +127,7 @@ pub(crate) fn resolve(
     state_dir: &Path,
 ) -> Option<IssuerConfig> {
     let issuer = raw.get_ref();
-    let before = r_errors(r);
+    let before = r.error_count();
     let url = match &issuer.url {
         None => r.err(
             &raw.span(),
@@ -283,7 +283,7 @@ pub(crate) fn resolve(
             "TLS files without issuer.listen do nothing",
         );
     }
-    if r_errors(r) != before {
+    if r.error_count() != before {
         return None;
     }
     let url = url?;
@@ -305,8 +305,4 @@ pub(crate) fn resolve(
         listen,
         tls,
     })
-}
-
-fn r_errors(r: &Resolver<'_>) -> usize {
-    r.error_count()
 }

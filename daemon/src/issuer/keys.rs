@@ -259,18 +259,12 @@ impl Keyring {
         };
         let changed = {
             let mut keys = ring.lock();
-            let before = keys.len();
-            keys.retain(|k| k.stored.retired.is_none_or(|r| r + keep >= now));
-            let mut changed = keys.len() != before;
+            let dropped = drop_expired(&mut keys, keep, now);
             let current_ok = keys.iter().any(|k| k.stored.retired.is_none() && k.alg == alg);
             if !current_ok {
-                for k in keys.iter_mut().filter(|k| k.stored.retired.is_none()) {
-                    k.stored.retired = Some(now);
-                }
-                keys.push(Key::generate(alg, now)?);
-                changed = true;
+                make_current(&mut keys, Key::generate(alg, now)?, now);
             }
-            changed
+            dropped || !current_ok
         };
         if changed {
             ring.save()?;
@@ -351,11 +345,8 @@ impl Keyring {
         let kid = fresh.kid.clone();
         {
             let mut keys = self.lock();
-            keys.retain(|k| k.stored.retired.is_none_or(|r| r + keep >= now));
-            for k in keys.iter_mut().filter(|k| k.stored.retired.is_none()) {
-                k.stored.retired = Some(now);
-            }
-            keys.push(fresh);
+            drop_expired(&mut keys, keep, now);
+            make_current(&mut keys, fresh, now);
         }
         self.save()?;
         Ok(kid)
@@ -363,17 +354,28 @@ impl Keyring {
 
     /// Drops keys retired more than `keep` seconds ago; true when one went.
     pub fn expire(&self, keep: i64, now: i64) -> Result<bool, KeyError> {
-        let dropped = {
-            let mut keys = self.lock();
-            let before = keys.len();
-            keys.retain(|k| k.stored.retired.is_none_or(|r| r + keep >= now));
-            keys.len() != before
-        };
+        let dropped = drop_expired(&mut self.lock(), keep, now);
         if dropped {
             self.save()?;
         }
         Ok(dropped)
     }
+}
+
+/// Drops keys retired more than `keep` seconds before `now`; true when
+/// one went.
+fn drop_expired(keys: &mut Vec<Key>, keep: i64, now: i64) -> bool {
+    let before = keys.len();
+    keys.retain(|k| k.stored.retired.is_none_or(|r| r + keep >= now));
+    keys.len() != before
+}
+
+/// Retires the current key (if any) at `now` and makes `fresh` current.
+fn make_current(keys: &mut Vec<Key>, fresh: Key, now: i64) {
+    for k in keys.iter_mut().filter(|k| k.stored.retired.is_none()) {
+        k.stored.retired = Some(now);
+    }
+    keys.push(fresh);
 }
 
 #[cfg(test)]

@@ -216,72 +216,77 @@ impl Issuer {
         let headers = headers(config, service, &subject, &facts, user_id, version.as_ref());
 
         let key = cache_key(&sub, &service.name, &scopes, &service.backends, &extra);
-        if let Some(hit) = self.cached(&key, now) {
-            let mut h = headers;
-            h.insert(
-                "Authorization".into(),
-                Secret::new(format!("Bearer {}", hit.token)),
-            );
-            return Ok(IssuedToken {
-                token: Secret::new(hit.token),
-                expires_at: hit.expires_at,
-                scopes: hit.scopes,
-                headers: h,
-                reused: true,
-            });
-        }
-
-        let ttl = i64::try_from(config.token_ttl.as_secs()).unwrap_or(3600);
-        let mut claims: Map<String, Value> = extra;
-        claims.insert("iss".into(), json!(config.url));
-        claims.insert(
-            "aud".into(),
-            match service.backends.as_slice() {
-                [one] => json!(one),
-                many => json!(many),
-            },
-        );
-        claims.insert("sub".into(), json!(sub));
-        claims.insert("scopes".into(), json!(scopes));
-        claims.insert("iat".into(), json!(now));
-        claims.insert("nbf".into(), json!(now));
-        claims.insert("exp".into(), json!(now + ttl));
-        claims.insert("jti".into(), json!(jti()?));
-        claims.insert("gitlab_realm".into(), json!(config.mode.realm()));
-        claims.insert("gitlab_instance_id".into(), json!(config.instance_id));
-        let signed = self.keys.sign(&Value::Object(claims))?;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        let reuse_for = (ttl as f64 * config.reuse) as i64;
-        if reuse_for > 0 {
-            let mut cache = self
-                .cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
+        let (token, expires_at, scopes, reused) = match self.cached(&key, now) {
+            Some(hit) => (hit.token, hit.expires_at, hit.scopes, true),
+            None => {
+                let aud = match service.backends.as_slice() {
+                    [one] => json!(one),
+                    many => json!(many),
+                };
+                let (token, expires_at) = self.sign(config, extra, aud, &sub, &scopes, now)?;
+                let ttl = expires_at - now;
+                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+                let reuse_for = (ttl as f64 * config.reuse) as i64;
+                if reuse_for > 0 {
+                    let mut cache = self
+                        .cache
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if cache.len() >= MAX_CACHED {
+                        cache.clear();
+                    }
+                    cache.insert(
+                        key,
+                        Cached {
+                            token: token.clone(),
+                            expires_at,
+                            reuse_until: now + reuse_for,
+                            scopes: scopes.clone(),
+                        },
+                    );
+                }
+                (token, expires_at, scopes, false)
             }
-            cache.insert(
-                key,
-                Cached {
-                    token: signed.token.clone(),
-                    expires_at: now + ttl,
-                    reuse_until: now + reuse_for,
-                    scopes: scopes.clone(),
-                },
-            );
-        }
-        let mut h = headers;
-        h.insert(
-            "Authorization".into(),
-            Secret::new(format!("Bearer {}", signed.token)),
-        );
+        };
+        let mut headers = headers;
+        headers.insert("Authorization".into(), Secret::new(format!("Bearer {token}")));
         Ok(IssuedToken {
-            token: Secret::new(signed.token),
-            expires_at: now + ttl,
+            token: Secret::new(token),
+            expires_at,
             scopes,
-            headers: h,
-            reused: false,
+            headers,
+            reused,
         })
+    }
+
+    /// Signs `claims` with the issuer's reserved claims added (`iss`,
+    /// `aud`, `sub`, `scopes`, the times, `jti`, realm, instance id).
+    /// Returns the token and its `exp`.
+    fn sign(
+        &self,
+        config: &IssuerConfig,
+        mut claims: Map<String, Value>,
+        aud: Value,
+        sub: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> Result<(String, i64), IssueError> {
+        let exp = now + i64::try_from(config.token_ttl.as_secs()).unwrap_or(3600);
+        for (k, v) in [
+            ("iss", json!(config.url)),
+            ("aud", aud),
+            ("sub", json!(sub)),
+            ("scopes", json!(scopes)),
+            ("iat", json!(now)),
+            ("nbf", json!(now)),
+            ("exp", json!(exp)),
+            ("jti", json!(jti()?)),
+            ("gitlab_realm", json!(config.mode.realm())),
+            ("gitlab_instance_id", json!(config.instance_id)),
+        ] {
+            claims.insert(k.to_owned(), v);
+        }
+        Ok((self.keys.sign(&Value::Object(claims))?.token, exp))
     }
 
     /// The token a successful login returns: `sub` the username, `aud`
@@ -312,21 +317,11 @@ impl Issuer {
             .filter_map(|s| entitlements::decide(s, &subject, &facts, cx).ok())
             .flatten()
             .collect();
-        let ttl = i64::try_from(config.token_ttl.as_secs()).unwrap_or(3600);
-        let claims = json!({
-            "iss": config.url,
-            "aud": config.login_audience,
-            "sub": user.username,
-            "scopes": scopes,
-            "iat": now,
-            "nbf": now,
-            "exp": now + ttl,
-            "jti": jti()?,
-            "gitlab_realm": config.mode.realm(),
-            "gitlab_instance_id": config.instance_id,
-            "gatehouse_authenticator": authenticator,
-        });
-        Ok(self.keys.sign(&claims)?.token)
+        let scopes: Vec<String> = scopes.into_iter().collect();
+        let mut claims = Map::new();
+        claims.insert("gatehouse_authenticator".into(), json!(authenticator));
+        let aud = json!(config.login_audience);
+        Ok(self.sign(config, claims, aud, &user.username, &scopes, now)?.0)
     }
 
     fn cached(&self, key: &str, now: i64) -> Option<Cached> {
