@@ -115,7 +115,12 @@ impl Daemon {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let socket = dir.path().join("gh.sock");
         let config = dir.path().join("gatehouse.toml");
-        let log = dir.path().join("daemon.log");
+        // Outside the config's directory, which the daemon watches: a log
+        // write there would wake its watcher on every line (as it would for
+        // any busy file an operator keeps beside the config).
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).expect("logs dir");
+        let log = logs.join("daemon.log");
         let d = Self {
             child: None,
             socket,

@@ -301,14 +301,9 @@ async fn finish_login(
         call.daemon.lockout.success(counted);
     }
     call.daemon.metrics.login(name, "ok");
+    // The audit line is the login's one log line (target `audit`): one
+    // write per login, not two.
     audit(call, Some(name), username, "success", None, acted);
-    tracing::info!(
-        authenticator = name,
-        username = %crate::authn::username::for_log(&user.username),
-        peer_uid = call.peer.uid,
-        peer_pid = call.peer.pid,
-        "login accepted"
-    );
     let mut attributes = identity.attributes;
     if !roles.is_empty() {
         attributes.insert("gatehouse_roles".into(), roles);

@@ -177,6 +177,11 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        // Plans fixed at prepare time: without this, SQLite 3.54 marks the
+        // cached grants query "reprepare on bind" and parsed it again on
+        // every login (a quarter of a login's CPU, measured with perf).
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(backend)?;
         for suffix in ["-wal", "-shm"] {
             let mut side = path.as_os_str().to_owned();
             side.push(suffix);
