@@ -3,6 +3,7 @@
 pub(crate) mod check;
 mod error;
 mod health;
+mod host;
 mod issuer;
 mod login;
 mod plugins;
@@ -241,6 +242,12 @@ async fn route(
                     Ok(body) => login::simulate(&call, body).await,
                     Err(e) => Err(e),
                 },
+                Err(e) => Err(e),
+            }
+        }),
+        ["v1", "host", "account"] => on!("/v1/host/account", "POST", {
+            Method::POST => match json_body(req, max_body).await {
+                Ok(body) => host::account(&call, body).await,
                 Err(e) => Err(e),
             }
         }),

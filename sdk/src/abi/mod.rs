@@ -221,6 +221,7 @@ pub mod method {
 ///
 /// # Safety
 /// `ptr` must be null or valid for reads of `len` bytes.
+#[cfg(any(feature = "export", feature = "host"))]
 pub(crate) unsafe fn copy_bytes(ptr: *const u8, len: usize) -> Vec<u8> {
     if ptr.is_null() || len == 0 {
         return Vec::new();
