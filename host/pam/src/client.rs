@@ -196,13 +196,19 @@ mod tests {
         assert!(parse(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n").is_err());
     }
 
-    #[test]
-    fn a_socket_of_another_user_gets_nothing() {
-        let dir = std::env::temp_dir().join(format!("pam-gh-{}", std::process::id()));
+    /// A listener that accepts and never answers, in a fresh directory.
+    fn silent_socket(name: &str) -> (std::path::PathBuf, std::os::unix::net::UnixListener) {
+        let dir = std::env::temp_dir().join(format!("pam-gh-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("s.sock");
         let _ = std::fs::remove_file(&path);
-        let _listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        (path, listener)
+    }
+
+    #[test]
+    fn a_socket_of_another_user_gets_nothing() {
+        let (path, _listener) = silent_socket("other");
         let me = rustix::process::geteuid().as_raw();
         let other = me.wrapping_add(12345);
         let c = Client::new(&path, vec![other], Duration::from_secs(1));
@@ -210,16 +216,12 @@ mod tests {
             Err(ClientError::Untrusted(m)) => assert!(m.contains(&me.to_string()), "{m}"),
             other => panic!("sent to an untrusted socket: {other:?}"),
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 
     #[test]
     fn a_silent_daemon_is_unavailable_within_the_timeout() {
-        let dir = std::env::temp_dir().join(format!("pam-gh-silent-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("s.sock");
-        let _ = std::fs::remove_file(&path);
-        let _listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let (path, _listener) = silent_socket("silent");
         let me = rustix::process::geteuid().as_raw();
         let c = Client::new(&path, vec![me], Duration::from_millis(300));
         let t = Instant::now();
@@ -228,6 +230,6 @@ mod tests {
             Err(ClientError::Unavailable(_))
         ));
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
     }
 }
