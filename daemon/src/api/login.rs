@@ -313,10 +313,10 @@ async fn finish_login(
     )
     .await?;
     let (organizations, teams, roles) = identity::memberships(&grants);
-    if let Some(counted) = counted {
-        if let Err(e) = shared_lockout(call).success(counted).await {
-            tracing::warn!("lockout: cannot clear the counter of a successful login: {e}");
-        }
+    if let Some(counted) = counted
+        && let Err(e) = shared_lockout(call).success(counted).await
+    {
+        tracing::warn!("lockout: cannot clear the counter of a successful login: {e}");
     }
     call.daemon.metrics.login(name, "ok");
     audit(call, Some(name), username, "success", None, acted);

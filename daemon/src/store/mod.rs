@@ -5,6 +5,7 @@
 //! SQLite types leak, every call is async, ids are opaque strings on the
 //! wire.
 
+pub mod copy;
 mod postgres;
 mod sqlite;
 #[cfg(test)]

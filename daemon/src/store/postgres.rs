@@ -766,6 +766,20 @@ impl PostgresStore {
     /// advisory lock and keeps the connection in the pool. Blocking: call
     /// it on a blocking thread.
     pub fn open(s: &PostgresSettings) -> Result<Self, StoreError> {
+        let pool = Self::pool(s)?;
+        let mut conn = pool.connect()?;
+        migrate(&mut conn.client)?;
+        pool.give_back(conn);
+        Ok(Self { pool: Arc::new(pool) })
+    }
+
+    /// One connection outside any pool (for `gatehouse store migrate`).
+    /// Blocking.
+    pub(crate) fn client(s: &PostgresSettings) -> Result<postgres::Client, StoreError> {
+        Ok(Self::pool(s)?.connect()?.client)
+    }
+
+    fn pool(s: &PostgresSettings) -> Result<Pool, StoreError> {
         let mut config: postgres::Config = s.url.expose().parse().map_err(|_| {
             StoreError::Backend(format!("bad PostgreSQL URL {}", redacted_url(s.url.expose())))
         })?;
@@ -788,17 +802,13 @@ impl PostgresStore {
                 s.ca_file.as_deref(),
             )?))
         };
-        let pool = Pool {
+        Ok(Pool {
             config,
             tls,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(tokio::sync::Semaphore::new(s.pool_size.max(1))),
             wait: s.connect_timeout,
-        };
-        let mut conn = pool.connect()?;
-        migrate(&mut conn.client)?;
-        pool.give_back(conn);
-        Ok(Self { pool: Arc::new(pool) })
+        })
     }
 
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>

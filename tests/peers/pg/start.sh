@@ -65,6 +65,6 @@ synchronous_commit = off
 full_page_writes = off
 CONF
 fi
-rm -f "$RUN/data/postmaster.pid.stale"
-"${AS[@]}" "$BIN/pg_ctl" -D "$RUN/data" -l "$RUN/postgres.log" -w -t 60 start >/dev/null 9>&-
+# the server must not keep the caller's pipes (fd 3, stderr) or the lock open
+"${AS[@]}" "$BIN/pg_ctl" -D "$RUN/data" -l "$RUN/postgres.log" -w -t 60 start >"$RUN/pg_ctl.log" 2>&1 3>&- 9>&-
 print_env
