@@ -374,3 +374,106 @@ async fn postgres_restarted_under_load() {
     let some = created.iter().next().unwrap();
     assert_eq!(login(&mut cb, some, "correct horse battery").await.status, 200);
 }
+
+#[tokio::test]
+async fn the_migration_command_moves_a_populated_sqlite_store() {
+    let pg = pg_peer();
+    // a single host on SQLite, with local and redirect users, a grant-free
+    // link, a failed login counted, and a pending redirect login
+    let setup = Setup {
+        daemon_extra: PUBLIC_URL.into(),
+        ..Setup::with_body(&format!("{LOCAL_AUTH}\n{}", redirect_body()))
+    };
+    let mut single = daemon_with_plugins(setup.clone(), &["gatehouse_plugin_testkit"]);
+    let mut c = single.client().await;
+    for u in ["ann", "bo", "cy"] {
+        assert_eq!(add_user(&mut c, u, "correct horse battery").await.status, 201);
+    }
+    let (state, nonce) = start(&mut c).await;
+    let alice = finish(&mut c, &state, &format!("alice.{nonce}")).await;
+    assert_eq!(alice.status, 200, "{:?}", alice.value());
+    let alice_id = alice.value()["user"]["id"].clone();
+    assert_eq!(login(&mut c, "bo", "wrong password!").await.status, 401);
+    let (pending_state, pending_nonce) = start(&mut c).await;
+    drop(c);
+    single.signal("TERM");
+    assert!(single.wait_exit(Duration::from_secs(10)).is_some());
+    let sqlite = single.dir().join("state/gatehouse.db");
+    assert!(sqlite.is_file());
+
+    let db = pg.database("migrate");
+    let secrets = tempfile::tempdir().unwrap();
+    let store = pg.store_table(&db, secrets.path());
+    let url = format!("postgres://postgres@127.0.0.1:{}/{db}?sslmode=require", pg.port);
+    let migrate = |from: &str| {
+        Command::new(gatehouse_e2e::bin("gatehouse"))
+            .args([
+                "store",
+                "migrate",
+                "--from",
+                from,
+                "--to",
+                &url,
+                "--password-file",
+            ])
+            .arg(secrets.path().join(format!("pg-password-{db}")))
+            .arg("--ca-file")
+            .arg(&pg.ca)
+            .output()
+            .unwrap()
+    };
+    let from = format!("sqlite:{}", sqlite.display());
+    let out = migrate(&from);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("users                4 rows"), "{stdout}");
+    assert!(stdout.contains("authenticator_users  1 rows"), "{stdout}");
+    assert!(!stdout.contains(&pg.password()), "no password in the output");
+    assert_eq!(pg.count(&db, "SELECT 1 FROM users"), 4);
+
+    // a second run refuses: the target is not empty
+    let again = migrate(&from);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    // and a missing source is a clear error
+    let missing = migrate("sqlite:/nonexistent/gatehouse.db");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no SQLite store"));
+
+    // two hosts on the moved store: the same users, the same links
+    let setup = Setup {
+        daemon_extra: PUBLIC_URL.into(),
+        ..Setup::with_body(&format!("{store}\n{LOCAL_AUTH}\n{}", redirect_body()))
+    };
+    let a = daemon_with_plugins(setup.clone(), &["gatehouse_plugin_testkit"]);
+    let b = daemon_with_plugins(setup, &["gatehouse_plugin_testkit"]);
+    let mut ca = a.client().await;
+    let mut cb = b.client().await;
+    assert_eq!(login(&mut ca, "ann", "correct horse battery").await.status, 200);
+    assert_eq!(login(&mut cb, "cy", "correct horse battery").await.status, 200);
+    let (state, nonce) = start(&mut cb).await;
+    let again = finish(&mut ca, &state, &format!("alice.{nonce}")).await;
+    assert_eq!(again.status, 200, "{:?}", again.value());
+    assert_eq!(
+        again.value()["user"]["id"],
+        alice_id,
+        "the link moved with its user"
+    );
+    // the pending login started before the move finishes after it
+    let late = finish(&mut cb, &pending_state, &format!("alice.{pending_nonce}")).await;
+    assert_eq!(late.status, 200, "{:?}", late.value());
+    // new users get new ids after the moved ones
+    assert_eq!(
+        add_user(&mut ca, "dee", "correct horse battery").await.status,
+        201
+    );
+    assert_eq!(pg.count(&db, "SELECT 1 FROM users"), 5);
+}
