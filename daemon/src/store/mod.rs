@@ -1,9 +1,9 @@
 //! The store: users and their links to authenticators, behind one trait.
 //!
-//! SQLite ([`sqlite::SqliteStore`]) is the default; the trait is shaped so a
-//! PostgreSQL implementation (many hosts sharing users) fits beside it: no
-//! SQLite types leak, every call is async, ids are opaque strings on the
-//! wire.
+//! SQLite ([`SqliteStore`]) is the default; [`PostgresStore`] lets many
+//! hosts share one identity. No backend's types leak, every call is async,
+//! ids are opaque strings on the wire. `suite.rs` runs one test suite
+//! against both.
 
 pub mod copy;
 mod postgres;
