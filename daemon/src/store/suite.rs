@@ -525,3 +525,65 @@ async fn lockout_counters(s: Arc<dyn Store>) {
         vec![vec![], vec![4_000]]
     );
 }
+
+/// Several daemons starting at once on a new database: the advisory lock
+/// lets one migrate and the others find the schema done.
+#[test]
+fn concurrent_opens_migrate_once() {
+    let settings = pg_database();
+    let opened: Vec<Result<PostgresStore, StoreError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| PostgresStore::open(&settings)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &opened {
+        assert!(o.is_ok(), "{:?}", o.as_ref().err());
+    }
+    let mut c = PostgresStore::client(&settings).unwrap();
+    let rows = c.query("SELECT version FROM gatehouse_schema", &[]).unwrap();
+    assert_eq!(rows.len(), 1, "one version row");
+    assert_eq!(rows[0].get::<_, i32>(0), 7);
+}
+
+/// A wrong password or an untrusted server certificate: a clear error
+/// that shows neither the password nor the URL's.
+#[test]
+fn connection_failures_are_clear_and_secret_free() {
+    let mut s = pg_database();
+    s.password = Some(Secret::new("wrong-s3cret"));
+    let e = PostgresStore::open(&s)
+        .err()
+        .expect("a wrong password fails")
+        .to_string();
+    assert!(e.contains("password authentication failed"), "{e}");
+    assert!(!e.contains("wrong-s3cret"), "{e}");
+    let mut s = pg_database();
+    let dir = tempfile::tempdir().unwrap();
+    let other_ca = dir.path().join("other.pem");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=not the test CA", "-days", "2", "-keyout"])
+        .arg(dir.path().join("other.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok);
+    s.ca_file = Some(other_ca);
+    let e = PostgresStore::open(&s)
+        .err()
+        .expect("an untrusted server fails")
+        .to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+}
