@@ -1,6 +1,9 @@
 //! Lockout: failed logins counted within a window, checked before any
-//! backend is asked (a locked account cannot be probed). It lives beside
-//! the generations, so a reload does not reset it.
+//! backend is asked (a locked account cannot be probed). The daemon keeps
+//! the counters in the store ([`SharedLockout`]), so neither a reload nor
+//! a restart resets them and every host on one PostgreSQL store counts
+//! into the same ones; [`Lockout`] is the same decision over counters in
+//! memory.
 //!
 //! Three counters, so that one application's many users are not locked
 //! out by one of them:
@@ -24,6 +27,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::LockoutSettings;
+use crate::store::{LockoutKey, Store, StoreError};
 
 /// The most keys kept by default.
 pub const MAX_KEYS: usize = 100_000;
@@ -137,6 +141,149 @@ fn expire(q: &mut VecDeque<Instant>, now: Instant, window: Duration) {
     }
 }
 
+/// The decision of [`Lockout::check`] over a set of counters.
+fn decide(
+    map: &mut HashMap<Key, VecDeque<Instant>>,
+    s: &LockoutSettings,
+    a: &Attempt<'_>,
+    now: Instant,
+) -> Result<Duration, Locked> {
+    let mut over = |key: Key, max: u32| -> Option<Duration> {
+        let q = map.get_mut(&key)?;
+        expire(q, now, s.window);
+        if q.len() >= max as usize {
+            q.front()
+                .map(|oldest| s.window.saturating_sub(now.saturating_duration_since(*oldest)))
+        } else {
+            None
+        }
+    };
+    if let Some(d) = over(a.user_key(), s.max_failures) {
+        return Err(Locked::User(d));
+    }
+    if let Some(key) = a.address_key()
+        && let Some(d) = over(key, s.max_failures_per_address)
+    {
+        return Err(Locked::Address(d));
+    }
+    let Some(q) = map.get_mut(&Key::Peer(a.peer_uid)) else {
+        return Ok(Duration::ZERO);
+    };
+    expire(q, now, s.window);
+    let Some(excess) = q.len().checked_sub(s.max_failures_per_peer as usize) else {
+        return Ok(Duration::ZERO);
+    };
+    let factor = 1u32
+        .checked_shl(u32::try_from(excess).unwrap_or(u32::MAX))
+        .unwrap_or(u32::MAX);
+    Ok(FIRST_DELAY.saturating_mul(factor).min(s.max_delay))
+}
+
+impl Key {
+    /// The key as the store keeps it (a kind byte, then the digest or ids).
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Self::User(d) => [&[b'u'][..], d].concat(),
+            Self::Address { peer, addr } => [&[b'a'][..], &peer.to_be_bytes(), addr].concat(),
+            Self::Peer(p) => [&[b'p'][..], &p.to_be_bytes()].concat(),
+        }
+    }
+
+    /// The most failures kept for the key.
+    fn cap(&self, s: &LockoutSettings) -> usize {
+        match self {
+            Self::User(_) => s.max_failures as usize,
+            Self::Address { .. } => s.max_failures_per_address as usize,
+            Self::Peer(_) => s.max_failures_per_peer as usize + PEER_EXTRA,
+        }
+    }
+}
+
+fn attempt_keys(a: &Attempt<'_>) -> Vec<Key> {
+    [Some(a.user_key()), a.address_key(), Some(Key::Peer(a.peer_uid))]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn store_keys(keys: &[Key], s: &LockoutSettings) -> Vec<LockoutKey> {
+    keys.iter()
+        .map(|k| LockoutKey {
+            key: k.bytes(),
+            cap: u32::try_from(k.cap(s)).unwrap_or(u32::MAX),
+        })
+        .collect()
+}
+
+/// Wall-clock milliseconds (the store's counters are shared between
+/// hosts, whose monotonic clocks have nothing in common).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn window_ms(s: &LockoutSettings) -> i64 {
+    i64::try_from(s.window.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The counters kept in the store, shared by every daemon on it: the same
+/// decision as [`Lockout::check`] over the failures the store holds, so a
+/// lockout counts across hosts.
+pub struct SharedLockout<'a> {
+    /// The store holding the counters.
+    pub store: &'a dyn Store,
+}
+
+impl SharedLockout<'_> {
+    /// As [`Lockout::check`], over the store's counters.
+    pub async fn check(
+        &self,
+        s: &LockoutSettings,
+        a: &Attempt<'_>,
+    ) -> Result<Result<Duration, Locked>, StoreError> {
+        let keys = attempt_keys(a);
+        let now_ms = wall_ms();
+        let rows = self
+            .store
+            .lockout_failures(&store_keys(&keys, s), now_ms.saturating_sub(window_ms(s)))
+            .await?;
+        let now = Instant::now();
+        let mut map = HashMap::new();
+        for (key, times) in keys.into_iter().zip(rows) {
+            let q: VecDeque<Instant> = times
+                .into_iter()
+                .map(|t| {
+                    let ago = Duration::from_millis(u64::try_from(now_ms.saturating_sub(t)).unwrap_or(0));
+                    now.checked_sub(ago).unwrap_or(now)
+                })
+                .collect();
+            if !q.is_empty() {
+                map.insert(key, q);
+            }
+        }
+        Ok(decide(&mut map, s, a, now))
+    }
+
+    /// As [`Lockout::failure`], in the store.
+    pub async fn failure(&self, s: &LockoutSettings, a: &Attempt<'_>) -> Result<(), StoreError> {
+        let now_ms = wall_ms();
+        self.store
+            .lockout_record(
+                &store_keys(&attempt_keys(a), s),
+                now_ms,
+                now_ms.saturating_sub(window_ms(s)),
+            )
+            .await
+    }
+
+    /// As [`Lockout::success`], in the store.
+    pub async fn success(&self, username: &str) -> Result<(), StoreError> {
+        self.store.lockout_clear(&user_key(username).bytes()).await
+    }
+}
+
 impl Lockout {
     /// Counters that keep at most `max_keys` keys.
     pub fn with_max_keys(max_keys: usize) -> Self {
@@ -153,35 +300,7 @@ impl Lockout {
         let Ok(mut map) = self.failures.lock() else {
             return Ok(Duration::ZERO);
         };
-        let mut over = |key: Key, max: u32| -> Option<Duration> {
-            let q = map.get_mut(&key)?;
-            expire(q, now, s.window);
-            if q.len() >= max as usize {
-                q.front()
-                    .map(|oldest| s.window.saturating_sub(now.saturating_duration_since(*oldest)))
-            } else {
-                None
-            }
-        };
-        if let Some(d) = over(a.user_key(), s.max_failures) {
-            return Err(Locked::User(d));
-        }
-        if let Some(key) = a.address_key()
-            && let Some(d) = over(key, s.max_failures_per_address)
-        {
-            return Err(Locked::Address(d));
-        }
-        let Some(q) = map.get_mut(&Key::Peer(a.peer_uid)) else {
-            return Ok(Duration::ZERO);
-        };
-        expire(q, now, s.window);
-        let Some(excess) = q.len().checked_sub(s.max_failures_per_peer as usize) else {
-            return Ok(Duration::ZERO);
-        };
-        let factor = 1u32
-            .checked_shl(u32::try_from(excess).unwrap_or(u32::MAX))
-            .unwrap_or(u32::MAX);
-        Ok(FIRST_DELAY.saturating_mul(factor).min(s.max_delay))
+        decide(&mut map, s, a, now)
     }
 
     /// Records a failed login (a wrong password or a wrong challenge
@@ -190,16 +309,11 @@ impl Lockout {
         let Ok(mut map) = self.failures.lock() else {
             return;
         };
-        let keys = [Some(a.user_key()), a.address_key(), Some(Key::Peer(a.peer_uid))];
-        for key in keys.into_iter().flatten() {
+        for key in attempt_keys(a) {
             if !map.contains_key(&key) && map.len() >= self.max_keys {
                 self.evict(&mut map, s, now);
             }
-            let cap = match key {
-                Key::User(_) => s.max_failures as usize,
-                Key::Address { .. } => s.max_failures_per_address as usize,
-                Key::Peer(_) => s.max_failures_per_peer as usize + PEER_EXTRA,
-            };
+            let cap = key.cap(s);
             let q = map.entry(key).or_default();
             expire(q, now, s.window);
             q.push_back(now);

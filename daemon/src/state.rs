@@ -42,8 +42,6 @@ pub struct Daemon {
     pub daemon_uid: u32,
     /// Limits concurrent password hashing.
     pub hashing: Arc<tokio::sync::Semaphore>,
-    /// Failed-login counters (outlive generations).
-    pub lockout: crate::lockout::Lockout,
     /// The audit trail.
     pub audit: crate::audit::Audit,
     /// Logins waiting for a challenge answer.
@@ -97,7 +95,6 @@ impl Daemon {
             metrics,
             daemon_uid: current_uid(),
             hashing,
-            lockout: crate::lockout::Lockout::default(),
             audit,
             options,
             reload_lock: tokio::sync::Mutex::new(()),

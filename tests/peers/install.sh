@@ -10,7 +10,7 @@
 set -euo pipefail
 bash "$(dirname "$0")/oidc/install.sh"   # the OIDC peer's npm packages; first, as the apt part below may exit early
 
-PKGS=(slapd ldap-utils openssl nginx iproute2 python3-venv freeradius freeradius-utils pamtester libpam0g-dev)
+PKGS=(slapd ldap-utils openssl nginx iproute2 python3-venv freeradius freeradius-utils postgresql pamtester libpam0g-dev)
 
 is_installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]

@@ -24,6 +24,7 @@ pub mod forward_auth;
 pub mod github;
 pub mod in_process;
 pub mod peers;
+pub mod pg;
 pub mod plugins;
 pub mod process;
 

@@ -3,8 +3,6 @@
 //! now (not locked out), for any peer `[access]` lets log users in: the PAM
 //! stack of a screen locker runs as the user, not as root.
 
-use std::time::Instant;
-
 use gatehouse_sdk::proto::ErrorCode;
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -38,11 +36,10 @@ pub(super) async fn account(call: &Call, body: JsonBody) -> Result<Response<Body
         peer_uid: call.peer.uid,
         remote_addr: None,
     };
-    if let Err(locked) = call
-        .daemon
-        .lockout
-        .check(&call.runtime.config.lockout, &attempt, Instant::now())
-    {
+    let lockout = crate::lockout::SharedLockout {
+        store: call.runtime.store.as_ref(),
+    };
+    if let Err(locked) = lockout.check(&call.runtime.config.lockout, &attempt).await? {
         let mut e = ApiError::new(
             ErrorCode::TooManyAttempts,
             "too many failed logins; try again later",

@@ -5,7 +5,7 @@
 //! and redirect flow states are pending logins in the store: random,
 //! single use, expiring.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gatehouse_sdk::proto::{
     ContinueRequest, ErrorCode, FinishLoginRequest, LoginRequest, LoginResponse, LoginResult,
@@ -107,7 +107,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
         peer_uid: call.peer.uid,
         remote_addr: req.remote_addr.as_deref(),
     };
-    match call.daemon.lockout.check(lockout, &attempt, Instant::now()) {
+    match shared_lockout(call).check(lockout, &attempt).await? {
         Err(locked) => return Err(locked_out(call, scope, &req.username, locked)),
         Ok(delay) if !delay.is_zero() => {
             call.daemon.metrics.login(scope.unwrap_or("*"), "delayed");
@@ -196,7 +196,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
                 .with_details(details),
         )
     } else {
-        call.daemon.lockout.failure(lockout, &attempt, Instant::now());
+        count_failure(call, lockout, &attempt).await;
         audit(
             call,
             scope,
@@ -210,6 +210,22 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
 }
 
 /// The 429 of a locked-out login, audited (the audit folds repeats).
+/// The failure counters, kept in the store so they count across every
+/// daemon sharing it.
+fn shared_lockout<'a>(call: &'a Call) -> crate::lockout::SharedLockout<'a> {
+    crate::lockout::SharedLockout {
+        store: call.runtime.store.as_ref(),
+    }
+}
+
+/// Counts a failed login; a store that cannot take it is logged (the
+/// login fails either way).
+async fn count_failure(call: &Call, lockout: &crate::config::LockoutSettings, attempt: &Attempt<'_>) {
+    if let Err(e) = shared_lockout(call).failure(lockout, attempt).await {
+        tracing::warn!("lockout: cannot count a failed login: {e}");
+    }
+}
+
 fn locked_out(call: &Call, scope: Option<&str>, username: &str, locked: crate::lockout::Locked) -> ApiError {
     call.daemon.metrics.login(scope.unwrap_or("*"), "locked");
     audit(
@@ -297,8 +313,10 @@ async fn finish_login(
     )
     .await?;
     let (organizations, teams, roles) = identity::memberships(&grants);
-    if let Some(counted) = counted {
-        call.daemon.lockout.success(counted);
+    if let Some(counted) = counted
+        && let Err(e) = shared_lockout(call).success(counted).await
+    {
+        tracing::warn!("lockout: cannot clear the counter of a successful login: {e}");
     }
     call.daemon.metrics.login(name, "ok");
     // The audit line is the login's one log line (target `audit`): one
@@ -444,7 +462,7 @@ pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Respon
         remote_addr: None,
     };
     if pending.username.is_some() {
-        match call.daemon.lockout.check(lockout, &attempt, Instant::now()) {
+        match shared_lockout(call).check(lockout, &attempt).await? {
             Err(locked) => return Err(locked_out(call, Some(name), username, locked)),
             Ok(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
             Ok(_) => {}
@@ -481,7 +499,7 @@ pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Respon
         Err(PluginError::InvalidCredentials) => {
             call.daemon.metrics.login(name, "invalid_credentials");
             if pending.username.is_some() {
-                call.daemon.lockout.failure(lockout, &attempt, Instant::now());
+                count_failure(call, lockout, &attempt).await;
             }
             audit(
                 call,

@@ -180,6 +180,8 @@ pub fn absolute_url(url: &str) -> Result<&str, String> {
 pub enum StoreUrl {
     /// An SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database shared by several hosts.
+    Postgres(crate::store::PostgresSettings),
 }
 
 /// `[lockout]`.
@@ -526,7 +528,7 @@ fn resolve(
         if let Some(s) = &raw.store
             && singleton("store", &s.span(), &mut r)
         {
-            store = resolve_store(&mut r, &s.get_ref().url);
+            store = resolve_store(&mut r, s.get_ref(), &dir);
         }
         if let Some(l) = &raw.lockout
             && singleton("lockout", &l.span(), &mut r)
@@ -729,8 +731,35 @@ fn resolve_daemon(r: &mut Resolver<'_>, d: &raw::RawDaemon, dir: &Path, out: &mu
     }
 }
 
-fn resolve_store(r: &mut Resolver<'_>, url: &Spanned<String>) -> Option<StoreSettings> {
+fn resolve_store(r: &mut Resolver<'_>, raw: &raw::RawStore, dir: &Path) -> Option<StoreSettings> {
+    let url = &raw.url;
     let u = url.get_ref();
+    let postgres = u.starts_with("postgres://") || u.starts_with("postgresql://");
+    if !postgres {
+        // the PostgreSQL keys mean nothing to SQLite: say so rather than ignore them
+        let given = [
+            ("store.pool_size", raw.pool_size.as_ref().map(Spanned::span)),
+            (
+                "store.connect_timeout",
+                raw.connect_timeout.as_ref().map(Spanned::span),
+            ),
+            ("store.ca_file", raw.ca_file.as_ref().map(Spanned::span)),
+            ("store.password", raw.password.as_ref().map(Spanned::span)),
+            (
+                "store.password_file",
+                raw.password_file.as_ref().map(Spanned::span),
+            ),
+            (
+                "store.password_credential",
+                raw.password_credential.as_ref().map(Spanned::span),
+            ),
+        ];
+        for (key, span) in given {
+            if let Some(span) = span {
+                r.err::<()>(&span, key, "only a postgres:// store takes this key");
+            }
+        }
+    }
     if let Some(path) = u.strip_prefix("sqlite://") {
         if path.is_empty() {
             return r.err(&url.span(), "store.url", "sqlite:// needs a file name");
@@ -739,23 +768,119 @@ fn resolve_store(r: &mut Resolver<'_>, url: &Spanned<String>) -> Option<StoreSet
         Some(StoreSettings {
             url: StoreUrl::Sqlite(PathBuf::from(path)),
         })
-    } else if u.starts_with("postgres://") || u.starts_with("postgresql://") {
-        r.err(
-            &url.span(),
-            "store.url",
-            "the PostgreSQL store is not available in this version of gatehouse; use sqlite://",
-        )
+    } else if postgres {
+        resolve_postgres(r, raw, dir)
     } else {
         r.err(
             &url.span(),
             "store.url",
             // the URL itself may hold a password: name its scheme only
             format!(
-                "unsupported store URL scheme {:?}: expected sqlite://FILE",
+                "unsupported store URL scheme {:?}: expected sqlite://FILE or postgres://…",
                 u.split_once("://").map_or("", |(scheme, _)| scheme)
             ),
         )
     }
+}
+
+/// The most connections `store.pool_size` allows.
+const MAX_POOL_SIZE: i64 = 256;
+
+fn resolve_postgres(r: &mut Resolver<'_>, raw: &raw::RawStore, dir: &Path) -> Option<StoreSettings> {
+    let before = r.error_count();
+    let url = raw.url.get_ref();
+    // Parse now, so a typo is a configuration error with a line number;
+    // the message never repeats the URL (it may hold a password).
+    if url.parse::<postgres::Config>().is_err() {
+        r.err::<()>(
+            &raw.url.span(),
+            "store.url",
+            format!("not a valid PostgreSQL URL ({})", crate::store::redacted_url(url)),
+        );
+    }
+    let mut pool_size = 8;
+    if let Some(p) = &raw.pool_size {
+        match *p.get_ref() {
+            n @ 1..=MAX_POOL_SIZE => pool_size = usize::try_from(n).unwrap_or(8),
+            _ => {
+                r.err::<()>(
+                    &p.span(),
+                    "store.pool_size",
+                    format!("must be between 1 and {MAX_POOL_SIZE}"),
+                );
+            }
+        }
+    }
+    let mut connect_timeout = Duration::from_secs(5);
+    if let Some(t) = &raw.connect_timeout {
+        match parse_duration(t.get_ref()) {
+            Ok(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(300) => connect_timeout = d,
+            Ok(_) => {
+                r.err::<()>(
+                    &t.span(),
+                    "store.connect_timeout",
+                    "must be between 100ms and 300s",
+                );
+            }
+            Err(e) => {
+                r.err::<()>(&t.span(), "store.connect_timeout", e);
+            }
+        }
+    }
+    let ca_file = raw.ca_file.as_ref().and_then(|c| {
+        let path = join(dir, c.get_ref());
+        if path.is_file() {
+            Some(path)
+        } else {
+            r.err(
+                &c.span(),
+                "store.ca_file",
+                format!("{} is not a readable file", path.display()),
+            )
+        }
+    });
+    let mut secrets = serde_json::Map::new();
+    let mut span = raw.url.span();
+    for (key, v) in [
+        ("password", &raw.password),
+        ("password_file", &raw.password_file),
+        ("password_credential", &raw.password_credential),
+    ] {
+        if let Some(v) = v {
+            span = v.span();
+            secrets.insert(key.into(), serde_json::Value::String(v.get_ref().clone()));
+        }
+    }
+    let mut secrets = serde_json::Value::Object(secrets);
+    let mut errors = Vec::new();
+    let mut read = Vec::new();
+    secrets::resolve_secrets(
+        &mut secrets,
+        &["password"],
+        &r.src.at(&span),
+        "store",
+        &mut read,
+        &mut errors,
+    );
+    for e in errors {
+        r.push(e);
+    }
+    let password = secrets
+        .get("password")
+        .and_then(serde_json::Value::as_str)
+        .map(gatehouse_sdk::Secret::new);
+    if r.error_count() > before {
+        return None;
+    }
+    Some(StoreSettings {
+        url: StoreUrl::Postgres(crate::store::PostgresSettings {
+            url: gatehouse_sdk::Secret::new(url.clone()),
+            password,
+            pool_size,
+            connect_timeout,
+            ca_file,
+        }),
+    })
 }
 
 fn resolve_lockout(r: &mut Resolver<'_>, l: &raw::RawLockout, out: &mut LockoutSettings) {

@@ -61,6 +61,12 @@ pub(crate) struct RawAccess {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStore {
     pub(crate) url: Spanned<String>,
+    pub(crate) pool_size: Option<Spanned<i64>>,
+    pub(crate) connect_timeout: Option<Spanned<String>>,
+    pub(crate) ca_file: Option<Spanned<String>>,
+    pub(crate) password: Option<Spanned<String>>,
+    pub(crate) password_file: Option<Spanned<String>>,
+    pub(crate) password_credential: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

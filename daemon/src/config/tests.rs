@@ -248,3 +248,55 @@ fn lockout_keys_resolve_and_parse_errors_lose_values() {
         "{text}"
     );
 }
+
+#[test]
+fn postgres_store_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "secrets/pg", "s3cret-pw\n");
+    write(dir.path(), "ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[store]\nurl = \"postgres://gh@db.example:5432/gh?sslmode=require\"\npassword_file = \"secrets/pg\"\nca_file = \"ca.pem\"\npool_size = 3\nconnect_timeout = \"750ms\"\n",
+    );
+    let c = load(&main).unwrap();
+    let StoreUrl::Postgres(p) = &c.store.url else {
+        panic!("{:?}", c.store.url)
+    };
+    assert_eq!(
+        p.password.as_ref().map(gatehouse_sdk::Secret::expose),
+        Some("s3cret-pw")
+    );
+    assert_eq!(p.ca_file.as_deref(), Some(dir.path().join("ca.pem").as_path()));
+    assert_eq!((p.pool_size, p.connect_timeout), (3, Duration::from_millis(750)));
+    // Debug never shows the password, from the file or the URL
+    assert!(!format!("{c:?}").contains("s3cret"));
+
+    // bad values: each named by its key; a password in the URL never shown
+    let main = write(
+        dir.path(),
+        "h.toml",
+        "[store]\nurl = \"postgres://gh:s3cret@db/gh?sslmode=bogus\"\npool_size = 0\nconnect_timeout = \"1h\"\nca_file = \"missing.pem\"\npassword = \"x\"\npassword_file = \"secrets/pg\"\n",
+    );
+    let e = load(&main).unwrap_err();
+    let keys: Vec<_> = e.0.iter().filter_map(|e| e.key.clone()).collect();
+    for k in [
+        "store.url",
+        "store.pool_size",
+        "store.connect_timeout",
+        "store.ca_file",
+        "store.password",
+    ] {
+        assert!(keys.contains(&k.to_owned()), "{k}: {keys:?}");
+    }
+    assert!(!e.to_string().contains("s3cret"), "{e}");
+
+    // PostgreSQL keys on an SQLite store are refused, not ignored
+    let main = write(
+        dir.path(),
+        "i.toml",
+        "[store]\nurl = \"sqlite://g.db\"\npool_size = 4\n",
+    );
+    let e = load(&main).unwrap_err();
+    assert!(e.to_string().contains("only a postgres:// store"), "{e}");
+}

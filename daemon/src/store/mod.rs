@@ -1,17 +1,22 @@
 //! The store: users and their links to authenticators, behind one trait.
 //!
-//! SQLite ([`sqlite::SqliteStore`]) is the default; the trait is shaped so a
-//! PostgreSQL implementation (many hosts sharing users) fits beside it: no
-//! SQLite types leak, every call is async, ids are opaque strings on the
-//! wire.
+//! SQLite ([`SqliteStore`]) is the default; [`PostgresStore`] lets many
+//! hosts share one identity. No backend's types leak, every call is async,
+//! ids are opaque strings on the wire. `suite.rs` runs one test suite
+//! against both.
 
+pub mod copy;
+mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod suite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use gatehouse_sdk::Secret;
 
+pub use postgres::{PostgresSettings, PostgresStore, redacted_url};
 pub use sqlite::SqliteStore;
 
 use crate::config::StoreUrl;
@@ -133,7 +138,6 @@ pub trait Store: Send + Sync + 'static {
     async fn static_tokens(&self, user_id: i64) -> Result<Vec<StaticToken>, StoreError>;
     /// Revokes a token; false when there is no such active token.
     async fn revoke_static_token(&self, id: i64) -> Result<bool, StoreError>;
-    /// The schema version, for `status`.
     /// Creates or moves a namespace (`parent` must exist and must not
     /// descend from it).
     async fn put_namespace(&self, name: &str, parent: Option<&str>) -> Result<(), StoreError>;
@@ -165,7 +169,36 @@ pub trait Store: Send + Sync + 'static {
     /// Every namespace, purchase and seat.
     async fn list_entitlements(&self) -> Result<Entitlements, StoreError>;
 
+    /// The schema version, for `status`.
     async fn schema_version(&self) -> Result<u32, StoreError>;
+
+    /// Claims `key` within `scope` until `expires_at` (Unix seconds). True when this is the
+    /// first live claim; false when an unexpired claim exists (a replay). Expired claims may be
+    /// swept by any call.
+    async fn claim_once(&self, scope: &str, key: &str, expires_at: i64) -> Result<bool, StoreError>;
+
+    /// Records one failed login at `at_ms` (Unix milliseconds) under each
+    /// lockout counter key, keeping at most its cap of the newest failures
+    /// and none older than `since_ms` (see [`crate::lockout`]).
+    async fn lockout_record(&self, keys: &[LockoutKey], at_ms: i64, since_ms: i64) -> Result<(), StoreError>;
+
+    /// The failure times (Unix milliseconds, oldest first) of each key at or
+    /// after `since_ms`, in the order of `keys`.
+    async fn lockout_failures(&self, keys: &[LockoutKey], since_ms: i64)
+    -> Result<Vec<Vec<i64>>, StoreError>;
+
+    /// Forgets every failure of one key.
+    async fn lockout_clear(&self, key: &[u8]) -> Result<(), StoreError>;
+}
+
+/// One lockout counter: an opaque digest key and the most failures kept
+/// for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockoutKey {
+    /// The counter's key (a digest: never a username in clear).
+    pub key: Vec<u8>,
+    /// The most failures kept for it.
+    pub cap: u32,
 }
 
 /// The work of one transaction (see [`Store::transaction`]).
@@ -386,6 +419,13 @@ pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
         StoreUrl::Sqlite(path) => {
             let path = path.clone();
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        StoreUrl::Postgres(settings) => {
+            let settings = settings.clone();
+            let store = tokio::task::spawn_blocking(move || PostgresStore::open(&settings))
                 .await
                 .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
             Ok(Arc::new(store))

@@ -9,8 +9,8 @@ use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Entitlements, Facts, GrantRecord, MAX_PENDING, NewUser, PendingKind, PendingLogin, Profile, StaticToken,
-    Store, StoreError, Taken, Transaction, TransactionWork, UserRecord, pending_digest,
+    Entitlements, Facts, GrantRecord, LockoutKey, MAX_PENDING, NewUser, PendingKind, PendingLogin, Profile,
+    StaticToken, Store, StoreError, Taken, Transaction, TransactionWork, UserRecord, pending_digest,
 };
 
 /// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
@@ -103,6 +103,22 @@ const MIGRATIONS: &[&str] = &[
         assigned_at INTEGER NOT NULL,
         PRIMARY KEY (user_id, add_on)
     );",
+    // 6: one-time claims (the SAML replay cache and the like)
+    "CREATE TABLE one_time_claims (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (scope, key)
+    );
+    CREATE INDEX one_time_claims_expiry ON one_time_claims(expires_at);",
+    // 7: failed-login counters (lockout), by digest key, in milliseconds
+    "CREATE TABLE lockout_failures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key BLOB NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX lockout_failures_key ON lockout_failures(key, at_ms);
+    CREATE INDEX lockout_failures_at ON lockout_failures(at_ms);",
 ];
 
 /// An SQLite-backed [`Store`].
@@ -1027,6 +1043,92 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn claim_once(&self, scope: &str, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        self.with(move |c| {
+            let now = now();
+            exec(
+                c,
+                "DELETE FROM one_time_claims WHERE expires_at < ?1",
+                params![now],
+            )
+            .map_err(backend)?;
+            let n = exec(
+                c,
+                "INSERT INTO one_time_claims (scope, key, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (scope, key) DO UPDATE SET expires_at = excluded.expires_at
+                 WHERE one_time_claims.expires_at < ?4",
+                params![scope, key, expires_at, now],
+            )
+            .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn lockout_record(&self, keys: &[LockoutKey], at_ms: i64, since_ms: i64) -> Result<(), StoreError> {
+        let keys = keys.to_vec();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            exec(
+                &tx,
+                "DELETE FROM lockout_failures WHERE at_ms < ?1",
+                params![since_ms],
+            )
+            .map_err(backend)?;
+            for k in &keys {
+                exec(
+                    &tx,
+                    "INSERT INTO lockout_failures (key, at_ms) VALUES (?1, ?2)",
+                    params![k.key, at_ms],
+                )
+                .map_err(backend)?;
+                exec(
+                    &tx,
+                    "DELETE FROM lockout_failures WHERE key = ?1 AND id NOT IN
+                     (SELECT id FROM lockout_failures WHERE key = ?1 ORDER BY at_ms DESC, id DESC LIMIT ?2)",
+                    params![k.key, k.cap],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn lockout_failures(
+        &self,
+        keys: &[LockoutKey],
+        since_ms: i64,
+    ) -> Result<Vec<Vec<i64>>, StoreError> {
+        let keys = keys.to_vec();
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT at_ms FROM lockout_failures WHERE key = ?1 AND at_ms >= ?2 ORDER BY at_ms, id",
+                )
+                .map_err(backend)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for k in &keys {
+                let rows = st
+                    .query_map(params![k.key, since_ms], |r| r.get::<_, i64>(0))
+                    .map_err(backend)?;
+                out.push(rows.collect::<Result<Vec<_>, _>>().map_err(backend)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn lockout_clear(&self, key: &[u8]) -> Result<(), StoreError> {
+        let key = key.to_vec();
+        self.with(move |c| {
+            exec(c, "DELETE FROM lockout_failures WHERE key = ?1", params![key]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// `name` and its ancestors, nearest first; empty when `name` is unknown.
@@ -1062,7 +1164,7 @@ mod tests {
     async fn users_round_trip_and_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir);
-        assert_eq!(s.schema_version().await.unwrap(), 5);
+        assert_eq!(s.schema_version().await.unwrap(), 7);
         let u = s
             .create_user(NewUser {
                 username: "ann".into(),

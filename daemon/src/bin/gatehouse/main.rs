@@ -132,6 +132,31 @@ enum Command {
     /// Namespaces, add-on purchases and seats (admin).
     #[command(subcommand)]
     Entitlements(issuer::EntitlementCommand),
+    /// The store itself, offline (the daemons stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Move a single-host SQLite store into an empty PostgreSQL database
+    /// (every table, ids kept, row counts checked; one transaction).
+    Migrate {
+        /// The SQLite store: `sqlite:PATH` (or `sqlite://PATH`).
+        #[arg(long, value_name = "sqlite:PATH")]
+        from: String,
+        /// The PostgreSQL database: `postgres://user@host:port/db?sslmode=…`.
+        /// Give the password with --password-file rather than in the URL.
+        #[arg(long, value_name = "postgres://…")]
+        to: String,
+        /// A file holding the PostgreSQL password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// The CA certificates (PEM) the server's certificate must chain to
+        /// (TLS is then required).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,6 +226,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::CheckConfig { file } = &cli.command {
         return check_config(file);
+    }
+    if let Command::Store(cmd) = &cli.command {
+        return store(cli.json, cmd);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
@@ -391,7 +419,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             let r: ReloadAnswer = expect(cli, &a)?;
             say!("reloaded: generation {}", r.generation);
         }
-        Command::CheckConfig { .. } => unreachable_check_config(),
+        Command::CheckConfig { .. } | Command::Store(_) => unreachable_check_config(),
         Command::User(cmd) => user(cli, &mut client, cmd).await?,
         Command::Token(cmd) => return issuer::token(cli, &mut client, cmd).await,
         Command::Issuer(cmd) => return issuer::issuer(cli, &mut client, cmd).await,
@@ -664,6 +692,60 @@ fn check_config(file: &PathBuf) -> ExitCode {
             );
             ExitCode::from(2)
         }
+    }
+}
+
+/// `store …`: works on the databases directly, not through a daemon.
+fn store(json: bool, cmd: &StoreCommand) -> ExitCode {
+    let StoreCommand::Migrate {
+        from,
+        to,
+        password_file,
+        ca_file,
+    } = cmd;
+    let fail = |code: u8, m: String| {
+        let _ = writeln!(std::io::stderr(), "gatehouse: {m}");
+        ExitCode::from(code)
+    };
+    let Some(path) = from
+        .strip_prefix("sqlite://")
+        .or_else(|| from.strip_prefix("sqlite:"))
+        .filter(|p| !p.is_empty())
+    else {
+        return fail(2, "--from must be sqlite:PATH".into());
+    };
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        return fail(2, "--to must be a postgres:// URL".into());
+    }
+    let password = match password_file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => Some(Secret::new(t.trim_end_matches(['\n', '\r']))),
+            Err(e) => return fail(2, format!("cannot read {}: {e}", f.display())),
+        },
+        None => None,
+    };
+    let settings = gatehouse_daemon::store::PostgresSettings {
+        url: Secret::new(to.clone()),
+        password,
+        pool_size: 1,
+        connect_timeout: std::time::Duration::from_secs(10),
+        ca_file: ca_file.clone(),
+    };
+    match gatehouse_daemon::store::copy::sqlite_to_postgres(std::path::Path::new(path), &settings) {
+        Ok(counts) => {
+            if json {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    counts.iter().map(|(t, n)| (t.clone(), (*n).into())).collect();
+                say!("{}", serde_json::Value::Object(map));
+            } else {
+                say!("moved {path} to {}:", gatehouse_daemon::store::redacted_url(to));
+                for (table, n) in &counts {
+                    say!("  {table:<20} {n} rows (counts match)");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e.to_string()),
     }
 }
 
