@@ -17,5 +17,6 @@ cargo bench -p gatehouse-e2e --bench ldap
 cargo bench -p gatehouse-e2e --bench tokens
 cargo bench -p gatehouse-e2e --bench jwt_verify
 cargo bench -p gatehouse-e2e --bench issue
+cargo bench -p gatehouse-e2e --bench store
 cargo bench -p gatehouse-e2e --bench tacacs
 cargo bench -p gatehouse-e2e --bench radius

@@ -373,6 +373,10 @@ async fn postgres_restarted_under_load() {
     let mut cb = b.client().await;
     let some = created.iter().next().unwrap();
     assert_eq!(login(&mut cb, some, "correct horse battery").await.status, 200);
+    // the outage was logged, without the database password
+    let logs = a.logs();
+    assert!(logs.contains("PostgreSQL"), "{logs}");
+    assert!(!logs.contains(&pg.password()), "{logs}");
 }
 
 #[tokio::test]
