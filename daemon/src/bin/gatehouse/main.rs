@@ -116,6 +116,11 @@ enum Command {
     CheckConfig {
         /// The main configuration file.
         file: PathBuf,
+        /// Read `*_credential` secrets from DIR (as systemd's
+        /// `$CREDENTIALS_DIRECTORY`); without it they are noted as not
+        /// checked outside the unit.
+        #[arg(long, value_name = "DIR")]
+        credentials_dir: Option<PathBuf>,
     },
     /// Manage local users (admin).
     #[command(subcommand)]
@@ -199,8 +204,12 @@ enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::CheckConfig { file } = &cli.command {
-        return check_config(file);
+    if let Command::CheckConfig {
+        file,
+        credentials_dir,
+    } = &cli.command
+    {
+        return check_config(file, credentials_dir.as_deref());
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
@@ -640,17 +649,18 @@ fn read_password(prompt: &str, confirm: bool) -> Result<Secret, Failure> {
 
 /// `check-config` runs the daemon binary's offline validation, so the CLI
 /// never links the daemon's configuration code.
-fn check_config(file: &PathBuf) -> ExitCode {
+fn check_config(file: &PathBuf, credentials_dir: Option<&std::path::Path>) -> ExitCode {
     let daemon = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("gatehoused")))
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("gatehoused"));
-    match std::process::Command::new(&daemon)
-        .arg("--check-config")
-        .arg(file)
-        .status()
-    {
+    let mut command = std::process::Command::new(&daemon);
+    command.arg("--check-config").arg(file);
+    if let Some(dir) = credentials_dir {
+        command.arg("--credentials-dir").arg(dir);
+    }
+    match command.status() {
         Ok(s) => match s.code() {
             Some(0) => ExitCode::SUCCESS,
             Some(1) => ExitCode::from(1),
