@@ -36,6 +36,23 @@ pub struct Entry<F: Family> {
     /// The plugin library it came from, if any (a file replaced at the
     /// same path is another library).
     pub library: Option<&'static Library>,
+    /// Its backend's state as its calls found it.
+    pub backend: Arc<crate::backend::BackendState>,
+}
+
+impl<F: Family> Entry<F> {
+    /// Runs one call of this instance through [`crate::guard::plugin_call`]
+    /// and records what it said about the backend.
+    pub async fn call<T>(
+        &self,
+        what: &str,
+        limit: std::time::Duration,
+        fut: impl Future<Output = Result<T, PluginError>>,
+    ) -> Result<T, PluginError> {
+        let result = crate::guard::plugin_call(what, limit, fut).await;
+        self.backend.observe(&result);
+        result
+    }
 }
 
 /// A constructed authenticator.
@@ -283,6 +300,7 @@ fn build_family<F: Family>(
                 context: old.context.clone(),
                 resolved_settings: settings,
                 library: old.library,
+                backend: Arc::clone(&old.backend),
             });
             continue;
         }
@@ -295,6 +313,7 @@ fn build_family<F: Family>(
                 context,
                 resolved_settings: settings,
                 library,
+                backend: Arc::default(),
             }),
             Err(e) => {
                 let secrets = secret_values(&settings, &resolved.secret_settings);

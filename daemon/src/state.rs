@@ -94,7 +94,7 @@ impl Daemon {
                 })
             })??;
         let metrics = Metrics::default();
-        metrics.reload(true, 1);
+        metrics.started(1);
         let (reload_notify, _) = tokio::sync::watch::channel(1);
         let audit = crate::audit::Audit::new(&runtime.config.daemon.state_dir);
         Ok(Arc::new(Self {

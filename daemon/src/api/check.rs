@@ -112,12 +112,13 @@ pub(super) async fn check(
     original.headers = passed;
     request.request = Some(original);
 
-    let result = crate::guard::plugin_call(
-        "verifier",
-        std::time::Duration::from_secs(10),
-        verifier.plugin.verify(&verifier.context, &request),
-    )
-    .await;
+    let result = verifier
+        .call(
+            "verifier",
+            std::time::Duration::from_secs(10),
+            verifier.plugin.verify(&verifier.context, &request),
+        )
+        .await;
     let token = match result {
         Ok(t) => t,
         Err(PluginError::InvalidToken { reason, detail }) => {

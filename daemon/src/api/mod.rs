@@ -138,6 +138,7 @@ async fn route(
 
     match segments.as_slice() {
         ["v1", "health"] => on!("/v1/health", "GET", { Method::GET => health::health(&call) }),
+        ["v1", "status"] => on!("/v1/status", "GET", { Method::GET => health::status(&call) }),
         ["v1", "metrics"] => on!("/v1/metrics", "GET", { Method::GET => Ok(metrics(&call)) }),
         ["v1", "authenticators"] => {
             on!("/v1/authenticators", "GET", { Method::GET => health::authenticators(&call) })

@@ -34,6 +34,7 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
 
     let mut first_rejection: Option<(TokenRejection, String)> = None;
     let mut unavailable = Vec::new();
+    let mut denied = None;
     for entry in candidates {
         let name = entry.spec.name.as_str();
         match call_verify(entry, &request).await {
@@ -58,6 +59,11 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
                 first_rejection.get_or_insert((reason, detail));
             }
             Err(e @ (PluginError::BadRequest(_) | PluginError::Unsupported(_))) => return Err(e.into()),
+            // the verifier does not take this request: not an outage
+            Err(PluginError::Denied(why)) => {
+                call.daemon.metrics.token(name, "denied");
+                denied.get_or_insert(why);
+            }
             Err(e) => {
                 call.daemon.metrics.token(name, "unavailable");
                 tracing::warn!(verifier = name, "verifier skipped: {e}");
@@ -67,6 +73,11 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
     }
     match first_rejection {
         Some((reason, detail)) => Ok(rejected(reason, &detail)),
+        None if unavailable.is_empty()
+            && let Some(why) = denied =>
+        {
+            Err(ApiError::new(ErrorCode::Forbidden, why))
+        }
         None => Err(
             ApiError::new(ErrorCode::BackendUnavailable, "no verifier could check the token")
                 .with_details(serde_json::json!({ "unavailable": unavailable })),
@@ -92,10 +103,11 @@ async fn call_verify(
     entry: &VerifierEntry,
     request: &VerifyRequest,
 ) -> Result<gatehouse_sdk::VerifiedToken, PluginError> {
-    crate::guard::plugin_call(
-        "verifier",
-        VERIFY_TIMEOUT,
-        entry.plugin.verify(&entry.context, request),
-    )
-    .await
+    entry
+        .call(
+            "verifier",
+            VERIFY_TIMEOUT,
+            entry.plugin.verify(&entry.context, request),
+        )
+        .await
 }

@@ -1,9 +1,9 @@
 //! `gatehouse`: the command-line client of `gatehoused`. It speaks the
 //! socket API through [`gatehouse_daemon::client`] and the wire types only.
 //!
-//! Exit status: 0 on success, 1 when the daemon answered with an error (a
-//! denied login, an invalid token, a refused reload), 2 on usage or
-//! connection errors.
+//! Exit status (`exit.rs`, documented in `docs/cli.md`): 0 success, 1 the
+//! daemon refused, 2 usage error, 3 daemon unreachable, 4 permission
+//! denied, 5 wrong credentials, 6 `status`: degraded.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -14,8 +14,8 @@ use gatehouse_daemon::client::{Answer, Client, decode_segment, encode_segment};
 use gatehouse_sdk::Secret;
 use gatehouse_sdk::proto::{
     AuthenticatorList, ContinueRequest, CreateUser, FinishLoginRequest, Health, LoginRequest, LoginResponse,
-    PluginList, ReloadAnswer, SetPassword, StartLoginRequest, StartLoginResponse, TokenVerified, UserList,
-    VerifyTokenRequest,
+    PluginList, ReloadAnswer, SetPassword, StartLoginRequest, StartLoginResponse, Status, TokenVerified,
+    UserList, VerifyTokenRequest,
 };
 
 /// Writes a line to stdout; a closed pipe (`gatehouse … | head`) ends the
@@ -31,6 +31,7 @@ macro_rules! say {
     }};
 }
 
+mod exit;
 mod issuer;
 
 /// Talk to the gatehouse daemon.
@@ -60,7 +61,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Health, generation and the last reload error.
+    /// Health, the last reload, and each authenticator's and verifier's
+    /// backend (online / offline since / last error; keys per issuer).
+    /// Exits 6 when the last reload failed or a backend is offline (admin;
+    /// other peers see the health part only).
     Status,
     /// The configured authenticators in login order.
     Authenticators,
@@ -194,13 +198,7 @@ enum UserCommand {
     List,
 }
 
-/// A failure and the exit status it maps to.
-enum Failure {
-    /// Usage or connection error: 2.
-    Usage(String),
-    /// The daemon said no: 1.
-    Denied(String),
-}
+use exit::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -220,14 +218,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Denied(m)) => {
-            eprintln!("gatehouse: {m}");
-            ExitCode::from(1)
-        }
-        Err(Failure::Usage(m)) => {
-            eprintln!("gatehouse: {m}");
-            ExitCode::from(2)
-        }
+        Err(f) => f.report(),
     }
 }
 
@@ -253,23 +244,10 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
     // are only worth something from the real daemon.
     let mut client = Client::connect_trusted(&cli.socket, &trusted_uids(cli)?)
         .await
-        .map_err(|e| Failure::Usage(e.to_string()))?;
-    let transport = |e: gatehouse_daemon::client::ClientError| Failure::Usage(e.to_string());
+        .map_err(|e| exit::client(&cli.socket, e))?;
+    let transport = |e: gatehouse_daemon::client::ClientError| exit::client(&cli.socket, e);
     match &cli.command {
-        Command::Status => {
-            let a = client.get("/v1/health").await.map_err(transport)?;
-            let h: Health = expect(cli, &a)?;
-            say!("status:        {}", h.status);
-            say!("version:       {}", h.version);
-            say!("generation:    {}", h.generation);
-            say!("reloaded at:   {}", h.reloaded_at);
-            say!("authenticators: {}", h.authenticators);
-            say!("verifiers:     {}", h.verifiers);
-            match h.last_reload_error {
-                Some(e) => say!("last reload:   FAILED: {e}"),
-                None => say!("last reload:   ok"),
-            }
-        }
+        Command::Status => return status(cli, &mut client).await,
         Command::Authenticators => {
             let a = client.get("/v1/authenticators").await.map_err(transport)?;
             let list: AuthenticatorList = expect(cli, &a)?;
@@ -515,6 +493,95 @@ async fn user(cli: &Cli, client: &mut Client, cmd: &UserCommand) -> Result<(), F
     Ok(())
 }
 
+/// `gatehouse status`: `/v1/status` for admins, `/v1/health` otherwise.
+async fn status(cli: &Cli, client: &mut Client) -> Result<(), Failure> {
+    let transport = |e: gatehouse_daemon::client::ClientError| exit::client(&cli.socket, e);
+    let a = client.get("/v1/status").await.map_err(transport)?;
+    let (h, full) = if a.error().is_some_and(|e| e.error.code == "forbidden") {
+        let a = client.get("/v1/health").await.map_err(transport)?;
+        (expect_quiet::<Health>(&a)?, None)
+    } else {
+        let s: Status = expect_quiet(&a)?;
+        (s.health.clone(), Some(s))
+    };
+    let degraded = h.last_reload_error.is_some()
+        || full
+            .as_ref()
+            .is_some_and(|s| s.backends.iter().any(|b| b.state == "offline"));
+    if cli.json {
+        match &full {
+            Some(s) => say!("{}", serde_json::to_string(s).unwrap_or_default()),
+            None => say!("{}", serde_json::to_string(&h).unwrap_or_default()),
+        }
+    } else {
+        say!(
+            "status:         {}",
+            if degraded { "degraded" } else { &h.status }
+        );
+        say!("version:        {}", h.version);
+        say!("generation:     {} (loaded {})", h.generation, h.reloaded_at);
+        match &h.last_reload_error {
+            Some(e) => say!("last reload:    FAILED: {e}"),
+            None => say!("last reload:    ok"),
+        }
+        match &full {
+            None => say!(
+                "backends:       (admin only: {} authenticators, {} verifiers)",
+                h.authenticators,
+                h.verifiers
+            ),
+            Some(s) => {
+                say!("backends:");
+                for b in &s.backends {
+                    let since = match (&b.offline_since, &b.last_ok_at) {
+                        (Some(t), _) => format!(" since {t}"),
+                        (None, Some(t)) => format!(" (last answer {t})"),
+                        (None, None) => String::new(),
+                    };
+                    say!(
+                        "  {:<13} {:<20} {:<14} {}{since}",
+                        b.family,
+                        b.name,
+                        b.kind,
+                        b.state
+                    );
+                    if let Some(e) = &b.last_error {
+                        say!(
+                            "      last error: {e} ({})",
+                            b.last_error_at.as_deref().unwrap_or("?")
+                        );
+                    }
+                    for i in &b.issuers {
+                        say!(
+                            "      issuer {}: {} key(s), fetched {}{}",
+                            i.issuer,
+                            i.keys,
+                            i.keys_fetched_at.as_deref().unwrap_or("never"),
+                            i.last_error
+                                .as_ref()
+                                .map(|e| format!("; last fetch failed: {e}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if degraded {
+        return Err(Failure::with(exit::DEGRADED, ""));
+    }
+    Ok(())
+}
+
+/// Decodes a 2xx answer without printing it (the caller prints).
+fn expect_quiet<T: serde::de::DeserializeOwned>(a: &Answer) -> Result<T, Failure> {
+    if !a.ok() {
+        return Err(api_failure(a));
+    }
+    a.json::<T>()
+        .map_err(|e| Failure::Usage(format!("unexpected answer from the daemon: {e}")))
+}
+
 /// Decodes a 2xx answer, printing it raw with `--json`; turns an error
 /// answer into [`Failure::Denied`].
 /// Prints the outcome of a login, answering challenges (one-time codes,
@@ -541,7 +608,7 @@ async fn answer_challenges(cli: &Cli, client: &mut Client, mut a: Answer) -> Res
                 a = client
                     .post("/v1/login/continue", &cont)
                     .await
-                    .map_err(|e| Failure::Usage(e.to_string()))?;
+                    .map_err(|e| exit::client(&cli.socket, e))?;
             }
         }
     }
@@ -615,7 +682,7 @@ fn api_failure(a: &Answer) -> Failure {
                     ));
                 }
             }
-            Failure::Denied(msg)
+            exit::api(a, msg)
         }
         None => Failure::Denied(format!("HTTP {}", a.status)),
     }
