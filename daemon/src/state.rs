@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use gatehouse_sdk::proto::ConfigErrorEntry;
+use gatehouse_sdk::proto::{ConfigErrorEntry, ErrorCode};
 
 use crate::registry::Spec;
 
@@ -72,7 +72,47 @@ fn hashing_permits() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
+impl Trigger {
+    /// The stable name in the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FileChange => "file_change",
+            Self::Signal => "signal",
+            Self::Api => "api",
+        }
+    }
+}
+
 impl Daemon {
+    /// Audits a reload (the daemon itself is the peer: triggers other than
+    /// the API have no caller).
+    fn audit_reload(&self, trigger: Trigger, generation: u64, ok: bool) {
+        let me = crate::access::Peer {
+            uid: self.daemon_uid,
+            gid: 0,
+            pid: i32::try_from(std::process::id()).ok(),
+        };
+        self.audit.record(&crate::audit::Event {
+            target: Some(format!("generation {generation}")),
+            reason: Some(trigger.as_str().to_owned()),
+            ..crate::audit::Event::new(
+                "reload",
+                &me,
+                "",
+                if ok {
+                    "success"
+                } else {
+                    ErrorCode::InvalidConfig.as_str()
+                },
+            )
+        });
+    }
+
+    /// Reopens the audit file (SIGHUP: logrotate moved it).
+    pub fn reopen_logs(&self) {
+        self.audit.reopen();
+    }
+
     /// Builds generation 1 from `config`, the configuration the caller
     /// loaded with [`load_config`] (the files are read once at start-up:
     /// the log level and worker count the caller took from `config` are
@@ -96,7 +136,10 @@ impl Daemon {
         let metrics = Metrics::default();
         metrics.started(1);
         let (reload_notify, _) = tokio::sync::watch::channel(1);
-        let audit = crate::audit::Audit::new(&runtime.config.daemon.state_dir);
+        let audit = match runtime.config.log.audit {
+            config::log::AuditSink::File => crate::audit::Audit::new(&runtime.config.daemon.state_dir),
+            config::log::AuditSink::Log => crate::audit::Audit::log_only(),
+        };
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
@@ -164,6 +207,7 @@ impl Daemon {
                     *e = None;
                 }
                 self.metrics.reload(true, generation);
+                self.audit_reload(trigger, generation, true);
                 self.reload_notify.send_replace(generation);
                 systemd::ready(&format!("serving generation {generation}"));
                 Ok(generation)
@@ -179,6 +223,7 @@ impl Daemon {
                     *e = Some(summary.clone());
                 }
                 self.metrics.reload(false, current.generation);
+                self.audit_reload(trigger, current.generation, false);
                 systemd::ready(&format!(
                     "serving generation {}; last reload failed: {summary}",
                     current.generation
@@ -221,6 +266,12 @@ fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigErrors> {
     }
     if old.daemon.worker_threads != new.daemon.worker_threads {
         errors.push(loc.error("daemon.worker_threads", restart));
+    }
+    if old.log.format != new.log.format {
+        errors.push(loc.error("log.format", restart));
+    }
+    if old.log.audit != new.log.audit {
+        errors.push(loc.error("log.audit", restart));
     }
     if old.forward_auth.as_ref().map(|f| f.listen) != new.forward_auth.as_ref().map(|f| f.listen) {
         errors.push(loc.error("forward_auth.listen", restart));

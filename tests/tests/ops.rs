@@ -222,3 +222,350 @@ async fn verify_checks_static_object_tokens_and_counts_unknown_ones_as_such() {
     assert!(!metrics.contains("bad_signature"), "{metrics}");
     assert!(!metrics.contains("unavailable"), "{metrics}");
 }
+
+fn audit_lines(d: &Daemon, file: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(d.dir().join("state").join(file))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn static_setup() -> Setup {
+    Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[[verifiers]]\nname = \"static\"\ntype = \"static_object\"\n[verifiers.settings]\nstorage_token = \"a-long-storage-token-value\"\n\n\
+         [[routes]]\nname = \"raw\"\npath_regex = '^(.+)(/raw/)'\nverifier = \"static\"\n"
+    ))
+}
+
+/// Only logins were audited, with outcomes of their own (`denied`,
+/// `locked`): every decision is now, in the API's stable codes, and never
+/// with a secret.
+#[tokio::test]
+async fn every_decision_is_audited_in_stable_codes_without_secrets() {
+    let d = Daemon::start(static_setup());
+    let pw = "sam's secret password";
+    assert_eq!(
+        d.cli(&["user", "add", "sam"], &format!("{pw}\n")).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        d.cli(&["user", "passwd", "sam"], "another secret pw\n")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        d.cli(&["login", "sam"], "wrong password!!\n").status.code(),
+        Some(5)
+    );
+    let out = d.cli(&["static-token", "create", "sam"], "");
+    let token = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_owned();
+    let mut c = d.client().await;
+    // /v1/check: no storage token (forbidden), no user token (401), an unknown one
+    let check = |extra: &[(&'static str, &'static str)]| {
+        let mut h = vec![
+            ("x-original-uri", "/g/p/-/raw/main/x"),
+            ("x-original-method", "GET"),
+        ];
+        h.extend_from_slice(extra);
+        h
+    };
+    let a = c
+        .send_raw_with(http::Method::GET, "/v1/check", &check(&[]))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 403);
+    let storage = ("x-gitlab-external-storage-token", "a-long-storage-token-value");
+    let a = c
+        .send_raw_with(http::Method::GET, "/v1/check", &check(&[storage]))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 401);
+    // RFC 6750 §3.1: no token, no error code in the challenge
+    let challenges: Vec<_> = a.headers.get_all("www-authenticate").iter().collect();
+    assert_eq!(challenges.len(), 1);
+    assert_eq!(challenges[0], "Bearer realm=\"gatehouse\"");
+    let a = c
+        .send_raw_with(
+            http::Method::GET,
+            "/v1/check",
+            &check(&[storage, ("x-gitlab-static-object-token", "ghso_unknown")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        a.headers["www-authenticate"],
+        "Bearer realm=\"gatehouse\", error=\"invalid_token\""
+    );
+    assert_eq!(d.cli(&["verify", "-"], "ghso_unknown\n").status.code(), Some(1));
+    let id = c.get("/v1/users/sam/static-tokens").await.unwrap().value()["tokens"][0]["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        d.cli(&["static-token", "revoke", &id.to_string()], "")
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(d.cli(&["reload"], "").status.code(), Some(0));
+    assert_eq!(d.cli(&["user", "del", "sam"], "").status.code(), Some(0));
+
+    let lines = audit_lines(&d, "audit.log");
+    let has = |event: &str, outcome: &str| {
+        lines
+            .iter()
+            .any(|l| l["event"] == event && l["outcome"] == outcome)
+    };
+    for (event, outcome) in [
+        ("user_add", "success"),
+        ("password_set", "success"),
+        ("login", "invalid_credentials"),
+        ("static_token_create", "success"),
+        ("token_check", "forbidden"),
+        ("token_check", "invalid_token"),
+        ("token_verify", "invalid_token"),
+        ("static_token_revoke", "success"),
+        ("reload", "success"),
+        ("user_delete", "success"),
+    ] {
+        assert!(has(event, outcome), "no {event}/{outcome} in {lines:#?}");
+    }
+    let check_reasons: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "token_check")
+        .filter_map(|l| l["reason"].as_str())
+        .collect();
+    assert_eq!(check_reasons, ["denied", "missing_token", "unknown_token"]);
+    let text = std::fs::read_to_string(d.dir().join("state/audit.log")).unwrap();
+    for secret in [
+        pw,
+        "another secret pw",
+        "wrong password!!",
+        token.as_str(),
+        "ghso_unknown",
+        "a-long-storage-token-value",
+    ] {
+        assert!(!text.contains(secret), "the audit trail holds {secret:?}");
+    }
+    for old in ["denied", "locked", "unavailable"] {
+        assert!(
+            lines.iter().all(|l| l["outcome"] != old),
+            "outcome {old:?} is no API code"
+        );
+    }
+}
+
+/// logrotate moves audit.log away and sends SIGHUP: the daemon kept
+/// writing into the moved file.
+#[tokio::test]
+async fn sighup_reopens_the_audit_file() {
+    let d = Daemon::start(Setup::default());
+    assert_eq!(
+        d.cli(&["login", "nobody-here"], "wrong password\n").status.code(),
+        Some(5)
+    );
+    let state = d.dir().join("state");
+    std::fs::rename(state.join("audit.log"), state.join("audit.log.1")).unwrap();
+    d.signal("HUP");
+    d.wait_generation(2).await;
+    assert_eq!(
+        d.cli(&["login", "nobody-else"], "wrong password\n").status.code(),
+        Some(5)
+    );
+    let old = audit_lines(&d, "audit.log.1");
+    let new = audit_lines(&d, "audit.log");
+    assert!(old.iter().all(|l| l["username"] != "nobody-else"), "{old:?}");
+    assert!(new.iter().any(|l| l["username"] == "nobody-else"), "{new:?}");
+    assert!(
+        new.iter()
+            .any(|l| l["event"] == "reload" && l["reason"] == "signal"),
+        "{new:?}"
+    );
+}
+
+/// `[log] audit = "log"`: no file, the events go to the log (journald).
+#[tokio::test]
+async fn audit_to_the_log_only() {
+    let d = Daemon::start(Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[log]\naudit = \"log\"\n"
+    )));
+    assert_eq!(
+        d.cli(&["login", "nobody-here"], "wrong password\n").status.code(),
+        Some(5)
+    );
+    assert!(!d.dir().join("state/audit.log").exists());
+    assert!(
+        d.logs().contains("\"outcome\":\"invalid_credentials\""),
+        "{}",
+        d.logs()
+    );
+}
+
+/// `[log] format = "json"`: one JSON object per line with a timestamp;
+/// text off a terminal has timestamps too (it had none).
+#[tokio::test]
+async fn log_formats_json_and_text_with_timestamps() {
+    let d = Daemon::start(Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[log]\nformat = \"json\"\n"
+    )));
+    let logs = d.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert!(
+            l["timestamp"].as_str().is_some_and(|t| t.starts_with("20")),
+            "{l}"
+        );
+        assert!(l["level"].is_string() && l["message"].is_string(), "{l}");
+    }
+    drop(d);
+    if std::env::var_os("JOURNAL_STREAM").is_none() {
+        let d = Daemon::start(Setup::default());
+        let first = d.logs().lines().next().unwrap_or_default().to_owned();
+        assert!(
+            first.starts_with("20") && first.contains('T'),
+            "no timestamp: {first}"
+        );
+    }
+    // a reload cannot change the format
+    let d = Daemon::start(Setup::default());
+    d.write_config(&Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[log]\nformat = \"json\"\n"
+    )));
+    let out = d.cli(&["reload"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("log.format"), "{}", text(&out));
+}
+
+/// `format = "journald"` where journald is not reachable: text on stderr
+/// and a warning saying so, not a daemon without logs.
+#[tokio::test]
+async fn journald_format_falls_back_to_text_with_a_warning() {
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        return; // journald is there: the records go to it
+    }
+    let d = Daemon::start(Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[log]\nformat = \"journald\"\n"
+    )));
+    assert!(d.logs().contains("journald is not reachable"), "{}", d.logs());
+}
+
+/// Stops nginx on drop: SIGTERM to the master, which takes its workers
+/// down (SIGKILL would leave them serving).
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// The shipped nginx example (etc/nginx/gatehouse-auth.conf, with the
+/// location of its header comment) sent `WWW-Authenticate` twice on a 401:
+/// nginx copies it from the auth answer, and the example added it again.
+#[tokio::test]
+async fn the_shipped_nginx_example_sends_one_challenge() {
+    let d = Daemon::start(Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[[verifiers]]\nname = \"static\"\ntype = \"static_object\"\n[verifiers.settings]\nstorage_token = \"a-long-storage-token-value\"\n\n\
+         [[routes]]\nname = \"ai\"\npath_prefix = \"/ai/\"\nverifier = \"static\"\n"
+    )));
+    let example =
+        std::fs::read_to_string(gatehouse_e2e::process::repo_root().join("etc/nginx/gatehouse-auth.conf"))
+            .unwrap();
+    // the location from the header comment, uncommented
+    let location: String = example
+        .lines()
+        .skip_while(|l| !l.contains("location /ai/"))
+        .take_while(|l| *l != "#       }")
+        .chain(std::iter::once("#       }"))
+        .map(|l| format!("{}\n", l.strip_prefix("#   ").unwrap_or(l)))
+        .collect();
+    assert!(location.contains("auth_request /_gatehouse;"), "{location}");
+    let include = example.replace("/run/gatehouse/gatehouse.sock", &d.socket.display().to_string());
+    let run = d.dir().join("nginx");
+    std::fs::create_dir_all(run.join("tmp")).unwrap();
+    std::fs::write(run.join("gatehouse-auth.conf"), include).unwrap();
+    let user = if gatehouse_e2e::process::is_root() {
+        "user root;"
+    } else {
+        ""
+    };
+    let r = run.display();
+    std::fs::write(
+        run.join("nginx.conf"),
+        format!(
+            "{user}\nworker_processes 1;\ndaemon off;\npid {r}/nginx.pid;\nerror_log {r}/error.log notice;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  client_body_temp_path {r}/tmp; proxy_temp_path {r}/tmp; fastcgi_temp_path {r}/tmp;\n  uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp;\n  access_log off;\n\
+             upstream ai_gateway {{ server 127.0.0.1:19465; }}\n\
+             server {{ listen 127.0.0.1:19465; location / {{ return 200 \"upstream\\n\"; }} }}\n\
+             server {{\n  listen 127.0.0.1:19464;\n  include {r}/gatehouse-auth.conf;\n{location}}}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let nginx = Child(
+        std::process::Command::new("nginx")
+            .args([
+                "-e",
+                &format!("{r}/error.log"),
+                "-p",
+                &format!("{r}/"),
+                "-c",
+                &format!("{r}/nginx.conf"),
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let headers = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-D", "-", "-o", "/dev/null", "--max-time", "5"]);
+        for h in extra {
+            cmd.args(["-H", h]);
+        }
+        let out = cmd.arg("http://127.0.0.1:19464/ai/-/raw/x").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut answer = String::new();
+    for _ in 0..50 {
+        answer = headers(&["X-Gitlab-External-Storage-Token: a-long-storage-token-value"]);
+        if answer.starts_with("HTTP/1.1 401") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let challenges: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("www-authenticate"))
+        .map(|(_, value)| value.trim())
+        .collect();
+    assert_eq!(challenges, ["Bearer realm=\"gatehouse\""], "{answer}");
+    let answer = headers(&[
+        "X-Gitlab-External-Storage-Token: a-long-storage-token-value",
+        "X-Gitlab-Static-Object-Token: ghso_unknown",
+    ]);
+    let challenges: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("www-authenticate"))
+        .map(|(_, value)| value.trim())
+        .collect();
+    assert_eq!(
+        challenges,
+        ["Bearer realm=\"gatehouse\", error=\"invalid_token\""],
+        "{answer}"
+    );
+    drop(nginx);
+}

@@ -35,15 +35,10 @@ fn audit(
     maps: Vec<String>,
 ) {
     call.daemon.audit.record(&Event {
-        time: crate::state::rfc3339(std::time::SystemTime::now()),
-        event: "login",
-        peer_uid: call.peer.uid,
-        peer_pid: call.peer.pid,
         authenticator,
-        username,
-        outcome,
         reason,
         maps,
+        ..Event::new("login", &call.peer, username, outcome)
     });
 }
 
@@ -158,7 +153,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
                     call,
                     Some(name),
                     &req.username,
-                    "denied",
+                    "login_denied",
                     Some(reason.clone()),
                     vec![],
                 );
@@ -187,7 +182,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
             call,
             scope,
             &req.username,
-            "unavailable",
+            "backend_unavailable",
             Some("backend_unavailable".into()),
             vec![],
         );
@@ -216,7 +211,7 @@ fn locked_out(call: &Call, scope: Option<&str>, username: &str, locked: crate::l
         call,
         scope,
         username,
-        "locked",
+        "too_many_attempts",
         Some(locked.reason().into()),
         vec![],
     );
@@ -251,7 +246,7 @@ async fn finish_login(
             call,
             Some(name),
             username,
-            "denied",
+            "login_denied",
             Some("invalid_username".into()),
             vec![],
         );
@@ -273,7 +268,7 @@ async fn finish_login(
             call,
             Some(name),
             username,
-            "denied",
+            "login_denied",
             Some("allow_map".into()),
             acted,
         );
@@ -692,7 +687,7 @@ pub(super) async fn finish(call: &Call, body: JsonBody) -> Result<Response<Body>
         }
         Err(PluginError::Denied(reason)) => {
             call.daemon.metrics.login(name, "denied");
-            audit(call, Some(name), "", "denied", Some(reason.clone()), vec![]);
+            audit(call, Some(name), "", "login_denied", Some(reason.clone()), vec![]);
             Err(ApiError::new(ErrorCode::LoginDenied, reason))
         }
         Err(e) => {

@@ -32,7 +32,7 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
     request.audience = req.audience;
     request.unit_primitive = req.unit_primitive;
 
-    let mut first_rejection: Option<(TokenRejection, String)> = None;
+    let mut first_rejection: Option<(TokenRejection, String, &str)> = None;
     let mut unavailable = Vec::new();
     let mut denied = None;
     for entry in candidates {
@@ -56,7 +56,7 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
             }
             Err(PluginError::InvalidToken { reason, detail }) => {
                 call.daemon.metrics.token(name, reason.as_str());
-                first_rejection.get_or_insert((reason, detail));
+                first_rejection.get_or_insert((reason, detail, name));
             }
             Err(e @ (PluginError::BadRequest(_) | PluginError::Unsupported(_))) => return Err(e.into()),
             // the verifier does not take this request: not an outage
@@ -71,17 +71,35 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
             }
         }
     }
+    let audit = |verifier: Option<&str>, outcome: &'static str, reason: &str| {
+        call.daemon.audit.record(&crate::audit::Event {
+            verifier,
+            reason: Some(reason.to_owned()),
+            ..crate::audit::Event::new("token_verify", &call.peer, "", outcome)
+        });
+    };
     match first_rejection {
-        Some((reason, detail)) => Ok(rejected(reason, &detail)),
+        Some((reason, detail, name)) => {
+            audit(Some(name), ErrorCode::InvalidToken.as_str(), reason.as_str());
+            Ok(rejected(reason, &detail))
+        }
         None if unavailable.is_empty()
             && let Some(why) = denied =>
         {
+            audit(None, ErrorCode::Forbidden.as_str(), "denied");
             Err(ApiError::new(ErrorCode::Forbidden, why))
         }
-        None => Err(
-            ApiError::new(ErrorCode::BackendUnavailable, "no verifier could check the token")
-                .with_details(serde_json::json!({ "unavailable": unavailable })),
-        ),
+        None => {
+            audit(
+                None,
+                ErrorCode::BackendUnavailable.as_str(),
+                "backend_unavailable",
+            );
+            Err(
+                ApiError::new(ErrorCode::BackendUnavailable, "no verifier could check the token")
+                    .with_details(serde_json::json!({ "unavailable": unavailable })),
+            )
+        }
     }
 }
 

@@ -72,7 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    gatehouse_daemon::logging::init(&config.daemon.log_level);
+    gatehouse_daemon::logging::init(&config.daemon.log_level, config.log.format);
     gatehouse_daemon::logging::forward_plugin_logs();
     // Connections are bounded by [daemon] max_connections, not by the
     // usual soft limit of 1,024 descriptors.
@@ -146,6 +146,8 @@ fn signals(
         let daemon = std::sync::Arc::clone(daemon);
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
+                // logrotate's postrotate sends SIGHUP: reopen, then reload
+                daemon.reopen_logs();
                 let _ = daemon.reload(Trigger::Signal).await;
             }
         })

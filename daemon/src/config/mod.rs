@@ -8,6 +8,7 @@
 
 mod connections;
 mod duration;
+pub mod log;
 // `http` would shadow the `http` crate in this module.
 #[path = "http.rs"]
 mod http_table;
@@ -94,6 +95,8 @@ pub struct Config {
     pub lockout: LockoutSettings,
     /// `[http]`: every plugin's HTTP client settings.
     pub http: HttpConfig,
+    /// `[log]`: log format and the audit trail's destination.
+    pub log: log::LogSettings,
     /// `[forward_auth]`: the TCP listener for `/v1/check`, when configured.
     pub forward_auth: Option<ForwardAuthConfig>,
     /// `[issuer]`: service access tokens, when configured.
@@ -590,6 +593,7 @@ fn resolve(
         window: Duration::from_secs(15 * 60),
     };
     let mut http = HttpConfig::default();
+    let mut log_settings = log::LogSettings::default();
     let mut forward_auth = None;
     let mut issuer = None;
     let mut authenticators: Vec<(AuthenticatorSpec, Option<i64>)> = Vec::new();
@@ -656,6 +660,11 @@ fn resolve(
             && singleton("http", &h.span(), &mut r)
         {
             http = http_table::resolve(&mut r, h, &dir);
+        }
+        if let Some(l) = &raw.log
+            && singleton("log", &l.span(), &mut r)
+        {
+            log_settings = log::resolve(&mut r, l.get_ref());
         }
         if let Some(f) = &raw.forward_auth
             && singleton("forward_auth", &f.span(), &mut r)
@@ -756,6 +765,7 @@ fn resolve(
         store,
         lockout,
         http,
+        log: log_settings,
         forward_auth,
         issuer,
         authenticators,
