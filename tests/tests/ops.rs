@@ -569,3 +569,131 @@ async fn the_shipped_nginx_example_sends_one_challenge() {
     );
     drop(nginx);
 }
+
+fn repo_file(path: &str) -> String {
+    std::fs::read_to_string(gatehouse_e2e::process::repo_root().join(path)).unwrap()
+}
+
+/// `too_many_attempts` (429) and `no_access` were missing from the error
+/// table of docs/api.md.
+#[test]
+fn every_error_code_is_in_the_api_error_table() {
+    let doc = repo_file("docs/api.md");
+    for code in gatehouse_sdk::proto::ErrorCode::ALL {
+        let row = format!("| {} | `{}` |", code.http_status(), code.as_str());
+        assert!(doc.contains(&row), "docs/api.md has no row {row}");
+    }
+}
+
+/// etc/conf.d/README said the shipped file has `include` commented out
+/// (it is active) and, like etc/gatehouse.toml, left `[[routes]]` and the
+/// later tables out of what a drop-in may hold.
+#[test]
+fn what_a_drop_in_may_hold_is_documented_and_true() {
+    let readme = repo_file("etc/conf.d/README");
+    let main = repo_file("etc/gatehouse.toml");
+    assert!(
+        main.lines().any(|l| l.starts_with("include = ")),
+        "include is active"
+    );
+    assert!(!readme.contains("commented out"), "{readme}");
+    let tables = [
+        "[[authenticators]]",
+        "[[verifiers]]",
+        "[[routes]]",
+        "[access]",
+        "[store]",
+        "[lockout]",
+        "[http]",
+        "[log]",
+        "[forward_auth]",
+        "[issuer]",
+    ];
+    let header: String = main
+        .lines()
+        .skip_while(|l| !l.contains("Drop-in files read after this one"))
+        .take_while(|l| l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for t in tables {
+        assert!(readme.contains(t), "etc/conf.d/README does not name {t}");
+        assert!(
+            header.contains(t),
+            "the include comment of etc/gatehouse.toml does not name {t}: {header}"
+        );
+    }
+    // and they do load from a drop-in
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    std::fs::write(
+        dir.path().join("g.toml"),
+        "[daemon]\nstate_dir = \"st\"\ninclude = [\"conf.d/*.toml\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("conf.d/10-r.toml"),
+        "[[verifiers]]\nname = \"s\"\ntype = \"static_object\"\n[verifiers.settings]\nstorage_token = \"a-long-storage-token\"\n\
+         [[routes]]\nname = \"r\"\npath_prefix = \"/x/\"\nverifier = \"s\"\n[log]\nformat = \"json\"\n[lockout]\nmax_failures = 3\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(gatehouse_e2e::process::bin("gatehoused"))
+        .arg("--check-config")
+        .arg(dir.path().join("g.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// docs/api.md listed `/v1/maps/simulate`'s answer without
+/// `authenticator` and `remove_users`.
+#[tokio::test]
+async fn the_simulate_answer_is_documented_field_by_field() {
+    let d = Daemon::start(Setup::default());
+    let a = d
+        .client()
+        .await
+        .post(
+            "/v1/maps/simulate",
+            &serde_json::json!({"authenticator": "Local Database", "identity": {"uid": "u", "username": "u"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{:?}", a.value());
+    let mut got: Vec<String> = a.value().as_object().unwrap().keys().cloned().collect();
+    got.sort();
+    let doc = repo_file("docs/api.md");
+    let row = doc.lines().find(|l| l.contains("`/v1/maps/simulate`")).unwrap();
+    let answer = row.split("→ `{").nth(1).unwrap().split("}`").next().unwrap();
+    let mut documented: Vec<String> = answer
+        .split(',')
+        .map(|f| f.trim().split([':', ' ']).next().unwrap().to_owned())
+        .collect();
+    documented.sort();
+    assert_eq!(got, documented);
+}
+
+/// On a machine without Rust, scripts/dev.sh and scripts/setup.sh failed
+/// with "cargo: command not found" (setup after installing packages):
+/// they stop first and say what to install.
+#[test]
+fn dev_and_setup_say_how_to_install_rust() {
+    let bin = tempfile::tempdir().unwrap();
+    for tool in ["dirname", "cut", "sed", "sort", "head", "id", "cat", "grep"] {
+        let path = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| std::path::Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap();
+        std::os::unix::fs::symlink(path, bin.path().join(tool)).unwrap();
+    }
+    for script in ["scripts/dev.sh", "scripts/setup.sh"] {
+        let out = std::process::Command::new("/bin/bash")
+            .arg(gatehouse_e2e::process::repo_root().join(script))
+            .env("PATH", bin.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{script}: {}", text(&out));
+        let t = text(&out);
+        assert!(t.contains("Rust 1.") && t.contains("rustup"), "{script}: {t}");
+    }
+}
