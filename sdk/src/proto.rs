@@ -260,6 +260,31 @@ pub struct IssuerKeys {
     pub last_error: Option<String>,
 }
 
+/// `GET /v1/lockout` (admin): the live failure counters.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LockoutList {
+    /// Users first, then addresses, then peers.
+    pub counters: Vec<LockoutCounter>,
+}
+
+/// One failure counter of the lockout.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LockoutCounter {
+    /// `user`, `address` or `peer`.
+    pub kind: String,
+    /// The username or address as given (cut), or the peer uid.
+    pub name: String,
+    /// The peer uid (`address` and `peer` counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_uid: Option<u32>,
+    /// Failures within `[lockout] window`.
+    pub failures: usize,
+    /// Whether logins are refused (users, addresses) or delayed (peers) now.
+    pub locked: bool,
+    /// Seconds until the oldest failure leaves the window.
+    pub retry_after: u64,
+}
+
 /// `GET /v1/health`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct Health {

@@ -697,3 +697,225 @@ fn dev_and_setup_say_how_to_install_rust() {
         assert!(t.contains("Rust 1.") && t.contains("rustup"), "{script}: {t}");
     }
 }
+
+/// `gatehouse lockout list|reset USER` did not exist: a locked-out user
+/// waited out the window.
+#[tokio::test]
+async fn lockout_list_and_reset() {
+    let d = Daemon::start(Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[lockout]\nmax_failures = 2\n"
+    )));
+    assert_eq!(
+        d.cli(&["user", "add", "lou"], "lou's good password\n")
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = d.cli(&["lockout", "list"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("no failures counted"), "{}", text(&out));
+    for _ in 0..2 {
+        assert_eq!(
+            d.cli(&["login", "lou"], "a wrong password\n").status.code(),
+            Some(5)
+        );
+    }
+    // locked: the right password is refused
+    let out = d.cli(&["login", "lou"], "lou's good password\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("too_many_attempts"), "{}", text(&out));
+    let out = d.cli(&["lockout", "list"], "");
+    let line = text(&out)
+        .lines()
+        .find(|l| l.starts_with("user"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.contains("lou") && line.contains("2 failure(s)") && line.contains("LOCKED"),
+        "{}",
+        text(&out)
+    );
+    let json = d.cli(&["--json", "lockout", "list"], "");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(
+        v["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["kind"] == "peer"),
+        "{v}"
+    );
+    // only admins
+    assert_eq!(
+        d.cli_as("nobody", &["lockout", "reset", "lou"], "").status.code(),
+        Some(4)
+    );
+    let out = d.cli(&["lockout", "reset", "LOU"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        d.cli(&["login", "lou"], "lou's good password\n").status.code(),
+        Some(0)
+    );
+    let out = d.cli(&["lockout", "reset", "lou"], "");
+    assert_eq!(out.status.code(), Some(1), "nothing to reset: {}", text(&out));
+    let audit = audit_lines(&d, "audit.log");
+    assert!(
+        audit
+            .iter()
+            .any(|l| l["event"] == "lockout_reset" && l["outcome"] == "success"),
+        "{audit:?}"
+    );
+}
+
+/// `gatehouse maps simulate` did not exist (only the API route).
+#[tokio::test]
+async fn maps_simulate_from_the_cli() {
+    let d = Daemon::start(Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[[authenticators.maps]]\nname = \"devs\"\nmap_type = \"organization\"\norganization = \"Eng\"\ntriggers.groups = {{ has_or = [\"dev\"] }}\n"
+    )));
+    let out = d.cli(
+        &["maps", "simulate", "Local Database", "--identity", "-"],
+        r#"{"uid": "u1", "username": "u1", "groups": ["dev"]}"#,
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("allowed:       true"), "{t}");
+    assert!(
+        t.contains("organizations:\n  Eng / Organization Member (would be created)"),
+        "{t}"
+    );
+    assert!(t.contains("superuser:     (no map decides)"), "{t}");
+    assert!(
+        t.lines().any(|l| l.contains("devs") && l.contains("grant")),
+        "{t}"
+    );
+    let out = d.cli(
+        &["maps", "simulate", "Local Database", "--identity", "{not json"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// Completions (clap_complete) and man pages (clap_mangen) come from the
+/// binary itself.
+#[test]
+fn completions_and_man_pages() {
+    let gh = gatehouse_e2e::process::bin("gatehouse");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(&gh)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("lockout") && script.contains("check-config"),
+            "{shell}: {script}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&gh)
+        .arg("man")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let page = std::fs::read_to_string(dir.path().join("gatehouse.1")).unwrap();
+    assert!(
+        page.contains(".TH gatehouse 1") && page.contains("lockout"),
+        "{page}"
+    );
+    assert!(dir.path().join("gatehouse-store-backup.1").exists());
+}
+
+/// `gatehouse store backup FILE` while logins and writes go on; the copy,
+/// restored as the documented steps say, serves every user written before
+/// the backup started.
+#[tokio::test]
+async fn store_backup_under_load_and_restore() {
+    let d = Daemon::start(Setup::default());
+    for i in 0..20 {
+        let out = d.cli(&["user", "add", &format!("u{i}")], "a long password\n");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    // load: user creations and logins on other connections, meanwhile
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for w in 0..4 {
+        let stop = std::sync::Arc::clone(&stop);
+        let mut c = d.client().await;
+        load.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("load{w}x{n}");
+                let a = c
+                    .post(
+                        "/v1/users",
+                        &serde_json::json!({"username": name, "password": "a long password"}),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(a.status, 201, "{:?}", a.value());
+                let a = c
+                    .post(
+                        "/v1/login",
+                        &serde_json::json!({"username": "u3", "password": "a long password"}),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(a.status, 200);
+                n += 1;
+            }
+            n
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let backup = d.dir().join("backup.db");
+    let out = d.cli(&["store", "backup", backup.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 0;
+    for l in load {
+        written += l.await.unwrap();
+    }
+    assert!(written > 0, "the load ran");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // never over an existing file
+    let out = d.cli(&["store", "backup", backup.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // restore (docs/operations.md): stop, put the copy in place, start
+    let restored = Daemon::prepare(&Setup::default());
+    std::fs::create_dir_all(restored.dir().join("state")).unwrap();
+    std::fs::set_permissions(
+        restored.dir().join("state"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::copy(&backup, restored.dir().join("state/gatehouse.db")).unwrap();
+    let restored = restored.spawn(&Setup::default());
+    let users = restored.client().await.get("/v1/users").await.unwrap().value();
+    let names: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    for i in 0..20 {
+        assert!(
+            names.contains(&format!("u{i}").as_str()),
+            "u{i} missing: {names:?}"
+        );
+    }
+    assert_eq!(
+        restored.cli(&["login", "u7"], "a long password\n").status.code(),
+        Some(0)
+    );
+    // a consistent file: every load user is whole or absent
+    let loaded = names.iter().filter(|n| n.starts_with("load")).count();
+    assert!(loaded <= written as usize);
+}

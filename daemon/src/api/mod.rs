@@ -4,6 +4,7 @@ pub(crate) mod check;
 mod error;
 mod health;
 mod issuer;
+mod lockout;
 mod login;
 mod plugins;
 mod tokens;
@@ -245,6 +246,19 @@ async fn route(
                 Err(e) => Err(e),
             }
         }),
+        ["v1", "lockout"] => on!("/v1/lockout", "GET", { Method::GET => lockout::list(&call) }),
+        ["v1", "lockout", name] => {
+            let name = decode_segment(name);
+            on!("/v1/lockout/{username}", "DELETE", {
+                Method::DELETE => match name {
+                    Some(n) => lockout::reset(&call, &n),
+                    None => Err(ApiError::bad_request("invalid percent-encoding in the username")),
+                }
+            })
+        }
+        ["v1", "store", "backup"] => {
+            on!("/v1/store/backup", "GET", { Method::GET => lockout::backup(&call).await })
+        }
         ["v1", "reload"] => on!("/v1/reload", "POST", {
             Method::POST => reload(&call).await
         }),

@@ -83,6 +83,14 @@ pub enum StoreError {
 /// The persistent state of the daemon.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Writes a consistent copy of the whole store to the new file `to`
+    /// while the daemon keeps serving (`gatehouse store backup`).
+    async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let _ = to;
+        Err(StoreError::Backend(
+            "this store has no backup; use its own tools".into(),
+        ))
+    }
     /// Creates a user.
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError>;
     /// Looks a user up by normalised username.

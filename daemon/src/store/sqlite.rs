@@ -108,6 +108,8 @@ const MIGRATIONS: &[&str] = &[
 /// An SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// The database file (backups read it through a connection of their own).
+    path: std::path::PathBuf,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -188,6 +190,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
         })
     }
 
@@ -596,6 +599,30 @@ fn pending_row(kind: PendingKind, id: &str, r: &rusqlite::Row<'_>) -> rusqlite::
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn backup(&self, to: &Path) -> Result<(), StoreError> {
+        // `VACUUM INTO` on a connection of its own: one read transaction,
+        // so a consistent snapshot while the daemon keeps writing (WAL
+        // readers do not block writers), compacted, written to a new file.
+        let from = self.path.clone();
+        let to = to.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open_with_flags(
+                &from,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(backend)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(backend)?;
+            let target = to
+                .to_str()
+                .ok_or_else(|| StoreError::Backend("the backup path is not UTF-8".into()))?;
+            conn.execute("VACUUM INTO ?1", [target]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("backup task failed: {e}")))?
+    }
+
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError> {
         self.with(move |c| q::create_user(c, &user)).await
     }

@@ -33,6 +33,8 @@ macro_rules! say {
 
 mod exit;
 mod issuer;
+mod ops;
+mod store;
 
 /// Talk to the gatehouse daemon.
 #[derive(Parser, Debug)]
@@ -141,6 +143,26 @@ enum Command {
     /// Namespaces, add-on purchases and seats (admin).
     #[command(subcommand)]
     Entitlements(issuer::EntitlementCommand),
+    /// Try an authenticator's maps on an identity (admin).
+    #[command(subcommand)]
+    Maps(ops::MapsCommand),
+    /// The login failure counters (admin).
+    #[command(subcommand)]
+    Lockout(ops::LockoutCommand),
+    /// The store as a whole (admin).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages into DIR.
+    #[command(hide = true)]
+    Man {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,6 +230,19 @@ fn main() -> ExitCode {
     } = &cli.command
     {
         return check_config(file, credentials_dir.as_deref());
+    }
+    match &cli.command {
+        Command::Completions { shell } => {
+            ops::completions(*shell);
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => {
+            return match ops::man(dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(f) => f.report(),
+            };
+        }
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
@@ -383,6 +418,10 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Token(cmd) => return issuer::token(cli, &mut client, cmd).await,
         Command::Issuer(cmd) => return issuer::issuer(cli, &mut client, cmd).await,
         Command::Entitlements(cmd) => return issuer::entitlements(cli, &mut client, cmd).await,
+        Command::Maps(cmd) => ops::maps(cli, &mut client, cmd).await?,
+        Command::Lockout(cmd) => ops::lockout(cli, &mut client, cmd).await?,
+        Command::Store(cmd) => store::store(cli, &mut client, cmd).await?,
+        Command::Completions { .. } | Command::Man { .. } => unreachable_check_config(),
         Command::StaticToken(cmd) => {
             let a = match cmd {
                 StaticTokenCommand::Create { user, name } => client
