@@ -320,3 +320,71 @@ fn an_include_that_matches_nothing_is_reported() {
     write(dir.path(), "conf.d/a.toml", "");
     assert_eq!(load(&main).unwrap().warnings, []);
 }
+
+/// docs/config.schema.json names exactly the keys the loader accepts, in
+/// every table (the accepted keys are what it lists for an unknown one).
+#[test]
+fn the_config_schema_matches_the_loader() {
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/config.schema.json"))
+        .expect("docs/config.schema.json");
+    let entry = "[[authenticators]]\nname = \"a\"\ntype = \"local\"\n";
+    let map = format!("{entry}[[authenticators.maps]]\nmap_type = \"allow\"\n");
+    let cases: Vec<(String, &serde_json::Value)> = vec![
+        ("zz_probe = 1\n".into(), &schema),
+        ("[daemon]\nzz_probe = 1\n".into(), &schema["$defs"]["RawDaemon"]),
+        ("[access]\nzz_probe = 1\n".into(), &schema["$defs"]["RawAccess"]),
+        ("[store]\nzz_probe = 1\n".into(), &schema["$defs"]["RawStore"]),
+        ("[lockout]\nzz_probe = 1\n".into(), &schema["$defs"]["RawLockout"]),
+        ("[http]\nzz_probe = 1\n".into(), &schema["$defs"]["RawHttp"]),
+        ("[log]\nzz_probe = 1\n".into(), &schema["$defs"]["RawLog"]),
+        (
+            "[forward_auth]\nzz_probe = 1\n".into(),
+            &schema["$defs"]["RawForwardAuth"],
+        ),
+        ("[issuer]\nzz_probe = 1\n".into(), &schema["$defs"]["RawIssuer"]),
+        (
+            "[[authenticators]]\nzz_probe = 1\n".into(),
+            &schema["$defs"]["RawAuthenticator"],
+        ),
+        (format!("{map}zz_probe = 1\n"), &schema["$defs"]["RawMap"]),
+        (
+            format!("{map}[authenticators.maps.triggers]\nzz_probe = 1\n"),
+            &schema["$defs"]["RawTriggers"],
+        ),
+        (
+            "[[verifiers]]\nzz_probe = 1\n".into(),
+            &schema["$defs"]["RawVerifier"],
+        ),
+        ("[[routes]]\nzz_probe = 1\n".into(), &schema["$defs"]["RawRoute"]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (text, def) in cases {
+        let main = write(dir.path(), "g.toml", &text);
+        let errors = load(&main).unwrap_err();
+        let message = errors
+            .0
+            .iter()
+            .find(|e| e.message.contains("unknown field `zz_probe`"))
+            .unwrap_or_else(|| panic!("{text}: {errors}"))
+            .message
+            .clone();
+        let list = message.split("expected ").nth(1).unwrap_or_default();
+        let list = list.strip_prefix("one of ").unwrap_or(list);
+        // serde: "`a`", "`a` or `b`", "one of `a`, `b`, `c`"
+        let mut accepted: Vec<String> = list
+            .split(['`', ',', ' '])
+            .filter(|k| !k.is_empty() && *k != "or")
+            .map(str::to_owned)
+            .collect();
+        accepted.sort();
+        let mut documented: Vec<String> = def["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        documented.sort();
+        assert_eq!(accepted, documented, "{text}");
+        assert_eq!(def["additionalProperties"], false, "{text}");
+    }
+}

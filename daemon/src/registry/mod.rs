@@ -11,6 +11,7 @@
 pub mod builtin;
 pub mod library;
 pub mod linked;
+pub mod reference;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -169,7 +169,8 @@ impl VerifierFactory for JwtFactory {
                 "fetch_timeout": {"type": "string"},
                 "ca_file": {"type": "string"},
                 "persist_keys": {"type": "boolean"},
-                "token_cache_size": {"type": "integer"}
+                "token_cache_size": {"type": "integer"},
+                "danger_allow_http_issuers": {"type": "boolean", "description": "allow http:// issuers that are not on loopback: their keys can be replaced in transit (tests only)"}
             }
         })
     }
