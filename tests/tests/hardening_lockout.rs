@@ -213,7 +213,11 @@ async fn reload_errors_lose_values_and_only_admins_read_them() {
     }
     let out = d.cli_as("nobody", &["status"], "");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "degraded: the last reload failed: {text}"
+    );
     assert!(text.contains("FAILED"), "{text}");
     assert!(
         !text.contains("Directory") && !text.contains("gatehouse.toml"),

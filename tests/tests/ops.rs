@@ -175,7 +175,7 @@ async fn forbidden_is_a_permission_failure_naming_the_access_keys() {
     let d = Daemon::start(Setup::default());
     let out = d.cli_as("nobody", &["user", "list"], "");
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("[access] admin_uids"), "{}", text(&out));
+    assert!(text(&out).contains("admin_uids / admin_gids"), "{}", text(&out));
 }
 
 /// `gatehouse verify` on a valid static-object token answered

@@ -72,7 +72,9 @@ pub(crate) fn client(socket: &Path, e: ClientError) -> Failure {
         ClientError::Untrusted { .. } => Failure::with(PERMISSION, e.to_string()),
         ClientError::Http(_) => Failure::with(
             UNREACHABLE,
-            format!("{e}; the daemon closed the connection (see `journalctl -u gatehouse`)"),
+            format!(
+                "{e}; the daemon closed the connection (it may refuse this uid: [access]; see `journalctl -u gatehouse`)"
+            ),
         ),
         ClientError::Request(_) | ClientError::Decode(_) => Failure::Usage(e.to_string()),
     }
@@ -135,8 +137,8 @@ pub(crate) fn api(a: &Answer, message: String) -> Failure {
         Some(code) if code == "forbidden" => Failure::with(
             PERMISSION,
             format!(
-                "{message}; admin commands need a uid or gid listed in [access] admin_uids / admin_gids \
-                 (or run them as root)"
+                "{message}; [access] in gatehouse.toml decides: client_uids / client_gids to use the socket, \
+                 admin_uids / admin_gids for admin commands (root is an admin by default)"
             ),
         ),
         Some(code) if code == "invalid_credentials" || code == "login_denied" => {

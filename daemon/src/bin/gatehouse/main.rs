@@ -535,14 +535,20 @@ async fn user(cli: &Cli, client: &mut Client, cmd: &UserCommand) -> Result<(), F
 /// `gatehouse status`: `/v1/status` for admins, `/v1/health` otherwise.
 async fn status(cli: &Cli, client: &mut Client) -> Result<(), Failure> {
     let transport = |e: gatehouse_daemon::client::ClientError| exit::client(&cli.socket, e);
+    // health first: a client endpoint, so a peer refused the socket
+    // learns why here; then the admin part when this peer may read it
+    let a = client.get("/v1/health").await.map_err(transport)?;
+    if cli.json && !a.ok() {
+        say!("{}", String::from_utf8_lossy(&a.body));
+    }
+    let h: Health = expect_quiet(&a)?;
     let a = client.get("/v1/status").await.map_err(transport)?;
-    let (h, full) = if a.error().is_some_and(|e| e.error.code == "forbidden") {
-        let a = client.get("/v1/health").await.map_err(transport)?;
-        (expect_quiet::<Health>(&a)?, None)
+    let full = if a.error().is_some_and(|e| e.error.code == "forbidden") {
+        None
     } else {
-        let s: Status = expect_quiet(&a)?;
-        (s.health.clone(), Some(s))
+        Some(expect_quiet::<Status>(&a)?)
     };
+    let h = full.as_ref().map_or(h, |s| s.health.clone());
     let degraded = h.last_reload_error.is_some()
         || full
             .as_ref()
