@@ -3,7 +3,8 @@
 //! the first of a run of `Unavailable` answers, with the last error.
 
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gatehouse_sdk::PluginError;
 
@@ -32,8 +33,23 @@ impl Observed {
 }
 
 /// The backend state of one instance; kept across reloads that reuse it.
+/// The hot path (a call that reached the backend) touches two atomics only.
 #[derive(Debug, Default)]
-pub struct BackendState(Mutex<Observed>);
+pub struct BackendState {
+    /// Unix seconds of the last call that reached the backend (0: none).
+    last_ok: AtomicU64,
+    /// Unix seconds since which it is offline (0: not offline).
+    offline_since: AtomicU64,
+    last_error: Mutex<Option<(SystemTime, String)>>,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(1, |d| d.as_secs().max(1))
+}
+
+fn time(secs: u64) -> Option<SystemTime> {
+    (secs != 0).then(|| UNIX_EPOCH + Duration::from_secs(secs))
+}
 
 impl BackendState {
     /// Records one call's outcome. Answers that come from the backend
@@ -43,27 +59,38 @@ impl BackendState {
     /// last error.
     pub fn observe<T>(&self, result: &Result<T, PluginError>) {
         let now = SystemTime::now();
-        let Ok(mut o) = self.0.lock() else {
-            return;
-        };
         match result {
             Err(PluginError::Unavailable(m)) => {
-                o.offline_since.get_or_insert(now);
-                o.last_error = Some((now, gatehouse_sdk::redact_input_values(m)));
+                let _ =
+                    self.offline_since
+                        .compare_exchange(0, unix(now), Ordering::Relaxed, Ordering::Relaxed);
+                self.set_error(now, gatehouse_sdk::redact_input_values(m));
             }
             Err(e @ (PluginError::Internal(_) | PluginError::Misconfigured(_))) => {
-                o.last_error = Some((now, gatehouse_sdk::redact_input_values(&e.to_string())));
+                self.set_error(now, gatehouse_sdk::redact_input_values(&e.to_string()));
             }
             _ => {
-                o.offline_since = None;
-                o.last_ok = Some(now);
+                self.last_ok.store(unix(now), Ordering::Relaxed);
+                if self.offline_since.load(Ordering::Relaxed) != 0 {
+                    self.offline_since.store(0, Ordering::Relaxed);
+                }
             }
+        }
+    }
+
+    fn set_error(&self, now: SystemTime, message: String) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some((now, message));
         }
     }
 
     /// A copy of the state.
     pub fn get(&self) -> Observed {
-        self.0.lock().map(|o| o.clone()).unwrap_or_default()
+        Observed {
+            offline_since: time(self.offline_since.load(Ordering::Relaxed)),
+            last_ok: time(self.last_ok.load(Ordering::Relaxed)),
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+        }
     }
 }
 
