@@ -3,6 +3,10 @@
 # (idempotent: only what is missing). Run as root, or with sudo available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Rust is not a Debian package here (Debian's is older than the
+# workspace's rust-version): install it with rustup first; this says how.
+. scripts/lib/require-rust.sh
+require_rust setup
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -25,6 +29,20 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
   $SUDO apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
   [ "$own_policy" = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+
+# Node.js 20 or newer for the OIDC peer (oidc-provider): Debian's nodejs
+# when its candidate is new enough, else say what to install.
+node_major() { node -v 2>/dev/null | sed 's/^v\([0-9]*\).*/\1/'; }
+if [ "$(node_major || true)" = "" ] || [ "$(node_major)" -lt 20 ]; then
+  cand=$(apt-cache policy nodejs 2>/dev/null | sed -n 's/ *Candidate: \([0-9]*\).*/\1/p')
+  if [ -n "$cand" ] && [ "$cand" -ge 20 ] 2>/dev/null; then
+    echo "setup: installing nodejs $cand and npm"
+    $SUDO apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
+  else
+    echo "setup: WARNING: the OIDC tests need Node.js 20 or newer (found: $(node -v 2>/dev/null || echo none));" >&2
+    echo "setup: WARNING: this Debian offers ${cand:-no nodejs}: install Node.js 20+ from nodejs.org or NodeSource, then run me again" >&2
+  fi
 fi
 
 # Real servers the end-to-end tests start (slapd, …): tests/peers installs them.

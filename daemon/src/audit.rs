@@ -1,14 +1,18 @@
-//! The audit trail: one JSON line per login decision, appended to
-//! `<state_dir>/audit.log` (mode 0600) and written to the log under the
-//! `audit` target. Never a secret: events carry usernames, outcomes and map
-//! names only.
+//! The audit trail: one JSON line per decision — logins, `/v1/check` and
+//! `/v1/tokens/verify` denials, admin actions (user add/delete, password
+//! set, static-token create/revoke, reloads) — appended to
+//! `<state_dir>/audit.log` (mode 0600; reopened on SIGHUP, for logrotate)
+//! unless `[log] audit = "log"`, and written to the log under the `audit`
+//! target. Outcomes are the API's stable codes (`login_denied`,
+//! `invalid_token` …; `success` when allowed). Never a secret: events carry
+//! usernames, outcomes, reasons, and map, verifier and route names only.
 //!
 //! Bounded, so a client hammering the socket cannot fill the disk:
 //! - usernames are cut to [`LOG_MAX_CHARS`](crate::authn::username::LOG_MAX_CHARS)
 //!   characters (control characters escaped);
 //! - a refusal identical to one already written within [`FOLD_WINDOW`]
 //!   (same peer, authenticator, username, outcome and reason) is counted,
-//!   not written; one `login_repeated` line with the count follows when
+//!   not written; one `login_repeated` (`token_check_repeated` …) line with the count follows when
 //!   the window has passed (at the next event, or when the daemon stops);
 //! - the file rotates by size: past [`MAX_FILE_BYTES`] it becomes
 //!   `audit.log.1` (`.1` → `.2` …, [`KEEP_FILES`] kept).
@@ -38,7 +42,9 @@ pub const KEEP_FILES: u32 = 3;
 pub struct Event<'a> {
     /// RFC 3339 time.
     pub time: String,
-    /// `login`.
+    /// `login`, `token_check` (`/v1/check`), `token_verify`
+    /// (`/v1/tokens/verify`), `user_add`, `user_delete`, `password_set`,
+    /// `static_token_create`, `static_token_revoke`, `reload`.
     pub event: &'static str,
     /// The calling process's uid.
     pub peer_uid: u32,
@@ -46,9 +52,23 @@ pub struct Event<'a> {
     pub peer_pid: Option<i32>,
     /// The authenticator that decided (or was asked for).
     pub authenticator: Option<&'a str>,
-    /// The username as given (cut when written, see the module docs).
+    /// The verifier that decided (token events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<&'a str>,
+    /// The route that matched (`/v1/check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<&'a str>,
+    /// The object of an admin action (a static token's id, a reload's
+    /// trigger).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The username as given, or the user acted on (cut when written, see
+    /// the module docs).
     pub username: &'a str,
-    /// `success`, `invalid_credentials`, `denied`, `locked`, `unavailable`.
+    /// `success`, or the API's stable error code: `invalid_credentials`,
+    /// `login_denied`, `too_many_attempts`, `backend_unavailable`,
+    /// `invalid_token`, `forbidden`, `not_found`, `conflict`,
+    /// `invalid_config` ….
     pub outcome: &'static str,
     /// A stable reason code, when there is one.
     pub reason: Option<String>,
@@ -56,9 +76,35 @@ pub struct Event<'a> {
     pub maps: Vec<String>,
 }
 
+impl<'a> Event<'a> {
+    /// An event of kind `event` from `peer`, now, with nothing else set.
+    pub fn new(
+        event: &'static str,
+        peer: &crate::access::Peer,
+        username: &'a str,
+        outcome: &'static str,
+    ) -> Self {
+        Self {
+            time: crate::state::rfc3339(std::time::SystemTime::now()),
+            event,
+            peer_uid: peer.uid,
+            peer_pid: peer.pid,
+            authenticator: None,
+            verifier: None,
+            route: None,
+            target: None,
+            username,
+            outcome,
+            reason: None,
+            maps: Vec::new(),
+        }
+    }
+}
+
 /// What makes two refusals identical.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct FoldKey {
+    event: &'static str,
     peer_uid: u32,
     authenticator: Option<String>,
     username: String,
@@ -75,8 +121,8 @@ struct Fold {
 #[derive(Serialize)]
 struct Repeated<'a> {
     time: String,
-    /// `login_repeated`.
-    event: &'static str,
+    /// `login_repeated`, `token_check_repeated` …
+    event: String,
     peer_uid: u32,
     authenticator: Option<&'a str>,
     username: &'a str,
@@ -97,7 +143,8 @@ struct Writer {
 
 /// The audit writer.
 pub struct Audit {
-    path: PathBuf,
+    /// The file, or `None` with `[log] audit = "log"`.
+    path: Option<PathBuf>,
     max_bytes: u64,
     keep: u32,
     inner: Mutex<Writer>,
@@ -112,7 +159,7 @@ impl Audit {
     /// As [`Audit::new`], rotating at `max_bytes` and keeping `keep` old files.
     pub fn with_limits(state_dir: &Path, max_bytes: u64, keep: u32) -> Self {
         Self {
-            path: state_dir.join("audit.log"),
+            path: Some(state_dir.join("audit.log")),
             max_bytes,
             keep,
             inner: Mutex::new(Writer {
@@ -121,6 +168,21 @@ impl Audit {
                 folds: HashMap::new(),
                 last_sweep: None,
             }),
+        }
+    }
+
+    /// Audit into the log only (`[log] audit = "log"`).
+    pub fn log_only() -> Self {
+        let mut a = Self::with_limits(Path::new("/"), MAX_FILE_BYTES, KEEP_FILES);
+        a.path = None;
+        a
+    }
+
+    /// Closes the file; the next event opens it again (SIGHUP, after
+    /// logrotate moved it away).
+    pub fn reopen(&self) {
+        if let Ok(mut w) = self.inner.lock() {
+            w.file = None;
         }
     }
 
@@ -137,6 +199,7 @@ impl Audit {
         self.sweep(&mut w, now, false);
         if event.outcome != "success" {
             let key = FoldKey {
+                event: event.event,
                 peer_uid: event.peer_uid,
                 authenticator: event.authenticator.map(str::to_owned),
                 username: username.clone().into_owned(),
@@ -191,7 +254,7 @@ impl Audit {
             }
             let summary = Repeated {
                 time: crate::state::rfc3339(std::time::SystemTime::now()),
-                event: "login_repeated",
+                event: format!("{}_repeated", key.event),
                 peer_uid: key.peer_uid,
                 authenticator: key.authenticator.as_deref(),
                 username: &key.username,
@@ -211,6 +274,9 @@ impl Audit {
 
     fn write(&self, w: &mut Writer, mut line: String) {
         tracing::info!(target: "audit", "{line}");
+        let Some(path) = &self.path else {
+            return;
+        };
         line.push('\n');
         if w.file.is_some() && w.size + line.len() as u64 > self.max_bytes {
             w.file = None;
@@ -221,14 +287,14 @@ impl Audit {
                 .create(true)
                 .append(true)
                 .mode(0o600)
-                .open(&self.path)
+                .open(path)
             {
                 Ok(f) => {
                     w.size = f.metadata().map(|m| m.len()).unwrap_or(0);
                     w.file = Some(f);
                 }
                 Err(e) => {
-                    tracing::error!("cannot open the audit log {}: {e}", self.path.display());
+                    tracing::error!("cannot open the audit log {}: {e}", path.display());
                     return;
                 }
             }
@@ -246,13 +312,16 @@ impl Audit {
 
     /// `audit.log.N-1` → `.N` … `audit.log` → `.1`; the oldest goes.
     fn rotate(&self) {
+        let Some(path) = &self.path else {
+            return;
+        };
         let numbered = |n: u32| {
-            let mut p = self.path.clone().into_os_string();
+            let mut p = path.clone().into_os_string();
             p.push(format!(".{n}"));
             PathBuf::from(p)
         };
         if self.keep == 0 {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(path);
             return;
         }
         for n in (1..self.keep).rev() {
@@ -263,8 +332,8 @@ impl Audit {
                 tracing::error!("cannot rotate {}: {e}", from.display());
             }
         }
-        if let Err(e) = std::fs::rename(&self.path, numbered(1)) {
-            tracing::error!("cannot rotate the audit log {}: {e}", self.path.display());
+        if let Err(e) = std::fs::rename(path, numbered(1)) {
+            tracing::error!("cannot rotate the audit log {}: {e}", path.display());
         }
     }
 }
@@ -288,6 +357,9 @@ mod tests {
             peer_uid: 7,
             peer_pid: None,
             authenticator: None,
+            verifier: None,
+            route: None,
+            target: None,
             username,
             outcome,
             reason: Some("too_many_attempts".into()),

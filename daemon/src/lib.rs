@@ -10,6 +10,7 @@ pub mod access;
 pub mod api;
 pub mod audit;
 pub mod authn;
+pub mod backend;
 pub mod client;
 pub mod config;
 pub mod conn;

@@ -94,7 +94,29 @@ fn user_key(username: &str) -> Key {
 /// The failure counters.
 pub struct Lockout {
     failures: Mutex<HashMap<Key, VecDeque<Instant>>>,
+    /// What each user and address key stands for (the username or address
+    /// as given, cut for the log), for `GET /v1/lockout`. Locked after
+    /// `failures`, never before it.
+    labels: Mutex<HashMap<Key, String>>,
     max_keys: usize,
+}
+
+/// One counter as `GET /v1/lockout` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counter {
+    /// `user`, `address` or `peer`.
+    pub kind: &'static str,
+    /// The username, the address (with the peer uid that gave it), or the
+    /// peer uid.
+    pub name: String,
+    /// The peer uid, for `address` and `peer` counters.
+    pub peer_uid: Option<u32>,
+    /// Failures within the window.
+    pub failures: usize,
+    /// Whether logins are refused now (users, addresses) or delayed (peers).
+    pub locked: bool,
+    /// Seconds until the oldest failure leaves the window.
+    pub retry_after: u64,
 }
 
 impl Default for Lockout {
@@ -180,6 +202,20 @@ fn decide(
 }
 
 impl Key {
+    /// The key [`Key::bytes`] made, back.
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let uid = |b: &[u8]| b.get(..4).and_then(|u| u.try_into().ok()).map(u32::from_be_bytes);
+        match b.split_first()? {
+            (b'u', d) => Some(Self::User(d.try_into().ok()?)),
+            (b'a', rest) => Some(Self::Address {
+                peer: uid(rest)?,
+                addr: rest.get(4..)?.try_into().ok()?,
+            }),
+            (b'p', rest) if rest.len() == 4 => Some(Self::Peer(uid(rest)?)),
+            _ => None,
+        }
+    }
+
     /// The key as the store keeps it (a kind byte, then the digest or ids).
     fn bytes(&self) -> Vec<u8> {
         match self {
@@ -206,11 +242,18 @@ fn attempt_keys(a: &Attempt<'_>) -> Vec<Key> {
         .collect()
 }
 
-fn store_keys(keys: &[Key], s: &LockoutSettings) -> Vec<LockoutKey> {
+fn store_keys(keys: &[Key], s: &LockoutSettings, a: &Attempt<'_>) -> Vec<LockoutKey> {
     keys.iter()
         .map(|k| LockoutKey {
             key: k.bytes(),
             cap: u32::try_from(k.cap(s)).unwrap_or(u32::MAX),
+            label: match k {
+                Key::User(_) => crate::authn::username::for_log(a.username).into_owned(),
+                Key::Address { .. } => {
+                    crate::authn::username::for_log(a.remote_addr.unwrap_or_default().trim()).into_owned()
+                }
+                Key::Peer(uid) => uid.to_string(),
+            },
         })
         .collect()
 }
@@ -247,7 +290,7 @@ impl SharedLockout<'_> {
         let now_ms = wall_ms();
         let rows = self
             .store
-            .lockout_failures(&store_keys(&keys, s), now_ms.saturating_sub(window_ms(s)))
+            .lockout_failures(&store_keys(&keys, s, a), now_ms.saturating_sub(window_ms(s)))
             .await?;
         let now = Instant::now();
         let mut map = HashMap::new();
@@ -271,7 +314,7 @@ impl SharedLockout<'_> {
         let now_ms = wall_ms();
         self.store
             .lockout_record(
-                &store_keys(&attempt_keys(a), s),
+                &store_keys(&attempt_keys(a), s, a),
                 now_ms,
                 now_ms.saturating_sub(window_ms(s)),
             )
@@ -282,6 +325,76 @@ impl SharedLockout<'_> {
     pub async fn success(&self, username: &str) -> Result<(), StoreError> {
         self.store.lockout_clear(&user_key(username).bytes()).await
     }
+
+    /// Every live counter in the store, users first (`GET /v1/lockout`).
+    pub async fn list(&self, s: &LockoutSettings) -> Result<Vec<Counter>, StoreError> {
+        let now_ms = wall_ms();
+        let rows = self
+            .store
+            .lockout_list(now_ms.saturating_sub(window_ms(s)))
+            .await?;
+        let mut out: Vec<Counter> = rows
+            .into_iter()
+            .filter_map(|row| {
+                let key = Key::from_bytes(&row.key)?;
+                let oldest = *row.times.first()?;
+                let age = Duration::from_millis(u64::try_from(now_ms.saturating_sub(oldest)).unwrap_or(0));
+                Some(counter(&key, row.label, row.times.len(), age, s))
+            })
+            .collect();
+        sort_counters(&mut out);
+        Ok(out)
+    }
+
+    /// Clears a username's failures (`DELETE /v1/lockout/{user}`): true
+    /// when there were any.
+    pub async fn reset_user(&self, username: &str) -> Result<bool, StoreError> {
+        let key = user_key(username).bytes();
+        let had = self
+            .store
+            .lockout_failures(
+                &[LockoutKey {
+                    key: key.clone(),
+                    cap: u32::MAX,
+                    label: String::new(),
+                }],
+                0,
+            )
+            .await?
+            .first()
+            .is_some_and(|t| !t.is_empty());
+        self.store.lockout_clear(&key).await?;
+        Ok(had)
+    }
+}
+
+/// One counter as listed: `failures` within the window, the oldest of
+/// them `age` ago.
+fn counter(key: &Key, label: String, failures: usize, age: Duration, s: &LockoutSettings) -> Counter {
+    let retry_after = s.window.saturating_sub(age).as_secs().max(1);
+    let (kind, name, peer_uid, max) = match key {
+        Key::User(_) => ("user", label, None, s.max_failures as usize),
+        Key::Address { peer, .. } => ("address", label, Some(*peer), s.max_failures_per_address as usize),
+        Key::Peer(uid) => (
+            "peer",
+            uid.to_string(),
+            Some(*uid),
+            s.max_failures_per_peer as usize,
+        ),
+    };
+    Counter {
+        kind,
+        name,
+        peer_uid,
+        failures,
+        locked: failures >= max,
+        retry_after,
+    }
+}
+
+/// Users first, then by kind and name.
+fn sort_counters(out: &mut [Counter]) {
+    out.sort_by(|a, b| (a.kind != "user", a.kind, &a.name).cmp(&(b.kind != "user", b.kind, &b.name)));
 }
 
 impl Lockout {
@@ -289,6 +402,7 @@ impl Lockout {
     pub fn with_max_keys(max_keys: usize) -> Self {
         Self {
             failures: Mutex::new(HashMap::new()),
+            labels: Mutex::new(HashMap::new()),
             max_keys: max_keys.max(3),
         }
     }
@@ -321,6 +435,58 @@ impl Lockout {
                 q.pop_front();
             }
         }
+        if let Ok(mut labels) = self.labels.lock() {
+            if labels.len() >= self.max_keys {
+                labels.retain(|k, _| map.contains_key(k));
+            }
+            let user = crate::authn::username::for_log(a.username).into_owned();
+            labels.entry(a.user_key()).or_insert(user);
+            if let (Some(key), Some(addr)) = (a.address_key(), a.remote_addr) {
+                labels
+                    .entry(key)
+                    .or_insert_with(|| crate::authn::username::for_log(addr.trim()).into_owned());
+            }
+        }
+    }
+
+    /// Every live counter (failures within the window), users first.
+    pub fn list(&self, s: &LockoutSettings, now: Instant) -> Vec<Counter> {
+        let Ok(mut map) = self.failures.lock() else {
+            return Vec::new();
+        };
+        let labels = self.labels.lock().map(|l| l.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for (key, q) in map.iter_mut() {
+            expire(q, now, s.window);
+            let Some(oldest) = q.front() else {
+                continue;
+            };
+            let label = labels.get(key).cloned().unwrap_or_else(|| "?".into());
+            out.push(counter(
+                key,
+                label,
+                q.len(),
+                now.saturating_duration_since(*oldest),
+                s,
+            ));
+        }
+        sort_counters(&mut out);
+        out
+    }
+
+    /// Clears a username's failures (`DELETE /v1/lockout/{user}`): true
+    /// when there were any.
+    pub fn reset_user(&self, username: &str) -> bool {
+        let key = user_key(username);
+        let removed = self
+            .failures
+            .lock()
+            .map(|mut m| m.remove(&key).is_some_and(|q| !q.is_empty()))
+            .unwrap_or(false);
+        if let Ok(mut labels) = self.labels.lock() {
+            labels.remove(&key);
+        }
+        removed
     }
 
     /// Makes room: expired entries first, then the oldest eighth (by last

@@ -68,6 +68,8 @@ pub struct Metrics {
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
     generation: AtomicU64,
+    /// Unix seconds of the last successful load (start or reload).
+    last_load_ok: AtomicU64,
     connections: AtomicU64,
     refused: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -105,10 +107,17 @@ impl Metrics {
         }
     }
 
+    /// Records the first generation: a load, not a reload.
+    pub fn started(&self, generation: u64) {
+        self.generation.store(generation, Ordering::Relaxed);
+        self.last_load_ok.store(unix_now(), Ordering::Relaxed);
+    }
+
     /// Counts a reload.
     pub fn reload(&self, ok: bool, generation: u64) {
         if ok {
             self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+            self.last_load_ok.store(unix_now(), Ordering::Relaxed);
         } else {
             self.reloads_failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -224,6 +233,15 @@ impl Metrics {
             "gatehouse_reloads_total{{result=\"error\"}} {}",
             self.reloads_failed.load(Ordering::Relaxed)
         );
+        out.push_str(
+            "# HELP gatehouse_last_reload_success_timestamp_seconds When the serving configuration was loaded (start or reload).\n",
+        );
+        out.push_str("# TYPE gatehouse_last_reload_success_timestamp_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "gatehouse_last_reload_success_timestamp_seconds {}",
+            self.last_load_ok.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP gatehouse_config_generation The configuration generation being served.\n");
         out.push_str("# TYPE gatehouse_config_generation gauge\n");
         let _ = writeln!(
@@ -250,7 +268,86 @@ impl Metrics {
                 );
             }
         }
+        out.push_str("# HELP gatehouse_build_info The running build; the value is always 1.\n");
+        out.push_str("# TYPE gatehouse_build_info gauge\n");
+        let _ = writeln!(
+            out,
+            "gatehouse_build_info{{version=\"{}\",plugin_abi=\"{}.{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            gatehouse_sdk::abi::ABI_MAJOR,
+            gatehouse_sdk::abi::ABI_MINOR
+        );
+        process_metrics(&mut out);
         out
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The usual `process_*` metrics, from `/proc/self` (Linux).
+fn process_metrics(out: &mut String) {
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    // /proc/self/stat: fields after the command name (which may hold
+    // spaces and parentheses), counted from 3 (`state`).
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+        && let Some((_, rest)) = stat.rsplit_once(')')
+    {
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        if let (Some(utime), Some(stime)) = (field(14), field(15)) {
+            out.push_str("# HELP process_cpu_seconds_total User and system CPU time spent, in seconds.\n");
+            out.push_str("# TYPE process_cpu_seconds_total counter\n");
+            let _ = writeln!(
+                out,
+                "process_cpu_seconds_total {}",
+                (utime + stime) as f64 / ticks
+            );
+        }
+        if let (Some(start), Ok(uptime)) = (field(22), std::fs::read_to_string("/proc/uptime")) {
+            let up: f64 = uptime
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            let started = unix_now() as f64 - up + start as f64 / ticks;
+            out.push_str("# HELP process_start_time_seconds Start time of the process since the Unix epoch, in seconds.\n");
+            out.push_str("# TYPE process_start_time_seconds gauge\n");
+            let _ = writeln!(out, "process_start_time_seconds {}", started.round());
+        }
+    }
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm")
+        && let Some(pages) = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+    {
+        out.push_str("# HELP process_resident_memory_bytes Resident memory size, in bytes.\n");
+        out.push_str("# TYPE process_resident_memory_bytes gauge\n");
+        let _ = writeln!(
+            out,
+            "process_resident_memory_bytes {}",
+            pages * rustix::param::page_size() as u64
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        out.push_str("# HELP process_open_fds Open file descriptors.\n");
+        out.push_str("# TYPE process_open_fds gauge\n");
+        let _ = writeln!(out, "process_open_fds {}", fds.count());
+    }
+    if let Ok(rlimit) = std::fs::read_to_string("/proc/self/limits")
+        && let Some(max) = rlimit
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse::<u64>().ok())
+    {
+        out.push_str("# HELP process_max_fds The soft limit on open file descriptors.\n");
+        out.push_str("# TYPE process_max_fds gauge\n");
+        let _ = writeln!(out, "process_max_fds {max}");
     }
 }
 
@@ -280,5 +377,36 @@ mod tests {
         );
         assert!(text.contains("gatehouse_logins_total{authenticator=\"Local \\\"DB\\\"\",outcome=\"ok\"} 1"));
         assert!(text.contains("gatehouse_config_generation 2"));
+    }
+
+    /// The start counted as a reload; there was no build, process or
+    /// last-reload metric.
+    #[test]
+    fn the_start_is_not_a_reload_and_build_and_process_metrics_are_there() {
+        let m = Metrics::default();
+        m.started(1);
+        let text = m.render();
+        assert!(
+            text.contains("gatehouse_reloads_total{result=\"ok\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "gatehouse_build_info{{version=\"{}\",",
+            env!("CARGO_PKG_VERSION")
+        )));
+        let gauge = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing: {text}"))
+        };
+        assert!(gauge("process_resident_memory_bytes") > 1_000_000.0);
+        assert!(gauge("process_open_fds") >= 3.0);
+        assert!(gauge("process_cpu_seconds_total") >= 0.0);
+        let now = unix_now() as f64;
+        assert!((gauge("gatehouse_last_reload_success_timestamp_seconds") - now).abs() < 5.0);
+        assert!((gauge("process_start_time_seconds") - now).abs() < 3600.0);
+        m.reload(true, 2);
+        assert!(m.render().contains("gatehouse_reloads_total{result=\"ok\"} 1"));
     }
 }

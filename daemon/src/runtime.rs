@@ -36,6 +36,23 @@ pub struct Entry<F: Family> {
     /// The plugin library it came from, if any (a file replaced at the
     /// same path is another library).
     pub library: Option<&'static Library>,
+    /// Its backend's state as its calls found it.
+    pub backend: Arc<crate::backend::BackendState>,
+}
+
+impl<F: Family> Entry<F> {
+    /// Runs one call of this instance through [`crate::guard::plugin_call`]
+    /// and records what it said about the backend.
+    pub async fn call<T>(
+        &self,
+        what: &str,
+        limit: std::time::Duration,
+        fut: impl Future<Output = Result<T, PluginError>>,
+    ) -> Result<T, PluginError> {
+        let result = crate::guard::plugin_call(what, limit, fut).await;
+        self.backend.observe(&result);
+        result
+    }
 }
 
 /// A constructed authenticator.
@@ -110,7 +127,7 @@ impl Runtime {
 /// The message is shown as the plugin wrote it, with the instance's secret
 /// values and any input value serde quoted taken out: it reaches logs,
 /// `/v1/health` and the reload answer.
-fn settings_error(location: &Location, key: &str, e: PluginError, secrets: &[&str]) -> ConfigErrorEntry {
+fn settings_error<S: Spec>(spec: &S, key: &str, e: PluginError, secrets: &[&str]) -> ConfigErrorEntry {
     let message = match e {
         PluginError::Misconfigured(m) => m,
         other => other.to_string(),
@@ -119,7 +136,42 @@ fn settings_error(location: &Location, key: &str, e: PluginError, secrets: &[&st
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         message = message.replace(secret, "<redacted>");
     }
-    location.error(format!("{key}.settings"), message)
+    setting_error(spec, key, message)
+}
+
+/// A settings error at the key it names (`unknown field `k``, `missing
+/// field `k``, or a message that starts with `k:`), on that key's line;
+/// otherwise at the settings table.
+fn setting_error<S: Spec>(spec: &S, key: &str, message: String) -> ConfigErrorEntry {
+    match offending_setting(spec, &message) {
+        Some(k) => spec
+            .setting_location(&k)
+            .error(format!("{key}.settings.{k}"), message),
+        None => spec.settings_location().error(format!("{key}.settings"), message),
+    }
+}
+
+/// The setting a plugin's message is about, if it names one.
+fn offending_setting<S: Spec>(spec: &S, message: &str) -> Option<String> {
+    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
+        if let Some(rest) = message.split_once(marker).map(|(_, r)| r)
+            && let Some((name, _)) = rest.split_once('`')
+        {
+            return Some(name.to_owned());
+        }
+    }
+    let word: String = message
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '-'))
+        .collect();
+    if word.is_empty() || !message[word.len()..].starts_with(':') {
+        return None;
+    }
+    // a secret read from `K_file` / `K_credential` is reported as `K`
+    [word.clone(), format!("{word}_file"), format!("{word}_credential")]
+        .into_iter()
+        .find(|k| spec.setting_line(k).is_some())
+        .or_else(|| spec.settings().get(&word).map(|_| word))
 }
 
 /// The plain values of an instance's secret settings (to scrub messages).
@@ -209,16 +261,24 @@ fn build_family<F: Family>(
             }
         };
         let mut settings = spec.settings().clone();
-        resolve_secrets(
+        let errors_before = errors.len();
+        let complete = resolve_secrets(
             &mut settings,
             &resolved.secret_settings,
             spec.settings_location(),
             &format!("{key}.settings"),
+            &shared.config.credentials,
             watched,
             errors,
         );
+        if !complete || errors.len() > errors_before {
+            // A secret that could not be read (or a check outside the unit,
+            // noted by `check_config`): building would only add a
+            // follow-on "required" error.
+            continue;
+        }
         if let Err(e) = F::prepare_settings(resolved.traits, spec, shared.config, &mut settings) {
-            errors.push(spec.settings_location().error(format!("{key}.settings"), e));
+            errors.push(setting_error(spec, &key, e));
             continue;
         }
         let library = resolved.origin.library();
@@ -240,6 +300,7 @@ fn build_family<F: Family>(
                 context: old.context.clone(),
                 resolved_settings: settings,
                 library: old.library,
+                backend: Arc::clone(&old.backend),
             });
             continue;
         }
@@ -252,10 +313,11 @@ fn build_family<F: Family>(
                 context,
                 resolved_settings: settings,
                 library,
+                backend: Arc::default(),
             }),
             Err(e) => {
                 let secrets = secret_values(&settings, &resolved.secret_settings);
-                errors.push(settings_error(spec.settings_location(), &key, e, &secrets));
+                errors.push(settings_error(spec, &key, e, &secrets));
             }
         }
     }
@@ -378,11 +440,26 @@ pub fn build(
 mod tests {
     use super::*;
 
+    /// One authenticator spec loaded from `settings` (a `[…settings]` body).
+    fn spec(settings: &str) -> (tempfile::TempDir, crate::config::AuthenticatorSpec) {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("g.toml");
+        std::fs::write(
+            &main,
+            format!(
+                "[[authenticators]]\nname = \"X\"\ntype = \"ldap\"\n\n[authenticators.settings]\n{settings}"
+            ),
+        )
+        .unwrap();
+        let spec = crate::config::load(&main).unwrap().authenticators.remove(0);
+        (dir, spec)
+    }
+
     #[test]
     fn settings_errors_lose_secret_values_and_quoted_input() {
-        let loc = Location::file(std::path::Path::new("/etc/gatehouse/gatehouse.toml"));
+        let (_dir, spec) = spec("a = 1\n");
         let e = settings_error(
-            &loc,
+            &spec,
             "authenticators[\"X\"]",
             PluginError::Misconfigured("cannot bind as cn=svc with hunter2-hunter2 to ldap://h".into()),
             &["hunter2-hunter2"],
@@ -390,11 +467,69 @@ mod tests {
         assert!(!e.message.contains("hunter2"), "{}", e.message);
         assert!(e.message.contains("<redacted>"), "{}", e.message);
         let e = settings_error(
-            &loc,
+            &spec,
             "authenticators[\"X\"]",
             PluginError::Misconfigured("invalid type: integer `8675309123`, expected a string".into()),
             &[],
         );
         assert!(!e.message.contains("8675309123"), "{}", e.message);
+    }
+
+    /// A plugin's settings error pointed at the `[authenticators.settings]`
+    /// header: it names the key and its line now.
+    #[test]
+    fn settings_errors_point_at_the_offending_key() {
+        let (_dir, spec) =
+            spec("server_uri = \"ldap://h\"\n\n\npool_size = \"ten\"\nbind_password_file = \"pw\"\n");
+        let key = "authenticators[\"X\"]";
+        let e = settings_error(
+            &spec,
+            key,
+            PluginError::Misconfigured("pool_size: invalid type".into()),
+            &[],
+        );
+        assert_eq!(e.key.as_deref(), Some("authenticators[\"X\"].settings.pool_size"));
+        assert_eq!(e.line, Some(9));
+        let e = settings_error(
+            &spec,
+            key,
+            PluginError::Misconfigured("unknown field `server_uri`, expected one of …".into()),
+            &[],
+        );
+        assert_eq!(
+            e.key.as_deref(),
+            Some("authenticators[\"X\"].settings.server_uri")
+        );
+        assert_eq!(e.line, Some(6));
+        // a secret given as `K_file` is reported at that line
+        let e = settings_error(
+            &spec,
+            key,
+            PluginError::Misconfigured("bind_password: too short".into()),
+            &[],
+        );
+        assert_eq!(
+            e.key.as_deref(),
+            Some("authenticators[\"X\"].settings.bind_password_file")
+        );
+        assert_eq!(e.line, Some(10));
+        // a missing key: the table's line
+        let e = settings_error(
+            &spec,
+            key,
+            PluginError::Misconfigured("missing field `base`".into()),
+            &[],
+        );
+        assert_eq!(e.key.as_deref(), Some("authenticators[\"X\"].settings.base"));
+        assert_eq!(e.line, Some(5));
+        // no key named: the table
+        let e = settings_error(
+            &spec,
+            key,
+            PluginError::Misconfigured("TLS: no roots".into()),
+            &[],
+        );
+        assert_eq!(e.key.as_deref(), Some("authenticators[\"X\"].settings"));
+        assert_eq!(e.line, Some(5));
     }
 }

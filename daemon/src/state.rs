@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use gatehouse_sdk::proto::ConfigErrorEntry;
+use gatehouse_sdk::proto::{ConfigErrorEntry, ErrorCode};
+
+use crate::registry::Spec;
 
 use crate::config::{self, Config, ConfigErrors, Location};
 use crate::metrics::Metrics;
@@ -58,6 +60,9 @@ pub fn load_config(options: &Options) -> Result<Config, ConfigErrors> {
         config.daemon.socket = s.clone();
     }
     config.http.warn_if_dangerous();
+    for w in &config.warnings {
+        tracing::warn!("configuration: {w}");
+    }
     Ok(config)
 }
 
@@ -65,7 +70,47 @@ fn hashing_permits() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
+impl Trigger {
+    /// The stable name in the audit trail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FileChange => "file_change",
+            Self::Signal => "signal",
+            Self::Api => "api",
+        }
+    }
+}
+
 impl Daemon {
+    /// Audits a reload (the daemon itself is the peer: triggers other than
+    /// the API have no caller).
+    fn audit_reload(&self, trigger: Trigger, generation: u64, ok: bool) {
+        let me = crate::access::Peer {
+            uid: self.daemon_uid,
+            gid: 0,
+            pid: i32::try_from(std::process::id()).ok(),
+        };
+        self.audit.record(&crate::audit::Event {
+            target: Some(format!("generation {generation}")),
+            reason: Some(trigger.as_str().to_owned()),
+            ..crate::audit::Event::new(
+                "reload",
+                &me,
+                "",
+                if ok {
+                    "success"
+                } else {
+                    ErrorCode::InvalidConfig.as_str()
+                },
+            )
+        });
+    }
+
+    /// Reopens the audit file (SIGHUP: logrotate moved it).
+    pub fn reopen_logs(&self) {
+        self.audit.reopen();
+    }
+
     /// Builds generation 1 from `config`, the configuration the caller
     /// loaded with [`load_config`] (the files are read once at start-up:
     /// the log level and worker count the caller took from `config` are
@@ -87,9 +132,12 @@ impl Daemon {
                 })
             })??;
         let metrics = Metrics::default();
-        metrics.reload(true, 1);
+        metrics.started(1);
         let (reload_notify, _) = tokio::sync::watch::channel(1);
-        let audit = crate::audit::Audit::new(&runtime.config.daemon.state_dir);
+        let audit = match runtime.config.log.audit {
+            config::log::AuditSink::File => crate::audit::Audit::new(&runtime.config.daemon.state_dir),
+            config::log::AuditSink::Log => crate::audit::Audit::log_only(),
+        };
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
@@ -156,6 +204,7 @@ impl Daemon {
                     *e = None;
                 }
                 self.metrics.reload(true, generation);
+                self.audit_reload(trigger, generation, true);
                 self.reload_notify.send_replace(generation);
                 systemd::ready(&format!("serving generation {generation}"));
                 Ok(generation)
@@ -171,6 +220,7 @@ impl Daemon {
                     *e = Some(summary.clone());
                 }
                 self.metrics.reload(false, current.generation);
+                self.audit_reload(trigger, current.generation, false);
                 systemd::ready(&format!(
                     "serving generation {}; last reload failed: {summary}",
                     current.generation
@@ -214,6 +264,12 @@ fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigErrors> {
     if old.daemon.worker_threads != new.daemon.worker_threads {
         errors.push(loc.error("daemon.worker_threads", restart));
     }
+    if old.log.format != new.log.format {
+        errors.push(loc.error("log.format", restart));
+    }
+    if old.log.audit != new.log.audit {
+        errors.push(loc.error("log.audit", restart));
+    }
     if old.forward_auth.as_ref().map(|f| f.listen) != new.forward_auth.as_ref().map(|f| f.listen) {
         errors.push(loc.error("forward_auth.listen", restart));
     }
@@ -236,12 +292,61 @@ fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigErrors> {
 ///
 /// Blocking: call it on a blocking thread of a tokio runtime (plugins may
 /// spawn tasks while they are built).
-pub fn check_config(path: &std::path::Path) -> Result<(), ConfigErrors> {
+pub fn check_config(
+    path: &std::path::Path,
+    credentials_dir: Option<&std::path::Path>,
+) -> Result<Vec<ConfigErrorEntry>, ConfigErrors> {
     let options = Options {
         config_path: path.to_owned(),
         socket_override: None,
     };
     let mut config = load_config(&options)?;
+    let mut notes = std::mem::take(&mut config.warnings);
+    // What start-up would refuse before building anything.
+    crate::statedir::check(&config.daemon.state_dir)
+        .map_err(|e| ConfigErrors::one(Location::file(&config.main_file).error("daemon.state_dir", e)))?;
+    config.credentials = match credentials_dir {
+        Some(dir) => config::secrets::Credentials::Directory(dir.to_owned()),
+        None if std::env::var_os("CREDENTIALS_DIRECTORY").is_some() => {
+            config::secrets::Credentials::FromEnvironment
+        }
+        None => {
+            let unchecked = config
+                .authenticators
+                .iter()
+                .map(|a| {
+                    (
+                        format!("authenticators[{:?}]", a.name),
+                        a.settings(),
+                        a.setting_location(""),
+                    )
+                })
+                .chain(config.verifiers.iter().map(|v| {
+                    (
+                        format!("verifiers[{:?}]", v.name),
+                        v.settings(),
+                        v.setting_location(""),
+                    )
+                }))
+                .collect::<Vec<_>>();
+            let lines = config
+                .authenticators
+                .iter()
+                .map(|a| &a.setting_lines)
+                .chain(config.verifiers.iter().map(|v| &v.setting_lines));
+            for ((key, settings, mut location), lines) in unchecked.into_iter().zip(lines) {
+                for k in config::secrets::credential_keys(settings) {
+                    location.line = lines.get(&k).copied().or(location.line);
+                    notes.push(location.error(
+                        format!("{key}.settings.{k}"),
+                        "not checked outside the unit (a systemd credential); the instance was not built: \
+                         pass --credentials-dir DIR to check it",
+                    ));
+                }
+            }
+            config::secrets::Credentials::Unchecked
+        }
+    };
     let scratch = tempfile::Builder::new()
         .prefix("gatehoused-check-")
         .tempdir()
@@ -260,7 +365,7 @@ pub fn check_config(path: &std::path::Path) -> Result<(), ConfigErrors> {
     let hashing = Arc::new(tokio::sync::Semaphore::new(1));
     let built = runtime::build(config, 1, None, &hashing).map(drop);
     drop(scratch);
-    built
+    built.map(|()| notes)
 }
 
 /// The effective uid of this process.
@@ -322,11 +427,11 @@ mod tests {
             "[daemon]\nstate_dir = \"st\"\n[[authenticators]]\nname = \"L\"\ntype = \"local\"\n",
         )
         .unwrap();
-        let result = tokio::task::spawn_blocking(move || check_config(&main))
+        let result = tokio::task::spawn_blocking(move || check_config(&main, None))
             .await
             .unwrap();
         let _ = std::fs::remove_file(&predictable);
-        assert_eq!(result, Ok(()));
+        assert_eq!(result, Ok(Vec::new()));
         let names: Vec<_> = std::fs::read_dir(&victim)
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -337,5 +442,88 @@ mod tests {
             !dir.path().join("st").exists(),
             "the real state directory is untouched"
         );
+    }
+
+    /// `--check-config` passed a state directory that start-up refuses.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn check_config_refuses_what_start_up_refuses_about_the_state_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        for state_dir in ["shared", "file/st"] {
+            let main = dir.path().join("g.toml");
+            std::fs::write(&main, format!("[daemon]\nstate_dir = \"{state_dir}\"\n")).unwrap();
+            let config = load_config(&Options {
+                config_path: main.clone(),
+                socket_override: None,
+            })
+            .unwrap();
+            let start = Daemon::start(
+                Options {
+                    config_path: main.clone(),
+                    socket_override: None,
+                },
+                config,
+            )
+            .await
+            .map(drop)
+            .unwrap_err();
+            let check = tokio::task::spawn_blocking(move || check_config(&main, None))
+                .await
+                .unwrap()
+                .unwrap_err();
+            assert_eq!(start.0[0].key.as_deref(), Some("daemon.state_dir"), "{start}");
+            assert_eq!(
+                check.0[0].key.as_deref(),
+                Some("daemon.state_dir"),
+                "{state_dir}: {check}"
+            );
+        }
+    }
+
+    /// A `*_credential` setting checked outside the unit gave a false
+    /// "$CREDENTIALS_DIRECTORY is not set" plus the plugin's follow-on
+    /// "required" error. Now: a note without a directory, a real check
+    /// with `--credentials-dir`, and a missing credential one error only.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn credentials_are_noted_outside_the_unit_and_checked_with_a_directory() {
+        if std::env::var_os("CREDENTIALS_DIRECTORY").is_some() {
+            return; // running inside a unit: the environment decides
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("g.toml");
+        std::fs::write(
+            &main,
+            "[daemon]\nstate_dir = \"st\"\n[[verifiers]]\nname = \"S\"\ntype = \"static_object\"\n\
+             [verifiers.settings]\nstorage_token_credential = \"tok\"\n",
+        )
+        .unwrap();
+        let creds = dir.path().join("creds");
+        std::fs::create_dir(&creds).unwrap();
+        let check = |creds: Option<std::path::PathBuf>| {
+            let main = main.clone();
+            tokio::task::spawn_blocking(move || check_config(&main, creds.as_deref()))
+        };
+        let notes = check(None).await.unwrap().unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(
+            notes[0].key.as_deref(),
+            Some("verifiers[\"S\"].settings.storage_token_credential")
+        );
+        assert_eq!(notes[0].line, Some(7));
+        assert!(
+            notes[0].message.contains("not checked outside the unit"),
+            "{notes:?}"
+        );
+        // a directory without the credential: one error, no follow-on
+        let e = check(Some(creds.clone())).await.unwrap().unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(e.0[0].message.contains("cannot read secret file"), "{e}");
+        // with it: checked, valid, nothing to note
+        std::fs::write(creds.join("tok"), "a-long-enough-storage-token\n").unwrap();
+        assert_eq!(check(Some(creds)).await.unwrap(), Ok(Vec::new()));
     }
 }

@@ -49,6 +49,55 @@ pub fn secure(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// What [`secure`] would decide about `dir`, without creating or changing
+/// anything (`gatehoused --check-config`): an existing directory must not be
+/// writable by group or others and must be usable by this user; a missing
+/// one must be creatable under its nearest existing ancestor.
+pub fn check(dir: &Path) -> Result<(), String> {
+    use rustix::fs::Access;
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut ancestor = dir.parent();
+            while let Some(a) = ancestor {
+                match std::fs::metadata(a) {
+                    Ok(meta) if meta.is_dir() => {
+                        return rustix::fs::access(a, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| {
+                            format!(
+                                "cannot create {}: {} is not writable: {e}",
+                                dir.display(),
+                                a.display()
+                            )
+                        });
+                    }
+                    Ok(_) => {
+                        return Err(format!(
+                            "cannot create {}: {} is not a directory",
+                            dir.display(),
+                            a.display()
+                        ));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => ancestor = a.parent(),
+                    Err(e) => return Err(format!("cannot create {}: {}: {e}", dir.display(), a.display())),
+                }
+            }
+            Err(format!("cannot create {}", dir.display()))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", dir.display())),
+        Ok(meta) if !meta.is_dir() => Err(format!("{} is not a directory", dir.display())),
+        Ok(meta) => {
+            let mode = meta.mode() & 0o7777;
+            if mode & 0o022 != 0 {
+                return Err(format!(
+                    "{} is writable by other users (mode {mode:04o}); make it 0700 and owned by the daemon's user",
+                    dir.display()
+                ));
+            }
+            rustix::fs::access(dir, Access::READ_OK | Access::WRITE_OK | Access::EXEC_OK)
+                .map_err(|e| format!("{} is not usable by this user: {e}", dir.display()))
+        }
+    }
+}
+
 /// Creates `file` readable and writable by the daemon's user only (or
 /// narrows an existing one to that), whatever the umask.
 pub fn private_file(file: &Path) -> std::io::Result<()> {

@@ -30,6 +30,9 @@ pub enum TokenRejection {
     MissingScope,
     /// The token (or the user behind it) was revoked.
     Revoked,
+    /// An opaque token (a static-object token) that is not known: there
+    /// is no signature to be bad.
+    UnknownToken,
 }
 
 impl TokenRejection {
@@ -46,6 +49,7 @@ impl TokenRejection {
             Self::WrongAudience => "wrong_audience",
             Self::MissingScope => "missing_scope",
             Self::Revoked => "revoked",
+            Self::UnknownToken => "unknown_token",
         }
     }
 }

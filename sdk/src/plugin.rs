@@ -46,10 +46,39 @@ impl PluginConfig {
     /// The message never repeats the value given (it may be a password):
     /// see [`redact_input_values`](crate::redact_input_values).
     /// Use `#[serde(deny_unknown_fields)]` on `T` so typos are caught.
+    /// A type error (`invalid type: …`) is prefixed with the key it is
+    /// about (`pool_size: invalid type: …`), found by leaving each key out
+    /// in turn, so the daemon can point at that key's line.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, PluginError> {
-        T::deserialize(&self.settings)
-            .map_err(|e| PluginError::Misconfigured(crate::redact_input_values(&e.to_string())))
+        T::deserialize(&self.settings).map_err(|e| {
+            let message = e.to_string();
+            let message = match offending_key::<T>(&self.settings, &message) {
+                Some(key) => format!("{key}: {message}"),
+                None => message,
+            };
+            PluginError::Misconfigured(crate::redact_input_values(&message))
+        })
     }
+}
+
+/// The top-level key whose value caused `message`: leaving it out makes
+/// the error go away or change. `None` when the message already names a
+/// field, or no single key is to blame.
+fn offending_key<T: DeserializeOwned>(settings: &serde_json::Value, message: &str) -> Option<String> {
+    if message.contains("field `") {
+        return None;
+    }
+    let map = settings.as_object()?;
+    map.keys()
+        .find(|key| {
+            let mut without = map.clone();
+            without.remove(key.as_str());
+            match T::deserialize(&serde_json::Value::Object(without)) {
+                Ok(_) => true,
+                Err(e) => e.to_string() != message,
+            }
+        })
+        .cloned()
 }
 
 /// Shows the setting names only: values may be secrets.
@@ -123,5 +152,48 @@ pub trait Plugin: Send + Sync + 'static {
     /// The verifier types.
     fn verifiers(&self) -> Vec<Box<dyn VerifierFactory>> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Settings {
+        url: String,
+        #[serde(default)]
+        pool_size: usize,
+        #[serde(default)]
+        tls: bool,
+    }
+
+    /// A type error named the expected type only (`invalid type: string,
+    /// expected usize`): the daemon could not tell which key to point at.
+    #[test]
+    fn a_type_error_names_its_key_and_never_the_value() {
+        let config = PluginConfig::new(
+            "x",
+            serde_json::json!({"url": "ldap://h", "pool_size": "hunter2", "tls": true}),
+        );
+        let Err(PluginError::Misconfigured(m)) = config.parse::<Settings>() else {
+            panic!("expected a settings error");
+        };
+        assert!(m.starts_with("pool_size: invalid type"), "{m}");
+        assert!(!m.contains("hunter2"), "{m}");
+        // a required key of the wrong type is named too
+        let config = PluginConfig::new("x", serde_json::json!({"url": 5, "tls": true}));
+        let Err(PluginError::Misconfigured(m)) = config.parse::<Settings>() else {
+            panic!("expected a settings error");
+        };
+        assert!(m.starts_with("url: invalid type"), "{m}");
+        // an unknown key already names itself
+        let config = PluginConfig::new("x", serde_json::json!({"url": "u", "tsl": true}));
+        let Err(PluginError::Misconfigured(m)) = config.parse::<Settings>() else {
+            panic!("expected a settings error");
+        };
+        assert!(m.starts_with("unknown field `tsl`"), "{m}");
     }
 }

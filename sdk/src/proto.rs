@@ -177,6 +177,114 @@ impl fmt::Display for ConfigErrorEntry {
     }
 }
 
+/// Formats a time as RFC 3339 in UTC, to the second
+/// (`2026-12-03T14:47:01Z`), as every time in the socket API is written.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // days since 1970-01-01 to a civil date (proleptic Gregorian)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+/// `GET /v1/status` (admin): health plus each instance's backend state.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+pub struct Status {
+    /// What `GET /v1/health` answers.
+    #[serde(flatten)]
+    pub health: Health,
+    /// When the last reload succeeded (RFC 3339); the start counts.
+    pub last_reload_ok_at: String,
+    /// Every authenticator, then every verifier.
+    pub backends: Vec<BackendStatus>,
+}
+
+/// One instance's backend, as the daemon saw it on its last calls.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct BackendStatus {
+    /// `authenticator` or `verifier`.
+    pub family: String,
+    /// The instance name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `online` (its last call reached the backend), `offline` (its last
+    /// call found the backend unavailable) or `unknown` (not called since
+    /// it was built).
+    pub state: String,
+    /// Since when it is offline (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_since: Option<String>,
+    /// When a call last reached the backend (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ok_at: Option<String>,
+    /// The last backend error, with its time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the last backend error happened (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<String>,
+    /// A verifier's key sources (JWKS per issuer), when it has any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<IssuerKeys>,
+}
+
+/// The keys of one issuer a verifier trusts.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct IssuerKeys {
+    /// The issuer (`iss`).
+    pub issuer: String,
+    /// When its keys were last fetched ([`rfc3339`]); `None`: never (or
+    /// configured, not fetched).
+    #[serde(default)]
+    pub keys_fetched_at: Option<String>,
+    /// How many keys are held.
+    pub keys: usize,
+    /// Why the last fetch failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// `GET /v1/lockout` (admin): the live failure counters.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LockoutList {
+    /// Users first, then addresses, then peers.
+    pub counters: Vec<LockoutCounter>,
+}
+
+/// One failure counter of the lockout.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LockoutCounter {
+    /// `user`, `address` or `peer`.
+    pub kind: String,
+    /// The username or address as given (cut), or the peer uid.
+    pub name: String,
+    /// The peer uid (`address` and `peer` counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_uid: Option<u32>,
+    /// Failures within `[lockout] window`.
+    pub failures: usize,
+    /// Whether logins are refused (users, addresses) or delayed (peers) now.
+    pub locked: bool,
+    /// Seconds until the oldest failure leaves the window.
+    pub retry_after: u64,
+}
+
 /// `GET /v1/health`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 pub struct Health {
@@ -559,6 +667,15 @@ pub struct SkippedFile {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rfc3339_formats_utc_seconds() {
+        let at = |secs: u64| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_796_309_221), "2026-12-03T14:47:01Z");
+        assert_eq!(at(4_107_542_399), "2100-02-28T23:59:59Z");
+    }
+
     use super::*;
 
     #[test]

@@ -96,4 +96,10 @@ pub trait Verifier: Send + Sync + 'static {
     /// Checks a token. Refusals are [`PluginError::InvalidToken`] with a
     /// reason; an unreachable key source is [`PluginError::Unavailable`].
     async fn verify(&self, ctx: &Context, request: &VerifyRequest) -> Result<VerifiedToken, PluginError>;
+
+    /// The state of its key sources (one entry per issuer whose keys it
+    /// fetches), for `gatehouse status`. Default: none.
+    fn key_sources(&self) -> Vec<crate::proto::IssuerKeys> {
+        Vec::new()
+    }
 }

@@ -94,7 +94,7 @@ async fn flow(d: &Daemon) {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("logged in as uma"));
     let out = d.cli(&["login", "uma"], "otp-password\n999999\n");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(5), "wrong credentials");
 }
 
 #[tokio::test]

@@ -257,7 +257,7 @@ fn forbidden_peers_are_dropped_before_any_read() {
     );
     // the CLI of a forbidden user still learns why
     let out = d.cli_as("nobody", &["status"], "");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(4), "permission denied: {out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("may not use this socket"));
 }
 
@@ -465,7 +465,7 @@ fn the_cli_sends_no_secret_to_another_users_socket() {
 
     let out = cli(&fake.path, &["login", "alice"], "the secret password\n");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(4), "permission denied: {err}");
     assert!(err.contains("the socket file belongs to uid 65534"), "{err}");
     assert!(fake.received().is_empty(), "the CLI did not even connect");
 
@@ -473,7 +473,7 @@ fn the_cli_sends_no_secret_to_another_users_socket() {
     std::os::unix::fs::chown(&fake.path, Some(0), Some(0)).unwrap();
     let out = cli(&fake.path, &["user", "passwd", "alice"], "the secret password\n");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(4), "permission denied: {err}");
     assert!(err.contains("the listening process runs as uid 65534"), "{err}");
     let got = fake.received();
     assert_eq!(got.len(), 1);

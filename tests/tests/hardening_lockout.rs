@@ -42,7 +42,7 @@ async fn a_locked_out_client_cannot_flood_the_audit_or_the_log() {
     );
     assert!(!audit.contains(&"x".repeat(100)), "usernames are cut");
     assert_eq!(lines[0]["outcome"], "invalid_credentials");
-    assert!(lines.iter().any(|l| l["outcome"] == "locked"));
+    assert!(lines.iter().any(|l| l["outcome"] == "too_many_attempts"));
     let logs = d.logs();
     assert!(!logs.contains(&"x".repeat(100)), "usernames are cut in the log");
     let locked_lines = logs
@@ -213,7 +213,11 @@ async fn reload_errors_lose_values_and_only_admins_read_them() {
     }
     let out = d.cli_as("nobody", &["status"], "");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "degraded: the last reload failed: {text}"
+    );
     assert!(text.contains("FAILED"), "{text}");
     assert!(
         !text.contains("Directory") && !text.contains("gatehouse.toml"),

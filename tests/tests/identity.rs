@@ -513,7 +513,7 @@ async fn lockout_retry_after_reset_and_reload() {
     assert!(
         lines
             .iter()
-            .any(|l| l["outcome"] == "locked" && l["username"] == "lou")
+            .any(|l| l["outcome"] == "too_many_attempts" && l["username"] == "lou")
     );
     assert!(
         lines

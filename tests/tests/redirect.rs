@@ -315,11 +315,11 @@ async fn the_cli_starts_and_finishes_a_redirect_login() {
     let out = d.cli(&["login", "--finish", "Corp IdP", "--params", &params], "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("logged in as alice"));
-    // the same callback again: refused, exit code 1
+    // the same callback again: refused (invalid_credentials), exit code 5
     let out = d.cli(&["login", "--finish", "Corp IdP", "--params", &params], "");
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(5),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

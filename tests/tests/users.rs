@@ -28,7 +28,7 @@ async fn cli_user_add_then_login_by_cli_and_api() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("logged in as erin"));
 
     let out = d.cli(&["login", "erin"], "not her password\n");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
 
     let mut c = d.client().await;
     let a = login(&mut c, "erin", "erin's password").await;
@@ -119,7 +119,7 @@ async fn a_non_admin_peer_is_refused_admin_endpoints() {
             &[&["--json"], args.as_slice()].concat(),
             "mallory password\n",
         );
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", text(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         assert_eq!(v["error"]["code"], "forbidden", "{args:?}: {}", text(&out));
     }
@@ -135,7 +135,7 @@ async fn a_non_admin_peer_is_refused_admin_endpoints() {
     )));
     d.wait_generation(2).await;
     let out = d.cli_as("nobody", &["--json", "status"], "");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("forbidden"));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&uid_of_nobody.to_string()));
 

@@ -48,6 +48,37 @@ fn original(method: &Method, path_rest: &str, query: Option<&str>, h: &HeaderMap
     (method, uri)
 }
 
+/// Who a denial is about, for the audit trail.
+#[derive(Clone, Copy)]
+struct Denial<'a> {
+    call: &'a Call,
+    route: Option<&'a str>,
+    verifier: Option<&'a str>,
+    /// The token's subject, when the token was valid.
+    subject: &'a str,
+}
+
+impl Denial<'_> {
+    /// Audits the denial (`reason`: a stable code, never the token) and
+    /// builds the answer.
+    fn deny(
+        self,
+        reason: &str,
+        status: StatusCode,
+        code: ErrorCode,
+        message: &str,
+        challenge: Option<&str>,
+    ) -> Response<Body> {
+        self.call.daemon.audit.record(&crate::audit::Event {
+            verifier: self.verifier,
+            route: self.route,
+            reason: Some(reason.to_owned()),
+            ..crate::audit::Event::new("token_check", &self.call.peer, self.subject, code.as_str())
+        });
+        deny(status, code, message, challenge)
+    }
+}
+
 fn deny(status: StatusCode, code: ErrorCode, message: &str, challenge: Option<&str>) -> Response<Body> {
     let mut r = error_response(&ApiError::new(code, message));
     *r.status_mut() = status;
@@ -70,8 +101,15 @@ pub(super) async fn check(
     let (orig_method, uri) = original(method, path_rest, query, headers);
     let path = uri.split(['?', '#']).next().unwrap_or("");
     let rt = &call.runtime;
+    let mut who = Denial {
+        call,
+        route: None,
+        verifier: None,
+        subject: "",
+    };
     let Some(route) = rt.config.routes.iter().find(|r| r.matches(&orig_method, path)) else {
-        return Ok(deny(
+        return Ok(who.deny(
+            "no_route",
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
             "no route allows this request",
@@ -84,13 +122,16 @@ pub(super) async fn check(
             format!("no verifier {:?}", route.verifier),
         ));
     };
+    who.route = Some(&route.name);
+    who.verifier = Some(&verifier.spec.name);
     let bearer = header(headers, "authorization")
         .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
         .map(str::trim)
         .unwrap_or("");
     if verifier.wants_bearer() && bearer.is_empty() {
         call.daemon.metrics.token(&verifier.spec.name, "missing");
-        return Ok(deny(
+        return Ok(who.deny(
+            "missing_token",
             StatusCode::UNAUTHORIZED,
             ErrorCode::InvalidToken,
             "a bearer token is required",
@@ -112,24 +153,37 @@ pub(super) async fn check(
     original.headers = passed;
     request.request = Some(original);
 
-    let result = crate::guard::plugin_call(
-        "verifier",
-        std::time::Duration::from_secs(10),
-        verifier.plugin.verify(&verifier.context, &request),
-    )
-    .await;
+    let result = verifier
+        .call(
+            "verifier",
+            std::time::Duration::from_secs(10),
+            verifier.plugin.verify(&verifier.context, &request),
+        )
+        .await;
     let token = match result {
         Ok(t) => t,
         Err(PluginError::InvalidToken { reason, detail }) => {
             call.daemon.metrics.token(&verifier.spec.name, reason.as_str());
             return Ok(match reason {
-                TokenRejection::MissingScope | TokenRejection::WrongAudience => deny(
+                TokenRejection::MissingScope | TokenRejection::WrongAudience => who.deny(
+                    reason.as_str(),
                     StatusCode::FORBIDDEN,
                     ErrorCode::InvalidToken,
                     &detail,
                     Some("Bearer realm=\"gatehouse\", error=\"insufficient_scope\""),
                 ),
-                _ => deny(
+                // No token at all (a static-object request without one):
+                // RFC 6750 §3.1 — a request without credentials gets a
+                // challenge without an error code.
+                TokenRejection::Malformed if bearer.is_empty() => who.deny(
+                    "missing_token",
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::InvalidToken,
+                    &detail,
+                    Some("Bearer realm=\"gatehouse\""),
+                ),
+                _ => who.deny(
+                    reason.as_str(),
                     StatusCode::UNAUTHORIZED,
                     ErrorCode::InvalidToken,
                     &detail,
@@ -139,13 +193,20 @@ pub(super) async fn check(
         }
         Err(PluginError::Denied(why)) => {
             call.daemon.metrics.token(&verifier.spec.name, "denied");
-            return Ok(deny(StatusCode::FORBIDDEN, ErrorCode::Forbidden, &why, None));
+            return Ok(who.deny("denied", StatusCode::FORBIDDEN, ErrorCode::Forbidden, &why, None));
         }
         Err(e) => return Err(e.into()),
     };
     call.daemon.metrics.token_valid(&verifier.spec.name, token.cached);
     if let Some(reason) = requirements(call, route, verifier, &token).await? {
-        return Ok(deny(StatusCode::FORBIDDEN, ErrorCode::Forbidden, &reason, None));
+        who.subject = &token.subject;
+        return Ok(who.deny(
+            "requirement",
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            &reason,
+            None,
+        ));
     }
     let mut r = Response::new(Full::new(Bytes::new()));
     let h = r.headers_mut();

@@ -35,15 +35,10 @@ fn audit(
     maps: Vec<String>,
 ) {
     call.daemon.audit.record(&Event {
-        time: crate::state::rfc3339(std::time::SystemTime::now()),
-        event: "login",
-        peer_uid: call.peer.uid,
-        peer_pid: call.peer.pid,
         authenticator,
-        username,
-        outcome,
         reason,
         maps,
+        ..Event::new("login", &call.peer, username, outcome)
     });
 }
 
@@ -158,7 +153,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
                     call,
                     Some(name),
                     &req.username,
-                    "denied",
+                    "login_denied",
                     Some(reason.clone()),
                     vec![],
                 );
@@ -187,7 +182,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
             call,
             scope,
             &req.username,
-            "unavailable",
+            "backend_unavailable",
             Some("backend_unavailable".into()),
             vec![],
         );
@@ -232,7 +227,7 @@ fn locked_out(call: &Call, scope: Option<&str>, username: &str, locked: crate::l
         call,
         scope,
         username,
-        "locked",
+        "too_many_attempts",
         Some(locked.reason().into()),
         vec![],
     );
@@ -267,7 +262,7 @@ async fn finish_login(
             call,
             Some(name),
             username,
-            "denied",
+            "login_denied",
             Some("invalid_username".into()),
             vec![],
         );
@@ -289,7 +284,7 @@ async fn finish_login(
             call,
             Some(name),
             username,
-            "denied",
+            "login_denied",
             Some("allow_map".into()),
             acted,
         );
@@ -371,12 +366,13 @@ async fn finish_login(
 
 /// Runs one login step: panics become errors, time is bounded.
 async fn call_login(entry: &AuthenticatorEntry, attempt: PasswordLogin) -> Result<LoginStep, PluginError> {
-    crate::guard::plugin_call(
-        "authenticator",
-        LOGIN_TIMEOUT,
-        entry.plugin.login(&entry.context, attempt),
-    )
-    .await
+    entry
+        .call(
+            "authenticator",
+            LOGIN_TIMEOUT,
+            entry.plugin.login(&entry.context, attempt),
+        )
+        .await
 }
 
 /// Keeps a challenge's state (in the store of pending logins, bound to
@@ -468,14 +464,15 @@ pub(super) async fn continue_login(call: &Call, body: JsonBody) -> Result<Respon
             Ok(_) => {}
         }
     }
-    let step = crate::guard::plugin_call(
-        "authenticator",
-        LOGIN_TIMEOUT,
-        entry
-            .plugin
-            .continue_login(&entry.context, pending.state, req.response),
-    )
-    .await;
+    let step = entry
+        .call(
+            "authenticator",
+            LOGIN_TIMEOUT,
+            entry
+                .plugin
+                .continue_login(&entry.context, pending.state, req.response),
+        )
+        .await;
     match step {
         Ok(LoginStep::Authenticated(identity)) => {
             let tried = vec![json!({"authenticator": name, "outcome": "accepted"})];
@@ -556,16 +553,17 @@ pub(super) async fn start(call: &Call, body: JsonBody) -> Result<Response<Body>,
     let callback_url = entry.callback_url().map(str::to_owned);
     let mut start = StartRequest::new(state.clone(), callback_url.clone());
     start.return_to = req.return_to.clone();
-    let redirect = crate::guard::plugin_call(
-        "authenticator",
-        LOGIN_TIMEOUT,
-        entry.plugin.start(&entry.context, start),
-    )
-    .await
-    .map_err(|e| {
-        call.daemon.metrics.login(name, "start_failed");
-        ApiError::from(e)
-    })?;
+    let redirect = entry
+        .call(
+            "authenticator",
+            LOGIN_TIMEOUT,
+            entry.plugin.start(&entry.context, start),
+        )
+        .await
+        .map_err(|e| {
+            call.daemon.metrics.login(name, "start_failed");
+            ApiError::from(e)
+        })?;
     let pending = PendingLogin {
         kind: PendingKind::Redirect,
         id: state.clone(),
@@ -652,12 +650,13 @@ pub(super) async fn finish(call: &Call, body: JsonBody) -> Result<Response<Body>
     };
     let request = FinishRequest::new(req.params, flow_state, callback_url);
     let tried = |outcome: &str| vec![json!({"authenticator": name, "outcome": outcome})];
-    match crate::guard::plugin_call(
-        "authenticator",
-        LOGIN_TIMEOUT,
-        entry.plugin.finish(&entry.context, request),
-    )
-    .await
+    match entry
+        .call(
+            "authenticator",
+            LOGIN_TIMEOUT,
+            entry.plugin.finish(&entry.context, request),
+        )
+        .await
     {
         Ok(LoginStep::Authenticated(identity)) => {
             finish_login(
@@ -701,7 +700,7 @@ pub(super) async fn finish(call: &Call, body: JsonBody) -> Result<Response<Body>
         }
         Err(PluginError::Denied(reason)) => {
             call.daemon.metrics.login(name, "denied");
-            audit(call, Some(name), "", "denied", Some(reason.clone()), vec![]);
+            audit(call, Some(name), "", "login_denied", Some(reason.clone()), vec![]);
             Err(ApiError::new(ErrorCode::LoginDenied, reason))
         }
         Err(e) => {
@@ -715,19 +714,20 @@ pub(super) async fn finish(call: &Call, body: JsonBody) -> Result<Response<Body>
 /// publishes (SAML SP metadata).
 pub(super) async fn metadata(call: &Call, name: &str) -> Result<Response<Body>, ApiError> {
     let entry = enabled_authenticator(call, name)?;
-    let doc = crate::guard::plugin_call(
-        "authenticator",
-        LOGIN_TIMEOUT,
-        entry.plugin.metadata(&entry.context),
-    )
-    .await
-    .map_err(|e| match e {
-        PluginError::Unsupported(_) => ApiError::new(
-            ErrorCode::NotFound,
-            format!("authenticator {name:?} publishes no metadata"),
-        ),
-        other => other.into(),
-    })?;
+    let doc = entry
+        .call(
+            "authenticator",
+            LOGIN_TIMEOUT,
+            entry.plugin.metadata(&entry.context),
+        )
+        .await
+        .map_err(|e| match e {
+            PluginError::Unsupported(_) => ApiError::new(
+                ErrorCode::NotFound,
+                format!("authenticator {name:?} publishes no metadata"),
+            ),
+            other => other.into(),
+        })?;
     Response::builder()
         .status(StatusCode::OK)
         .header(http::header::CONTENT_TYPE, doc.content_type)

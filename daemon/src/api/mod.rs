@@ -5,6 +5,7 @@ mod error;
 mod health;
 mod host;
 mod issuer;
+mod lockout;
 mod login;
 mod plugins;
 mod tokens;
@@ -139,6 +140,7 @@ async fn route(
 
     match segments.as_slice() {
         ["v1", "health"] => on!("/v1/health", "GET", { Method::GET => health::health(&call) }),
+        ["v1", "status"] => on!("/v1/status", "GET", { Method::GET => health::status(&call) }),
         ["v1", "metrics"] => on!("/v1/metrics", "GET", { Method::GET => Ok(metrics(&call)) }),
         ["v1", "authenticators"] => {
             on!("/v1/authenticators", "GET", { Method::GET => health::authenticators(&call) })
@@ -251,6 +253,19 @@ async fn route(
                 Err(e) => Err(e),
             }
         }),
+        ["v1", "lockout"] => on!("/v1/lockout", "GET", { Method::GET => lockout::list(&call).await }),
+        ["v1", "lockout", name] => {
+            let name = decode_segment(name);
+            on!("/v1/lockout/{username}", "DELETE", {
+                Method::DELETE => match name {
+                    Some(n) => lockout::reset(&call, &n).await,
+                    None => Err(ApiError::bad_request("invalid percent-encoding in the username")),
+                }
+            })
+        }
+        ["v1", "store", "backup"] => {
+            on!("/v1/store/backup", "GET", { Method::GET => lockout::backup(&call).await })
+        }
         ["v1", "reload"] => on!("/v1/reload", "POST", {
             Method::POST => reload(&call).await
         }),
@@ -485,6 +500,72 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
+    /// docs/openapi.json and the router agree: every route the router
+    /// serves is in the document with exactly its methods, and the
+    /// document has no route the router lacks.
+    #[test]
+    fn the_openapi_document_matches_the_router() {
+        let source = include_str!("mod.rs");
+        let mut routes: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            std::collections::BTreeMap::new();
+        let mut rest = source;
+        while let Some(at) = rest.find("on!(") {
+            rest = &rest[at + 4..];
+            let mut quoted = rest.split('"').skip(1).step_by(2);
+            let (Some(path), Some(methods)) = (quoted.next(), quoted.next()) else {
+                continue;
+            };
+            if !path.starts_with('/') {
+                continue; // the macro's own definition
+            }
+            routes
+                .entry(path.to_owned())
+                .or_default()
+                .extend(methods.split(',').map(|m| m.trim().to_ascii_lowercase()));
+        }
+        // forward auth takes any method, on two paths
+        let any: std::collections::BTreeSet<String> =
+            ["get", "post", "put", "patch", "delete", "head", "options"]
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect();
+        assert!(source.contains(r#"["v1", "check", rest @ ..]"#));
+        routes.insert("/v1/check".into(), any.clone());
+        routes.insert("/v1/check/{path}".into(), any);
+
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/openapi.json")).expect("docs/openapi.json");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let documented: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .map(|(path, item)| {
+                let methods = item
+                    .as_object()
+                    .expect("path item")
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .cloned()
+                    .collect();
+                (path.clone(), methods)
+            })
+            .collect();
+        assert!(routes.len() > 25, "the router's routes were found: {routes:?}");
+        assert_eq!(routes, documented);
+        // every path parameter is declared
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for name in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+                assert!(
+                    item["parameters"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "path")),
+                    "{path}: parameter {name} undeclared"
+                );
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -32,8 +32,9 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
     request.audience = req.audience;
     request.unit_primitive = req.unit_primitive;
 
-    let mut first_rejection: Option<(TokenRejection, String)> = None;
+    let mut first_rejection: Option<(TokenRejection, String, &str)> = None;
     let mut unavailable = Vec::new();
+    let mut denied = None;
     for entry in candidates {
         let name = entry.spec.name.as_str();
         match call_verify(entry, &request).await {
@@ -55,9 +56,14 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
             }
             Err(PluginError::InvalidToken { reason, detail }) => {
                 call.daemon.metrics.token(name, reason.as_str());
-                first_rejection.get_or_insert((reason, detail));
+                first_rejection.get_or_insert((reason, detail, name));
             }
             Err(e @ (PluginError::BadRequest(_) | PluginError::Unsupported(_))) => return Err(e.into()),
+            // the verifier does not take this request: not an outage
+            Err(PluginError::Denied(why)) => {
+                call.daemon.metrics.token(name, "denied");
+                denied.get_or_insert(why);
+            }
             Err(e) => {
                 call.daemon.metrics.token(name, "unavailable");
                 tracing::warn!(verifier = name, "verifier skipped: {e}");
@@ -65,12 +71,35 @@ pub(super) async fn verify(call: &Call, body: JsonBody) -> Result<Response<Body>
             }
         }
     }
+    let audit = |verifier: Option<&str>, outcome: &'static str, reason: &str| {
+        call.daemon.audit.record(&crate::audit::Event {
+            verifier,
+            reason: Some(reason.to_owned()),
+            ..crate::audit::Event::new("token_verify", &call.peer, "", outcome)
+        });
+    };
     match first_rejection {
-        Some((reason, detail)) => Ok(rejected(reason, &detail)),
-        None => Err(
-            ApiError::new(ErrorCode::BackendUnavailable, "no verifier could check the token")
-                .with_details(serde_json::json!({ "unavailable": unavailable })),
-        ),
+        Some((reason, detail, name)) => {
+            audit(Some(name), ErrorCode::InvalidToken.as_str(), reason.as_str());
+            Ok(rejected(reason, &detail))
+        }
+        None if unavailable.is_empty()
+            && let Some(why) = denied =>
+        {
+            audit(None, ErrorCode::Forbidden.as_str(), "denied");
+            Err(ApiError::new(ErrorCode::Forbidden, why))
+        }
+        None => {
+            audit(
+                None,
+                ErrorCode::BackendUnavailable.as_str(),
+                "backend_unavailable",
+            );
+            Err(
+                ApiError::new(ErrorCode::BackendUnavailable, "no verifier could check the token")
+                    .with_details(serde_json::json!({ "unavailable": unavailable })),
+            )
+        }
     }
 }
 
@@ -92,10 +121,11 @@ async fn call_verify(
     entry: &VerifierEntry,
     request: &VerifyRequest,
 ) -> Result<gatehouse_sdk::VerifiedToken, PluginError> {
-    crate::guard::plugin_call(
-        "verifier",
-        VERIFY_TIMEOUT,
-        entry.plugin.verify(&entry.context, request),
-    )
-    .await
+    entry
+        .call(
+            "verifier",
+            VERIFY_TIMEOUT,
+            entry.plugin.verify(&entry.context, request),
+        )
+        .await
 }

@@ -43,6 +43,7 @@ pub(super) async fn create(call: &Call, body: JsonBody) -> Result<Response<Body>
         })
         .await?;
     tracing::info!(username = %user.username, peer_uid = call.peer.uid, "user created");
+    admin_audit(call, "user_add", &user.username, "success", None);
     Ok(json(StatusCode::CREATED, &user.to_wire()))
 }
 
@@ -66,6 +67,7 @@ pub(super) async fn set_password(
         return Err(no_user(&username));
     }
     tracing::info!(username = %username, peer_uid = call.peer.uid, "password changed");
+    admin_audit(call, "password_set", &username, "success", None);
     Ok(no_content())
 }
 
@@ -74,8 +76,10 @@ pub(super) async fn delete(call: &Call, username: &str) -> Result<Response<Body>
     let username = normalize_username(username);
     if call.runtime.store.delete_user(&username).await? {
         tracing::info!(username = %username, peer_uid = call.peer.uid, "user deleted");
+        admin_audit(call, "user_delete", &username, "success", None);
         Ok(no_content())
     } else {
+        admin_audit(call, "user_delete", &username, ErrorCode::NotFound.as_str(), None);
         Err(no_user(&username))
     }
 }
@@ -107,6 +111,13 @@ pub(super) async fn create_static_token(
         .create_static_token(user.id, &name, crate::verifiers::static_object::digest(&token))
         .await?;
     tracing::info!(username = %username, token_id = t.id, peer_uid = call.peer.uid, "static-object token created");
+    admin_audit(
+        call,
+        "static_token_create",
+        &username,
+        "success",
+        Some(t.id.to_string()),
+    );
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({"id": t.id, "name": t.name, "token": token, "username": username}),
@@ -134,8 +145,16 @@ pub(super) async fn revoke_static_token(call: &Call, id: &str) -> Result<Respons
             peer_uid = call.peer.uid,
             "static-object token revoked"
         );
+        admin_audit(call, "static_token_revoke", "", "success", Some(id.to_string()));
         Ok(no_content())
     } else {
+        admin_audit(
+            call,
+            "static_token_revoke",
+            "",
+            ErrorCode::NotFound.as_str(),
+            Some(id.to_string()),
+        );
         Err(ApiError::not_found(format!("no active static-object token {id}")))
     }
 }
@@ -151,4 +170,18 @@ async fn existing_user(call: &Call, username: &str) -> Result<UserRecord, ApiErr
         .user_by_username(username)
         .await?
         .ok_or_else(|| no_user(username))
+}
+
+/// Audits an admin action on `username` (or on `target`).
+fn admin_audit(
+    call: &Call,
+    event: &'static str,
+    username: &str,
+    outcome: &'static str,
+    target: Option<String>,
+) {
+    call.daemon.audit.record(&crate::audit::Event {
+        target,
+        ..crate::audit::Event::new(event, &call.peer, username, outcome)
+    });
 }

@@ -30,6 +30,11 @@ struct Args {
     /// valid, 1 with the error list otherwise.
     #[arg(long, value_name = "FILE")]
     check_config: Option<PathBuf>,
+    /// With --check-config: read `*_credential` secrets from DIR (as
+    /// systemd's `$CREDENTIALS_DIRECTORY` would be). Without it, outside
+    /// the unit, they are reported as not checked.
+    #[arg(long, value_name = "DIR", requires = "check_config")]
+    credentials_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -52,7 +57,7 @@ fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     if let Some(file) = args.check_config {
-        return check_config(file);
+        return check_config(file, args.credentials_dir);
     }
     let options = Options {
         config_path: args.config,
@@ -67,7 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    gatehouse_daemon::logging::init(&config.daemon.log_level);
+    gatehouse_daemon::logging::init(&config.daemon.log_level, config.log.format);
     gatehouse_daemon::logging::forward_plugin_logs();
     // Connections are bounded by [daemon] max_connections, not by the
     // usual soft limit of 1,024 descriptors.
@@ -141,6 +146,8 @@ fn signals(
         let daemon = std::sync::Arc::clone(daemon);
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
+                // logrotate's postrotate sends SIGHUP: reopen, then reload
+                daemon.reopen_logs();
                 let _ = daemon.reload(Trigger::Signal).await;
             }
         })
@@ -158,7 +165,7 @@ fn signals(
 /// Offline validation: load, resolve and construct every plugin, without
 /// binding the socket, in a private scratch directory
 /// ([`gatehouse_daemon::state::check_config`]).
-fn check_config(file: PathBuf) -> ExitCode {
+fn check_config(file: PathBuf, credentials_dir: Option<PathBuf>) -> ExitCode {
     let Ok(rt) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
         eprintln!("cannot start the async runtime");
         return ExitCode::from(1);
@@ -166,7 +173,8 @@ fn check_config(file: PathBuf) -> ExitCode {
     // Plugins are constructed for real (on a blocking thread, as the
     // daemon does), so their own setting checks run too.
     let path = file.clone();
-    let task = rt.spawn_blocking(move || gatehouse_daemon::state::check_config(&path));
+    let task =
+        rt.spawn_blocking(move || gatehouse_daemon::state::check_config(&path, credentials_dir.as_deref()));
     let result = rt.block_on(task).unwrap_or_else(|e| {
         Err(gatehouse_daemon::config::ConfigErrors::one(
             gatehouse_daemon::config::Location {
@@ -177,7 +185,10 @@ fn check_config(file: PathBuf) -> ExitCode {
         ))
     });
     match result {
-        Ok(()) => {
+        Ok(notes) => {
+            for note in &notes {
+                eprintln!("warning: {note}");
+            }
             println!("{}: configuration is valid", file.display());
             ExitCode::SUCCESS
         }

@@ -8,6 +8,7 @@
 
 mod connections;
 mod duration;
+pub mod log;
 // `http` would shadow the `http` crate in this module.
 #[path = "http.rs"]
 mod http_table;
@@ -94,6 +95,8 @@ pub struct Config {
     pub lockout: LockoutSettings,
     /// `[http]`: every plugin's HTTP client settings.
     pub http: HttpConfig,
+    /// `[log]`: log format and the audit trail's destination.
+    pub log: log::LogSettings,
     /// `[forward_auth]`: the TCP listener for `/v1/check`, when configured.
     pub forward_auth: Option<ForwardAuthConfig>,
     /// `[issuer]`: service access tokens, when configured.
@@ -108,6 +111,11 @@ pub struct Config {
     pub files: Vec<PathBuf>,
     /// Absolute include patterns: a new file matching one triggers a reload.
     pub include_patterns: Vec<String>,
+    /// Where `*_credential` secrets are read from.
+    pub credentials: secrets::Credentials,
+    /// Problems that do not stop a load (an include pattern that matches
+    /// no file): logged at every load, printed by `--check-config`.
+    pub warnings: Vec<ConfigErrorEntry>,
 }
 
 /// `[daemon]`.
@@ -228,6 +236,8 @@ pub struct AuthenticatorSpec {
     pub location: Location,
     /// Where its settings are.
     pub settings_location: Location,
+    /// The line of each setting key (`settings` and `additional`).
+    pub setting_lines: std::collections::BTreeMap<String, u32>,
     /// Its maps, in order.
     pub maps: Vec<crate::maps::Map>,
 }
@@ -285,6 +295,8 @@ pub struct VerifierSpec {
     pub location: Location,
     /// Where its settings are.
     pub settings_location: Location,
+    /// The line of each setting key.
+    pub setting_lines: std::collections::BTreeMap<String, u32>,
 }
 
 /// Where a plugin runs.
@@ -301,7 +313,10 @@ pub enum Isolation {
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let main_file = absolute(path);
     let main = read_source(&main_file)?;
-    let main_raw = parse(&main)?;
+    let (main_raw, mut errors) = parse(&main);
+    let Some(main_raw) = main_raw else {
+        return Err(ConfigErrors(errors));
+    };
     let base = main_file.parent().unwrap_or(Path::new("/")).to_owned();
 
     let include: Vec<String> = main_raw
@@ -311,13 +326,31 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         .unwrap_or_default();
     let mut patterns = Vec::new();
     let mut drop_ins: Vec<PathBuf> = Vec::new();
-    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     for pattern in &include {
         let abs = join(&base, pattern).display().to_string();
         match glob::glob(&abs) {
             Ok(paths) => {
                 let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
                 found.sort();
+                if found.is_empty() {
+                    // A literal path names a file that must exist; a
+                    // pattern may match nothing yet (an empty conf.d).
+                    let literal = !pattern.contains(['*', '?', '[']);
+                    let entry = Location::file(&main_file).error(
+                        "daemon.include",
+                        if literal {
+                            format!("{pattern:?}: no such file ({abs})")
+                        } else {
+                            format!("{pattern:?} matches no file ({abs})")
+                        },
+                    );
+                    if literal {
+                        errors.push(entry);
+                    } else {
+                        warnings.push(entry);
+                    }
+                }
                 drop_ins.extend(found);
             }
             Err(e) => errors.push(
@@ -331,16 +364,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
     let mut sources = vec![(main, main_raw)];
     for p in &drop_ins {
-        match read_source(p).and_then(|s| parse(&s).map(|r| (s, r))) {
-            Ok(pair) => sources.push(pair),
+        match read_source(p) {
+            Ok(src) => {
+                let (raw, e) = parse(&src);
+                errors.extend(e);
+                if let Some(raw) = raw {
+                    sources.push((src, raw));
+                }
+            }
             Err(e) => errors.extend(e.0),
         }
     }
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
-    let mut config = resolve(&main_file, &base, sources)?;
+    let mut config = resolve(&main_file, &base, sources, errors)?;
     config.include_patterns = patterns;
+    config.warnings = warnings;
     Ok(config)
 }
 
@@ -392,18 +429,99 @@ fn read_source(path: &Path) -> Result<SourceFile, ConfigErrors> {
     }
 }
 
-fn parse(src: &SourceFile) -> Result<RawFile, ConfigErrors> {
-    toml::from_str::<RawFile>(&src.text).map_err(|e| {
+/// The most stage-one (type and unknown-key) errors reported per file.
+const MAX_ERRORS_PER_FILE: usize = 100;
+
+/// Stage one for one file. A TOML syntax error stops it (the document has
+/// no reliable shape after one); a type error or an unknown key does not:
+/// the offending entry is left out and the file read again, so every such
+/// error of the file is reported in one run, each at its own key. The
+/// returned file (without the bad entries) still goes through stage two so
+/// its value errors are reported too.
+fn parse(src: &SourceFile) -> (Option<RawFile>, Vec<ConfigErrorEntry>) {
+    use serde::Deserialize;
+    use serde::de::IntoDeserializer;
+    let entry = |e: &toml::de::Error| {
         let span = e.span();
-        ConfigErrors::one(ConfigErrorEntry {
+        ConfigErrorEntry {
             file: src.path.display().to_string(),
             line: span.as_ref().map(|s| src.line_of(s.start)),
             key: span.as_ref().and_then(|s| src.key_at(s)),
             // The message may quote the value (`invalid type: integer
             // `8675309123``): values go, key names stay.
             message: gatehouse_sdk::redact_input_values(e.message().trim()),
-        })
-    })
+        }
+    };
+    let mut doc = match toml::de::DeTable::parse(&src.text) {
+        Ok(doc) => doc,
+        Err(e) => return (None, vec![entry(&e)]),
+    };
+    let mut errors = Vec::new();
+    while errors.len() < MAX_ERRORS_PER_FILE {
+        match RawFile::deserialize(doc.clone().into_deserializer()) {
+            Ok(raw) => return (Some(raw), errors),
+            Err(e) => {
+                errors.push(entry(&e));
+                let removed = e.span().is_some_and(|span| {
+                    let whole = doc.span();
+                    span != whole && remove_entry_at(doc.get_mut(), &span)
+                });
+                if !removed {
+                    return (None, errors);
+                }
+            }
+        }
+    }
+    (None, errors)
+}
+
+/// Removes the innermost entry (a key with its value, or an array
+/// element) whose key or value covers `span`. False when none does.
+/// (A table's own span may be its header only, so every entry is
+/// searched, not only those that cover the span.)
+fn remove_entry_at(table: &mut toml::de::DeTable<'_>, span: &std::ops::Range<usize>) -> bool {
+    let covers = |outer: std::ops::Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    let mut hit = None;
+    for (key, value) in table.iter_mut() {
+        if remove_within(value.get_mut(), span) {
+            return true;
+        }
+        if hit.is_none() && (covers(key.span()) || covers(value.span())) {
+            hit = Some(key.clone());
+        }
+    }
+    hit.is_some_and(|key| table.remove(&key).is_some())
+}
+
+/// Removes the entry at `span` inside a table or array value.
+fn remove_within(value: &mut toml::de::DeValue<'_>, span: &std::ops::Range<usize>) -> bool {
+    let covers = |outer: std::ops::Range<usize>| outer.start <= span.start && span.end <= outer.end;
+    match value {
+        toml::de::DeValue::Table(t) => remove_entry_at(t, span),
+        toml::de::DeValue::Array(items) => {
+            let mut hit = None;
+            for (i, item) in items.iter_mut().enumerate() {
+                if remove_within(item.get_mut(), span) {
+                    return true;
+                }
+                if hit.is_none() && covers(item.span()) {
+                    hit = Some(i);
+                }
+            }
+            let Some(pos) = hit else {
+                return false;
+            };
+            let mut kept = toml::de::DeArray::new();
+            for (i, item) in items.iter().enumerate() {
+                if i != pos {
+                    kept.push(item.clone());
+                }
+            }
+            *items = kept;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Collects errors while resolving one file. The resolvers of each table
@@ -443,8 +561,12 @@ fn resolve(
     main_file: &Path,
     base: &Path,
     sources: Vec<(SourceFile, RawFile)>,
+    stage_one: Vec<ConfigErrorEntry>,
 ) -> Result<Config, ConfigErrors> {
-    let mut errors = Vec::new();
+    // Entries left out by stage one are missing here: checks across
+    // entries (names, references) would only report follow-on errors.
+    let partial = !stage_one.is_empty();
+    let mut errors = stage_one;
     let mut daemon = DaemonSettings {
         socket: PathBuf::from(DEFAULT_SOCKET),
         socket_mode: 0o660,
@@ -473,6 +595,7 @@ fn resolve(
         window: Duration::from_secs(15 * 60),
     };
     let mut http = HttpConfig::default();
+    let mut log_settings = log::LogSettings::default();
     let mut forward_auth = None;
     let mut issuer = None;
     let mut authenticators: Vec<(AuthenticatorSpec, Option<i64>)> = Vec::new();
@@ -540,6 +663,11 @@ fn resolve(
         {
             http = http_table::resolve(&mut r, h, &dir);
         }
+        if let Some(l) = &raw.log
+            && singleton("log", &l.span(), &mut r)
+        {
+            log_settings = log::resolve(&mut r, l.get_ref());
+        }
         if let Some(f) = &raw.forward_auth
             && singleton("forward_auth", &f.span(), &mut r)
         {
@@ -568,6 +696,9 @@ fn resolve(
         errors.extend(r.errors);
     }
 
+    if partial {
+        return Err(ConfigErrors(errors));
+    }
     // names are unique across authenticators, and across verifiers
     let mut names = BTreeSet::new();
     for (a, _) in &authenticators {
@@ -636,6 +767,7 @@ fn resolve(
         store,
         lockout,
         http,
+        log: log_settings,
         forward_auth,
         issuer,
         authenticators,
@@ -643,6 +775,8 @@ fn resolve(
         routes,
         files,
         include_patterns: Vec::new(),
+        credentials: secrets::Credentials::FromEnvironment,
+        warnings: Vec::new(),
     })
 }
 
@@ -859,6 +993,9 @@ fn resolve_postgres(r: &mut Resolver<'_>, raw: &raw::RawStore, dir: &Path) -> Op
         &["password"],
         &r.src.at(&span),
         "store",
+        // the store opens at start-up, inside the unit: its credentials
+        // directory is the environment's
+        &secrets::Credentials::FromEnvironment,
         &mut read,
         &mut errors,
     );
@@ -1031,6 +1168,11 @@ fn resolve_authenticator(
                 isolation: iso,
                 maps: maps.unwrap_or_default(),
                 settings: settings_json(raw.settings.as_ref(), raw.additional.as_ref()),
+                setting_lines: [raw.settings.as_ref(), raw.additional.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|t| r.src.key_lines(&t.span()))
+                    .collect(),
                 location,
                 settings_location,
             },
@@ -1071,6 +1213,11 @@ fn resolve_verifier(r: &mut Resolver<'_>, v: &Spanned<RawVerifier>, dir: &Path) 
         library: raw.library.as_ref().map(|l| join(dir, l.get_ref())),
         isolation: iso,
         settings: settings_json(raw.settings.as_ref(), None),
+        setting_lines: raw
+            .settings
+            .as_ref()
+            .map(|t| r.src.key_lines(&t.span()).into_iter().collect())
+            .unwrap_or_default(),
         subjects,
         location,
         settings_location,

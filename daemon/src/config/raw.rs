@@ -14,6 +14,7 @@ pub(crate) struct RawFile {
     pub(crate) lockout: Option<Spanned<RawLockout>>,
     pub(crate) issuer: Option<Spanned<crate::issuer::config::RawIssuer>>,
     pub(crate) http: Option<Spanned<super::http_table::RawHttp>>,
+    pub(crate) log: Option<Spanned<super::log::RawLog>>,
     pub(crate) forward_auth: Option<Spanned<super::connections::RawForwardAuth>>,
     #[serde(default)]
     pub(crate) authenticators: Vec<Spanned<RawAuthenticator>>,

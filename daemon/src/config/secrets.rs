@@ -10,19 +10,38 @@ use gatehouse_sdk::proto::ConfigErrorEntry;
 
 use super::Location;
 
+/// Where `*_credential` secrets come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Credentials {
+    /// `$CREDENTIALS_DIRECTORY` as the daemon saw it at load (`None`:
+    /// not set, so a `*_credential` setting is an error).
+    #[default]
+    FromEnvironment,
+    /// A directory given explicitly (`--check-config --credentials-dir`).
+    Directory(PathBuf),
+    /// A check outside the unit without a directory: `*_credential`
+    /// settings are left unchecked (never a false error), and the instances
+    /// that use them are not built.
+    Unchecked,
+}
+
 /// Reads `K_file` and `K_credential` settings into `K` for the secret keys a
-/// plugin declares; `*_credential` names a file in `$CREDENTIALS_DIRECTORY`.
+/// plugin declares; `*_credential` names a file in the credentials
+/// directory (`credentials`). False when a credential was left unchecked
+/// ([`Credentials::Unchecked`]): the settings are then incomplete.
 pub fn resolve_secrets(
     settings: &mut serde_json::Value,
     secret_keys: &[impl AsRef<str>],
     loc: &Location,
     key_prefix: &str,
+    credentials: &Credentials,
     read: &mut Vec<PathBuf>,
     errors: &mut Vec<ConfigErrorEntry>,
-) {
+) -> bool {
     let Some(map) = settings.as_object_mut() else {
-        return;
+        return true;
     };
+    let mut complete = true;
     for key in secret_keys {
         let key = key.as_ref();
         let file_key = format!("{key}_file");
@@ -67,8 +86,16 @@ pub fn resolve_secrets(
                 errors.push(loc.error(format!("{key_prefix}.{cred_key}"), "must be a credential name"));
                 continue;
             };
-            match std::env::var_os("CREDENTIALS_DIRECTORY") {
-                Some(dir) => PathBuf::from(dir).join(name),
+            let dir = match credentials {
+                Credentials::FromEnvironment => std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+                Credentials::Directory(d) => Some(d.clone()),
+                Credentials::Unchecked => {
+                    complete = false;
+                    continue;
+                }
+            };
+            match dir {
+                Some(dir) => dir.join(name),
                 None => {
                     errors.push(loc.error(
                         format!("{key_prefix}.{cred_key}"),
@@ -93,4 +120,14 @@ pub fn resolve_secrets(
             )),
         }
     }
+    complete
+}
+
+/// The `*_credential` settings of a settings object (for the notes of a
+/// check without a credentials directory).
+pub fn credential_keys(settings: &serde_json::Value) -> Vec<String> {
+    settings
+        .as_object()
+        .map(|m| m.keys().filter(|k| k.ends_with("_credential")).cloned().collect())
+        .unwrap_or_default()
 }

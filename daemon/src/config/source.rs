@@ -32,6 +32,40 @@ impl SourceFile {
         }
     }
 
+    /// The line of each top-level key of the table at `span` (a
+    /// `[x.settings]` section, whose span may be its header only, or an
+    /// inline table): key lines up to the next table header.
+    pub(crate) fn key_lines(&self, span: &Range<usize>) -> Vec<(String, u32)> {
+        let start = span.start.min(self.text.len());
+        let Some(rest) = self.text.get(start..) else {
+            return Vec::new();
+        };
+        let first_line = self.line_of(start);
+        let header_end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+        let body_end = rest[header_end..]
+            .match_indices('\n')
+            .map(|(i, _)| header_end + i + 1)
+            .find(|&i| rest[i..].trim_start().starts_with('['))
+            .unwrap_or(rest.len())
+            .max(span.end.saturating_sub(start).min(rest.len()));
+        let mut out = Vec::new();
+        for (n, line) in rest[..body_end].lines().enumerate() {
+            let line_no = first_line.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+            // an inline table: `settings = { a = 1, b = 2 }`
+            let line = line.split_once('{').map_or(line, |(_, inner)| inner);
+            for part in line.split(',') {
+                let Some((key, _)) = part.split_once('=') else {
+                    continue;
+                };
+                let key = key.trim().trim_matches('"').trim_matches('\'');
+                if !key.is_empty() && key.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-')) {
+                    out.push((key.to_owned(), line_no));
+                }
+            }
+        }
+        out
+    }
+
     /// The dotted key an error span points at: the table header above the
     /// span plus the key text under it, e.g. `authenticators.settings.foo`.
     pub(crate) fn key_at(&self, span: &Range<usize>) -> Option<String> {

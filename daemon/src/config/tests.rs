@@ -300,3 +300,143 @@ fn postgres_store_keys() {
     let e = load(&main).unwrap_err();
     assert!(e.to_string().contains("only a postgres:// store"), "{e}");
 }
+
+/// Stage one stopped at the first type error or unknown key of a file:
+/// every one is reported now, each at its own key and line, with the value
+/// errors of stage two, in a main file and a drop-in alike.
+#[test]
+fn every_type_error_and_unknown_key_is_reported_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[daemon]\nworker_threads = \"four\"\ninclude = [\"conf.d/*.toml\"]\nbogus = 1\nsocket_mode = 660\nshutdown_timeout = \"10\"\n\
+         [lockout]\nmax_failures = \"five\"\n\
+         [[authenticators]]\ntype = \"local\"\n\
+         [[authenticators]]\nname = \"x\"\ntype = \"local\"\nenabeld = true\n",
+    );
+    write(
+        dir.path(),
+        "conf.d/10-a.toml",
+        "[[verifiers]]\nname = \"v\"\ntype = \"jwt\"\nisolation = 3\nsubjects = 4\n",
+    );
+    let e = load(&main).unwrap_err();
+    let found: Vec<(String, Option<u32>)> =
+        e.0.iter()
+            .map(|e| (e.key.clone().unwrap_or_default(), e.line))
+            .collect();
+    for (key, line) in [
+        ("daemon.worker_threads", 2),
+        ("daemon.bogus", 4),
+        ("daemon.socket_mode", 5),
+        ("daemon.shutdown_timeout", 6),
+        ("lockout.max_failures", 8),
+        ("authenticators", 9),
+        ("authenticators.enabeld", 14),
+        ("verifiers.isolation", 4),
+        ("verifiers.subjects", 5),
+    ] {
+        assert!(
+            found.contains(&(key.to_owned(), Some(line))),
+            "{key} at line {line} missing from {found:?}"
+        );
+    }
+    assert_eq!(found.len(), 9, "{found:?}");
+    // the key, never the value
+    assert!(!e.to_string().contains("four"), "{e}");
+}
+
+/// An `include` that matched nothing was silently ignored: a literal path
+/// that does not exist is an error, a pattern that matches nothing (an
+/// empty conf.d) a warning.
+#[test]
+fn an_include_that_matches_nothing_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[daemon]\ninclude = [\"conf.d/*.toml\", \"ldap.toml\"]\n",
+    );
+    let e = load(&main).unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(e.0[0].key.as_deref(), Some("daemon.include"));
+    assert!(e.0[0].message.contains("\"ldap.toml\": no such file"), "{e}");
+    write(dir.path(), "ldap.toml", "");
+    let c = load(&main).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].message.contains("matches no file"),
+        "{:?}",
+        c.warnings
+    );
+    write(dir.path(), "conf.d/a.toml", "");
+    assert_eq!(load(&main).unwrap().warnings, []);
+}
+
+/// docs/config.schema.json names exactly the keys the loader accepts, in
+/// every table (the accepted keys are what it lists for an unknown one).
+#[test]
+fn the_config_schema_matches_the_loader() {
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/config.schema.json"))
+        .expect("docs/config.schema.json");
+    let entry = "[[authenticators]]\nname = \"a\"\ntype = \"local\"\n";
+    let map = format!("{entry}[[authenticators.maps]]\nmap_type = \"allow\"\n");
+    let cases: Vec<(String, &serde_json::Value)> = vec![
+        ("zz_probe = 1\n".into(), &schema),
+        ("[daemon]\nzz_probe = 1\n".into(), &schema["$defs"]["RawDaemon"]),
+        ("[access]\nzz_probe = 1\n".into(), &schema["$defs"]["RawAccess"]),
+        ("[store]\nzz_probe = 1\n".into(), &schema["$defs"]["RawStore"]),
+        ("[lockout]\nzz_probe = 1\n".into(), &schema["$defs"]["RawLockout"]),
+        ("[http]\nzz_probe = 1\n".into(), &schema["$defs"]["RawHttp"]),
+        ("[log]\nzz_probe = 1\n".into(), &schema["$defs"]["RawLog"]),
+        (
+            "[forward_auth]\nzz_probe = 1\n".into(),
+            &schema["$defs"]["RawForwardAuth"],
+        ),
+        ("[issuer]\nzz_probe = 1\n".into(), &schema["$defs"]["RawIssuer"]),
+        (
+            "[[authenticators]]\nzz_probe = 1\n".into(),
+            &schema["$defs"]["RawAuthenticator"],
+        ),
+        (format!("{map}zz_probe = 1\n"), &schema["$defs"]["RawMap"]),
+        (
+            format!("{map}[authenticators.maps.triggers]\nzz_probe = 1\n"),
+            &schema["$defs"]["RawTriggers"],
+        ),
+        (
+            "[[verifiers]]\nzz_probe = 1\n".into(),
+            &schema["$defs"]["RawVerifier"],
+        ),
+        ("[[routes]]\nzz_probe = 1\n".into(), &schema["$defs"]["RawRoute"]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (text, def) in cases {
+        let main = write(dir.path(), "g.toml", &text);
+        let errors = load(&main).unwrap_err();
+        let message = errors
+            .0
+            .iter()
+            .find(|e| e.message.contains("unknown field `zz_probe`"))
+            .unwrap_or_else(|| panic!("{text}: {errors}"))
+            .message
+            .clone();
+        let list = message.split("expected ").nth(1).unwrap_or_default();
+        let list = list.strip_prefix("one of ").unwrap_or(list);
+        // serde: "`a`", "`a` or `b`", "one of `a`, `b`, `c`"
+        let mut accepted: Vec<String> = list
+            .split(['`', ',', ' '])
+            .filter(|k| !k.is_empty() && *k != "or")
+            .map(str::to_owned)
+            .collect();
+        accepted.sort();
+        let mut documented: Vec<String> = def["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        documented.sort();
+        assert_eq!(accepted, documented, "{text}");
+        assert_eq!(def["additionalProperties"], false, "{text}");
+    }
+}

@@ -11,6 +11,7 @@
 pub mod builtin;
 pub mod library;
 pub mod linked;
+pub mod reference;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -56,6 +57,16 @@ pub trait Spec: Clone + Send + Sync + 'static {
     fn location(&self) -> &Location;
     /// Where its settings are.
     fn settings_location(&self) -> &Location;
+    /// Where one setting is (its line), else where the settings are.
+    fn setting_location(&self, key: &str) -> Location {
+        let mut loc = self.settings_location().clone();
+        if let Some(line) = self.setting_line(key) {
+            loc.line = Some(line);
+        }
+        loc
+    }
+    /// The line of one setting key, when known.
+    fn setting_line(&self, key: &str) -> Option<u32>;
 }
 
 macro_rules! impl_spec {
@@ -81,6 +92,9 @@ macro_rules! impl_spec {
             }
             fn settings_location(&self) -> &Location {
                 &self.settings_location
+            }
+            fn setting_line(&self, key: &str) -> Option<u32> {
+                self.setting_lines.get(key).copied()
             }
         }
     };

@@ -88,6 +88,14 @@ pub enum StoreError {
 /// The persistent state of the daemon.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Writes a consistent copy of the whole store to the new file `to`
+    /// while the daemon keeps serving (`gatehouse store backup`).
+    async fn backup(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        let _ = to;
+        Err(StoreError::Backend(
+            "this store has no backup; use its own tools".into(),
+        ))
+    }
     /// Creates a user.
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError>;
     /// Looks a user up by normalised username.
@@ -189,6 +197,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets every failure of one key.
     async fn lockout_clear(&self, key: &[u8]) -> Result<(), StoreError>;
+
+    /// Every key with failures at or after `since_ms`: its label and its
+    /// failure times (oldest first), for `GET /v1/lockout`.
+    async fn lockout_list(&self, since_ms: i64) -> Result<Vec<LockoutRow>, StoreError>;
+}
+
+/// One live lockout counter as the store lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockoutRow {
+    /// The counter's key.
+    pub key: Vec<u8>,
+    /// What it stands for (see [`LockoutKey::label`]).
+    pub label: String,
+    /// Failure times, Unix milliseconds, oldest first.
+    pub times: Vec<i64>,
+}
+
+/// Groups `(key, label, at_ms)` rows sorted by key then time.
+pub(crate) fn group_lockout_rows(rows: impl IntoIterator<Item = (Vec<u8>, String, i64)>) -> Vec<LockoutRow> {
+    let mut out: Vec<LockoutRow> = Vec::new();
+    for (key, label, at) in rows {
+        match out.last_mut() {
+            Some(last) if last.key == key => last.times.push(at),
+            _ => out.push(LockoutRow {
+                key,
+                label,
+                times: vec![at],
+            }),
+        }
+    }
+    out
 }
 
 /// One lockout counter: an opaque digest key and the most failures kept
@@ -199,6 +238,10 @@ pub struct LockoutKey {
     pub key: Vec<u8>,
     /// The most failures kept for it.
     pub cap: u32,
+    /// What the key stands for, for operators (`gatehouse lockout list`):
+    /// the username or address as logged (cut, control characters
+    /// escaped), or the peer uid.
+    pub label: String,
 }
 
 /// The work of one transaction (see [`Store::transaction`]).

@@ -9,8 +9,9 @@ use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Entitlements, Facts, GrantRecord, LockoutKey, MAX_PENDING, NewUser, PendingKind, PendingLogin, Profile,
-    StaticToken, Store, StoreError, Taken, Transaction, TransactionWork, UserRecord, pending_digest,
+    Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
+    PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction, TransactionWork, UserRecord,
+    pending_digest,
 };
 
 /// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
@@ -115,7 +116,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE lockout_failures (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         key BLOB NOT NULL,
-        at_ms INTEGER NOT NULL
+        at_ms INTEGER NOT NULL,
+        label TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX lockout_failures_key ON lockout_failures(key, at_ms);
     CREATE INDEX lockout_failures_at ON lockout_failures(at_ms);",
@@ -124,6 +126,8 @@ const MIGRATIONS: &[&str] = &[
 /// An SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// The database file (backups read it through a connection of their own).
+    path: std::path::PathBuf,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -209,6 +213,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
         })
     }
 
@@ -617,6 +622,30 @@ fn pending_row(kind: PendingKind, id: &str, r: &rusqlite::Row<'_>) -> rusqlite::
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn backup(&self, to: &Path) -> Result<(), StoreError> {
+        // `VACUUM INTO` on a connection of its own: one read transaction,
+        // so a consistent snapshot while the daemon keeps writing (WAL
+        // readers do not block writers), compacted, written to a new file.
+        let from = self.path.clone();
+        let to = to.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open_with_flags(
+                &from,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(backend)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(backend)?;
+            let target = to
+                .to_str()
+                .ok_or_else(|| StoreError::Backend("the backup path is not UTF-8".into()))?;
+            conn.execute("VACUUM INTO ?1", [target]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("backup task failed: {e}")))?
+    }
+
     async fn create_user(&self, user: NewUser) -> Result<UserRecord, StoreError> {
         self.with(move |c| q::create_user(c, &user)).await
     }
@@ -1080,8 +1109,8 @@ impl Store for SqliteStore {
             for k in &keys {
                 exec(
                     &tx,
-                    "INSERT INTO lockout_failures (key, at_ms) VALUES (?1, ?2)",
-                    params![k.key, at_ms],
+                    "INSERT INTO lockout_failures (key, at_ms, label) VALUES (?1, ?2, ?3)",
+                    params![k.key, at_ms, k.label],
                 )
                 .map_err(backend)?;
                 exec(
@@ -1126,6 +1155,23 @@ impl Store for SqliteStore {
         self.with(move |c| {
             exec(c, "DELETE FROM lockout_failures WHERE key = ?1", params![key]).map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn lockout_list(&self, since_ms: i64) -> Result<Vec<LockoutRow>, StoreError> {
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT key, label, at_ms FROM lockout_failures WHERE at_ms >= ?1 ORDER BY key, at_ms, id",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![since_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok(super::group_lockout_rows(rows))
         })
         .await
     }

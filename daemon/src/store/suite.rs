@@ -493,6 +493,7 @@ async fn lockout_counters(s: Arc<dyn Store>) {
     let k = |key: &[u8], cap| LockoutKey {
         key: key.to_vec(),
         cap,
+        label: String::from_utf8_lossy(key).into_owned(),
     };
     let (a, b) = (k(b"user-a", 3), k(b"peer-1", 10));
     for t in [1_000, 2_000, 3_000, 4_000] {
@@ -519,6 +520,21 @@ async fn lockout_counters(s: Arc<dyn Store>) {
         s.lockout_failures(std::slice::from_ref(&b), 0).await.unwrap(),
         vec![vec![4_000]]
     );
+    // the list: every live key with its label and times, by key
+    let listed = s.lockout_list(0).await.unwrap();
+    let summary: Vec<(&str, &[i64])> = listed
+        .iter()
+        .map(|r| (r.label.as_str(), r.times.as_slice()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("other", &[10_000][..]),
+            ("peer-1", &[4_000][..]),
+            ("user-a", &[4_000][..])
+        ]
+    );
+    assert_eq!(s.lockout_list(5_000).await.unwrap().len(), 1);
     s.lockout_clear(b"user-a").await.unwrap();
     assert_eq!(
         s.lockout_failures(&[a, b], 0).await.unwrap(),

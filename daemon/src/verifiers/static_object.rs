@@ -130,9 +130,10 @@ fn percent_decode(s: &str) -> String {
 impl Verifier for StaticObject {
     async fn verify(&self, _ctx: &Context, req: &VerifyRequest) -> Result<VerifiedToken, PluginError> {
         let Some(original) = &req.request else {
-            return Err(PluginError::Denied(
-                "static-object requests are checked through /v1/check with the original request".into(),
-            ));
+            // `/v1/tokens/verify` (`gatehouse verify`): a local peer asks
+            // about the user token itself; the storage token guards only
+            // the proxied requests of `/v1/check`.
+            return self.user_token(req.token.expose()).await;
         };
         let path = original.uri.split(['?', '#']).next().unwrap_or("");
         if !self.paths.iter().any(|p| path.contains(p.as_str())) {
@@ -158,14 +159,27 @@ impl Verifier for StaticObject {
             .or_else(|| original.headers.get(USER_HEADER).cloned())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| PluginError::invalid_token(TokenRejection::Malformed, "no static-object token"))?;
+        self.user_token(&user_token).await
+    }
+}
+
+impl StaticObject {
+    /// The user behind a static-object token.
+    async fn user_token(&self, user_token: &str) -> Result<VerifiedToken, PluginError> {
+        if user_token.is_empty() {
+            return Err(PluginError::invalid_token(
+                TokenRejection::Malformed,
+                "no static-object token",
+            ));
+        }
         let found = self
             .store
-            .static_token_user(digest(&user_token))
+            .static_token_user(digest(user_token))
             .await
             .map_err(|e| PluginError::Unavailable(e.to_string()))?;
         let Some((token, user)) = found else {
             return Err(PluginError::invalid_token(
-                TokenRejection::BadSignature,
+                TokenRejection::UnknownToken,
                 "unknown static-object token",
             ));
         };
@@ -359,10 +373,25 @@ mod tests {
                 "{query:?} {header:?}"
             );
         }
+        // an unknown opaque token has no signature to be bad
         assert!(matches!(
             v.verify(&ctx, &ask("?token=someone-else", None)).await,
             Err(PluginError::InvalidToken {
-                reason: TokenRejection::BadSignature,
+                reason: TokenRejection::UnknownToken,
+                ..
+            })
+        ));
+        // `/v1/tokens/verify` (no original request): the token itself
+        assert_eq!(
+            subject(v.verify(&ctx, &VerifyRequest::new("ann-user-token")).await)
+                .ok()
+                .as_deref(),
+            Some("ann")
+        );
+        assert!(matches!(
+            v.verify(&ctx, &VerifyRequest::new("someone-else")).await,
+            Err(PluginError::InvalidToken {
+                reason: TokenRejection::UnknownToken,
                 ..
             })
         ));

@@ -169,7 +169,8 @@ impl VerifierFactory for JwtFactory {
                 "fetch_timeout": {"type": "string"},
                 "ca_file": {"type": "string"},
                 "persist_keys": {"type": "boolean"},
-                "token_cache_size": {"type": "integer"}
+                "token_cache_size": {"type": "integer"},
+                "danger_allow_http_issuers": {"type": "boolean", "description": "allow http:// issuers that are not on loopback: their keys can be replaced in transit (tests only)"}
             }
         })
     }
@@ -343,6 +344,18 @@ impl JwtVerifier {
 
 #[async_trait]
 impl Verifier for JwtVerifier {
+    fn key_sources(&self) -> Vec<gatehouse_sdk::proto::IssuerKeys> {
+        self.issuers
+            .iter()
+            .map(|i| gatehouse_sdk::proto::IssuerKeys {
+                issuer: i.url().to_owned(),
+                keys_fetched_at: i.fetched_at().map(gatehouse_sdk::proto::rfc3339),
+                keys: i.keys().len(),
+                last_error: i.last_error(),
+            })
+            .collect()
+    }
+
     async fn verify(&self, ctx: &Context, req: &VerifyRequest) -> Result<VerifiedToken, PluginError> {
         let raw = req.token.expose();
         let now = gatehouse_sdk::jose::unix(ctx.now());

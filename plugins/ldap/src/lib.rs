@@ -79,7 +79,8 @@ impl AuthenticatorFactory for LdapFactory {
                 "require_group": {"type": "string"},
                 "deny_group": {"type": "string"},
                 "pool_size": {"type": "integer"},
-                "nested_group_depth": {"type": "integer"}
+                "nested_group_depth": {"type": "integer"},
+                "group_cache_seconds": {"type": "integer", "description": "how long a user's groups are cached (seconds, at most 3600)"}
             }
         })
     }

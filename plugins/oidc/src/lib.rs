@@ -134,6 +134,10 @@ impl AuthenticatorFactory for OidcFactory {
         }
         props.insert("scope".into(), json!({"type": ["string", "array"]}));
         props.insert(
+            "hd".into(),
+            json!({"type": "string", "description": "alias of hosted_domain"}),
+        );
+        props.insert(
             "algorithms".into(),
             json!({"type": "array", "items": {"type": "string"}}),
         );

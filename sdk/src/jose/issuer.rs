@@ -198,6 +198,15 @@ impl Issuer {
         Arc::clone(&self.lock().keys)
     }
 
+    /// When the keys were last fetched; `None`: never (or configured).
+    pub fn fetched_at(&self) -> Option<std::time::SystemTime> {
+        let fetched = self.lock().fetched?;
+        if self.fixed {
+            return None;
+        }
+        std::time::SystemTime::now().checked_sub(fetched.elapsed())
+    }
+
     /// Why the last fetch failed, if it did.
     pub fn last_error(&self) -> Option<String> {
         self.lock().last_error.clone()

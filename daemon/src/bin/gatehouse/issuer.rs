@@ -84,8 +84,8 @@ pub(crate) enum EntitlementCommand {
     },
 }
 
-fn transport(e: gatehouse_daemon::client::ClientError) -> Failure {
-    Failure::Usage(e.to_string())
+fn transport(cli: &Cli, e: gatehouse_daemon::client::ClientError) -> Failure {
+    super::exit::client(&cli.socket, e)
 }
 
 pub(crate) async fn token(cli: &Cli, client: &mut Client, cmd: &TokenCommand) -> Result<(), Failure> {
@@ -111,7 +111,10 @@ pub(crate) async fn token(cli: &Cli, client: &mut Client, cmd: &TokenCommand) ->
         extra_claims: (!extra.is_empty()).then_some(extra),
         version: caller_version.clone(),
     };
-    let a = client.post("/v1/tokens/issue", &req).await.map_err(transport)?;
+    let a = client
+        .post("/v1/tokens/issue", &req)
+        .await
+        .map_err(|e| transport(cli, e))?;
     let t: IssuedToken = expect(cli, &a)?;
     say!("{}", t.token.expose());
     eprintln!(
@@ -128,7 +131,7 @@ pub(crate) async fn issuer(cli: &Cli, client: &mut Client, cmd: &IssuerCommand) 
     let a = client
         .post("/v1/issuer/rotate", &json!({}))
         .await
-        .map_err(transport)?;
+        .map_err(|e| transport(cli, e))?;
     let v: Value = expect(cli, &a)?;
     say!("new signing key {}", v["kid"].as_str().unwrap_or("?"));
     Ok(())
@@ -141,7 +144,10 @@ pub(crate) async fn entitlements(
 ) -> Result<(), Failure> {
     let verb = |delete: bool| if delete { Method::DELETE } else { Method::PUT };
     let a = match cmd {
-        EntitlementCommand::List => client.get("/v1/entitlements").await.map_err(transport)?,
+        EntitlementCommand::List => client
+            .get("/v1/entitlements")
+            .await
+            .map_err(|e| transport(cli, e))?,
         EntitlementCommand::Namespace { name, parent, delete } => {
             let path: Vec<String> = name.split('/').map(encode_segment).collect();
             client
@@ -151,7 +157,7 @@ pub(crate) async fn entitlements(
                     &json!({ "parent": parent }),
                 )
                 .await
-                .map_err(transport)?
+                .map_err(|e| transport(cli, e))?
         }
         EntitlementCommand::Purchase {
             add_on,
@@ -166,7 +172,7 @@ pub(crate) async fn entitlements(
             client
                 .send_json(verb(*delete), "/v1/entitlements/purchases", &body)
                 .await
-                .map_err(transport)?
+                .map_err(|e| transport(cli, e))?
         }
         EntitlementCommand::Seat { user, add_on, delete } => client
             .send_json(
@@ -175,7 +181,7 @@ pub(crate) async fn entitlements(
                 &json!({"user": user, "add_on": add_on}),
             )
             .await
-            .map_err(transport)?,
+            .map_err(|e| transport(cli, e))?,
     };
     let v: Value = expect(cli, &a)?;
     if let EntitlementCommand::List = cmd {

@@ -1,9 +1,9 @@
 //! `gatehouse`: the command-line client of `gatehoused`. It speaks the
 //! socket API through [`gatehouse_daemon::client`] and the wire types only.
 //!
-//! Exit status: 0 on success, 1 when the daemon answered with an error (a
-//! denied login, an invalid token, a refused reload), 2 on usage or
-//! connection errors.
+//! Exit status (`exit.rs`, documented in `docs/cli.md`): 0 success, 1 the
+//! daemon refused, 2 usage error, 3 daemon unreachable, 4 permission
+//! denied, 5 wrong credentials, 6 `status`: degraded.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -14,8 +14,8 @@ use gatehouse_daemon::client::{Answer, Client, decode_segment, encode_segment};
 use gatehouse_sdk::Secret;
 use gatehouse_sdk::proto::{
     AuthenticatorList, ContinueRequest, CreateUser, FinishLoginRequest, Health, LoginRequest, LoginResponse,
-    PluginList, ReloadAnswer, SetPassword, StartLoginRequest, StartLoginResponse, TokenVerified, UserList,
-    VerifyTokenRequest,
+    PluginList, ReloadAnswer, SetPassword, StartLoginRequest, StartLoginResponse, Status, TokenVerified,
+    UserList, VerifyTokenRequest,
 };
 
 /// Writes a line to stdout; a closed pipe (`gatehouse … | head`) ends the
@@ -31,7 +31,10 @@ macro_rules! say {
     }};
 }
 
+mod exit;
 mod issuer;
+mod ops;
+mod store;
 
 /// Talk to the gatehouse daemon.
 #[derive(Parser, Debug)]
@@ -60,7 +63,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Health, generation and the last reload error.
+    /// Health, the last reload, and each authenticator's and verifier's
+    /// backend (online / offline since / last error; keys per issuer).
+    /// Exits 6 when the last reload failed or a backend is offline (admin;
+    /// other peers see the health part only).
     Status,
     /// The configured authenticators in login order.
     Authenticators,
@@ -116,6 +122,11 @@ enum Command {
     CheckConfig {
         /// The main configuration file.
         file: PathBuf,
+        /// Read `*_credential` secrets from DIR (as systemd's
+        /// `$CREDENTIALS_DIRECTORY`); without it they are noted as not
+        /// checked outside the unit.
+        #[arg(long, value_name = "DIR")]
+        credentials_dir: Option<PathBuf>,
     },
     /// Manage local users (admin).
     #[command(subcommand)]
@@ -132,30 +143,26 @@ enum Command {
     /// Namespaces, add-on purchases and seats (admin).
     #[command(subcommand)]
     Entitlements(issuer::EntitlementCommand),
-    /// The store itself, offline (the daemons stopped).
+    /// Try an authenticator's maps on an identity (admin).
     #[command(subcommand)]
-    Store(StoreCommand),
-}
-
-#[derive(Subcommand, Debug)]
-enum StoreCommand {
-    /// Move a single-host SQLite store into an empty PostgreSQL database
-    /// (every table, ids kept, row counts checked; one transaction).
-    Migrate {
-        /// The SQLite store: `sqlite:PATH` (or `sqlite://PATH`).
-        #[arg(long, value_name = "sqlite:PATH")]
-        from: String,
-        /// The PostgreSQL database: `postgres://user@host:port/db?sslmode=…`.
-        /// Give the password with --password-file rather than in the URL.
-        #[arg(long, value_name = "postgres://…")]
-        to: String,
-        /// A file holding the PostgreSQL password.
-        #[arg(long)]
-        password_file: Option<PathBuf>,
-        /// The CA certificates (PEM) the server's certificate must chain to
-        /// (TLS is then required).
-        #[arg(long)]
-        ca_file: Option<PathBuf>,
+    Maps(ops::MapsCommand),
+    /// The login failure counters (admin).
+    #[command(subcommand)]
+    Lockout(ops::LockoutCommand),
+    /// The store as a whole: a backup through the daemon (admin), or a
+    /// migration done offline (the daemons stopped).
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages into DIR.
+    #[command(hide = true)]
+    Man {
+        /// The directory.
+        dir: PathBuf,
     },
 }
 
@@ -214,21 +221,32 @@ enum UserCommand {
     List,
 }
 
-/// A failure and the exit status it maps to.
-enum Failure {
-    /// Usage or connection error: 2.
-    Usage(String),
-    /// The daemon said no: 1.
-    Denied(String),
-}
+use exit::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::CheckConfig { file } = &cli.command {
-        return check_config(file);
+    if let Command::CheckConfig {
+        file,
+        credentials_dir,
+    } = &cli.command
+    {
+        return check_config(file, credentials_dir.as_deref());
     }
-    if let Command::Store(cmd) = &cli.command {
-        return store(cli.json, cmd);
+    match &cli.command {
+        Command::Completions { shell } => {
+            ops::completions(*shell);
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { dir } => {
+            return match ops::man(dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(f) => f.report(),
+            };
+        }
+        _ => {}
+    }
+    if let Command::Store(cmd @ store::StoreCommand::Migrate { .. }) = &cli.command {
+        return store::migrate(cli.json, cmd);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
@@ -239,14 +257,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Denied(m)) => {
-            eprintln!("gatehouse: {m}");
-            ExitCode::from(1)
-        }
-        Err(Failure::Usage(m)) => {
-            eprintln!("gatehouse: {m}");
-            ExitCode::from(2)
-        }
+        Err(f) => f.report(),
     }
 }
 
@@ -272,23 +283,10 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
     // are only worth something from the real daemon.
     let mut client = Client::connect_trusted(&cli.socket, &trusted_uids(cli)?)
         .await
-        .map_err(|e| Failure::Usage(e.to_string()))?;
-    let transport = |e: gatehouse_daemon::client::ClientError| Failure::Usage(e.to_string());
+        .map_err(|e| exit::client(&cli.socket, e))?;
+    let transport = |e: gatehouse_daemon::client::ClientError| exit::client(&cli.socket, e);
     match &cli.command {
-        Command::Status => {
-            let a = client.get("/v1/health").await.map_err(transport)?;
-            let h: Health = expect(cli, &a)?;
-            say!("status:        {}", h.status);
-            say!("version:       {}", h.version);
-            say!("generation:    {}", h.generation);
-            say!("reloaded at:   {}", h.reloaded_at);
-            say!("authenticators: {}", h.authenticators);
-            say!("verifiers:     {}", h.verifiers);
-            match h.last_reload_error {
-                Some(e) => say!("last reload:   FAILED: {e}"),
-                None => say!("last reload:   ok"),
-            }
-        }
+        Command::Status => return status(cli, &mut client).await,
         Command::Authenticators => {
             let a = client.get("/v1/authenticators").await.map_err(transport)?;
             let list: AuthenticatorList = expect(cli, &a)?;
@@ -419,11 +417,15 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             let r: ReloadAnswer = expect(cli, &a)?;
             say!("reloaded: generation {}", r.generation);
         }
-        Command::CheckConfig { .. } | Command::Store(_) => unreachable_check_config(),
+        Command::CheckConfig { .. } => unreachable_check_config(),
         Command::User(cmd) => user(cli, &mut client, cmd).await?,
         Command::Token(cmd) => return issuer::token(cli, &mut client, cmd).await,
         Command::Issuer(cmd) => return issuer::issuer(cli, &mut client, cmd).await,
         Command::Entitlements(cmd) => return issuer::entitlements(cli, &mut client, cmd).await,
+        Command::Maps(cmd) => ops::maps(cli, &mut client, cmd).await?,
+        Command::Lockout(cmd) => ops::lockout(cli, &mut client, cmd).await?,
+        Command::Store(cmd) => store::store(cli, &mut client, cmd).await?,
+        Command::Completions { .. } | Command::Man { .. } => unreachable_check_config(),
         Command::StaticToken(cmd) => {
             let a = match cmd {
                 StaticTokenCommand::Create { user, name } => client
@@ -534,6 +536,101 @@ async fn user(cli: &Cli, client: &mut Client, cmd: &UserCommand) -> Result<(), F
     Ok(())
 }
 
+/// `gatehouse status`: `/v1/status` for admins, `/v1/health` otherwise.
+async fn status(cli: &Cli, client: &mut Client) -> Result<(), Failure> {
+    let transport = |e: gatehouse_daemon::client::ClientError| exit::client(&cli.socket, e);
+    // health first: a client endpoint, so a peer refused the socket
+    // learns why here; then the admin part when this peer may read it
+    let a = client.get("/v1/health").await.map_err(transport)?;
+    if cli.json && !a.ok() {
+        say!("{}", String::from_utf8_lossy(&a.body));
+    }
+    let h: Health = expect_quiet(&a)?;
+    let a = client.get("/v1/status").await.map_err(transport)?;
+    let full = if a.error().is_some_and(|e| e.error.code == "forbidden") {
+        None
+    } else {
+        Some(expect_quiet::<Status>(&a)?)
+    };
+    let h = full.as_ref().map_or(h, |s| s.health.clone());
+    let degraded = h.last_reload_error.is_some()
+        || full
+            .as_ref()
+            .is_some_and(|s| s.backends.iter().any(|b| b.state == "offline"));
+    if cli.json {
+        match &full {
+            Some(s) => say!("{}", serde_json::to_string(s).unwrap_or_default()),
+            None => say!("{}", serde_json::to_string(&h).unwrap_or_default()),
+        }
+    } else {
+        say!(
+            "status:         {}",
+            if degraded { "degraded" } else { &h.status }
+        );
+        say!("version:        {}", h.version);
+        say!("generation:     {} (loaded {})", h.generation, h.reloaded_at);
+        match &h.last_reload_error {
+            Some(e) => say!("last reload:    FAILED: {e}"),
+            None => say!("last reload:    ok"),
+        }
+        match &full {
+            None => say!(
+                "backends:       (admin only: {} authenticators, {} verifiers)",
+                h.authenticators,
+                h.verifiers
+            ),
+            Some(s) => {
+                say!("backends:");
+                for b in &s.backends {
+                    let since = match (&b.offline_since, &b.last_ok_at) {
+                        (Some(t), _) => format!(" since {t}"),
+                        (None, Some(t)) => format!(" (last answer {t})"),
+                        (None, None) => String::new(),
+                    };
+                    say!(
+                        "  {:<13} {:<20} {:<14} {}{since}",
+                        b.family,
+                        b.name,
+                        b.kind,
+                        b.state
+                    );
+                    if let Some(e) = &b.last_error {
+                        say!(
+                            "      last error: {e} ({})",
+                            b.last_error_at.as_deref().unwrap_or("?")
+                        );
+                    }
+                    for i in &b.issuers {
+                        say!(
+                            "      issuer {}: {} key(s), fetched {}{}",
+                            i.issuer,
+                            i.keys,
+                            i.keys_fetched_at.as_deref().unwrap_or("never"),
+                            i.last_error
+                                .as_ref()
+                                .map(|e| format!("; last fetch failed: {e}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if degraded {
+        return Err(Failure::with(exit::DEGRADED, ""));
+    }
+    Ok(())
+}
+
+/// Decodes a 2xx answer without printing it (the caller prints).
+fn expect_quiet<T: serde::de::DeserializeOwned>(a: &Answer) -> Result<T, Failure> {
+    if !a.ok() {
+        return Err(api_failure(a));
+    }
+    a.json::<T>()
+        .map_err(|e| Failure::Usage(format!("unexpected answer from the daemon: {e}")))
+}
+
 /// Decodes a 2xx answer, printing it raw with `--json`; turns an error
 /// answer into [`Failure::Denied`].
 /// Prints the outcome of a login, answering challenges (one-time codes,
@@ -560,7 +657,7 @@ async fn answer_challenges(cli: &Cli, client: &mut Client, mut a: Answer) -> Res
                 a = client
                     .post("/v1/login/continue", &cont)
                     .await
-                    .map_err(|e| Failure::Usage(e.to_string()))?;
+                    .map_err(|e| exit::client(&cli.socket, e))?;
             }
         }
     }
@@ -634,7 +731,7 @@ fn api_failure(a: &Answer) -> Failure {
                     ));
                 }
             }
-            Failure::Denied(msg)
+            exit::api(a, msg)
         }
         None => Failure::Denied(format!("HTTP {}", a.status)),
     }
@@ -668,17 +765,18 @@ fn read_password(prompt: &str, confirm: bool) -> Result<Secret, Failure> {
 
 /// `check-config` runs the daemon binary's offline validation, so the CLI
 /// never links the daemon's configuration code.
-fn check_config(file: &PathBuf) -> ExitCode {
+fn check_config(file: &PathBuf, credentials_dir: Option<&std::path::Path>) -> ExitCode {
     let daemon = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("gatehoused")))
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from("gatehoused"));
-    match std::process::Command::new(&daemon)
-        .arg("--check-config")
-        .arg(file)
-        .status()
-    {
+    let mut command = std::process::Command::new(&daemon);
+    command.arg("--check-config").arg(file);
+    if let Some(dir) = credentials_dir {
+        command.arg("--credentials-dir").arg(dir);
+    }
+    match command.status() {
         Ok(s) => match s.code() {
             Some(0) => ExitCode::SUCCESS,
             Some(1) => ExitCode::from(1),
@@ -692,60 +790,6 @@ fn check_config(file: &PathBuf) -> ExitCode {
             );
             ExitCode::from(2)
         }
-    }
-}
-
-/// `store …`: works on the databases directly, not through a daemon.
-fn store(json: bool, cmd: &StoreCommand) -> ExitCode {
-    let StoreCommand::Migrate {
-        from,
-        to,
-        password_file,
-        ca_file,
-    } = cmd;
-    let fail = |code: u8, m: String| {
-        let _ = writeln!(std::io::stderr(), "gatehouse: {m}");
-        ExitCode::from(code)
-    };
-    let Some(path) = from
-        .strip_prefix("sqlite://")
-        .or_else(|| from.strip_prefix("sqlite:"))
-        .filter(|p| !p.is_empty())
-    else {
-        return fail(2, "--from must be sqlite:PATH".into());
-    };
-    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
-        return fail(2, "--to must be a postgres:// URL".into());
-    }
-    let password = match password_file {
-        Some(f) => match std::fs::read_to_string(f) {
-            Ok(t) => Some(Secret::new(t.trim_end_matches(['\n', '\r']))),
-            Err(e) => return fail(2, format!("cannot read {}: {e}", f.display())),
-        },
-        None => None,
-    };
-    let settings = gatehouse_daemon::store::PostgresSettings {
-        url: Secret::new(to.clone()),
-        password,
-        pool_size: 1,
-        connect_timeout: std::time::Duration::from_secs(10),
-        ca_file: ca_file.clone(),
-    };
-    match gatehouse_daemon::store::copy::sqlite_to_postgres(std::path::Path::new(path), &settings) {
-        Ok(counts) => {
-            if json {
-                let map: serde_json::Map<String, serde_json::Value> =
-                    counts.iter().map(|(t, n)| (t.clone(), (*n).into())).collect();
-                say!("{}", serde_json::Value::Object(map));
-            } else {
-                say!("moved {path} to {}:", gatehouse_daemon::store::redacted_url(to));
-                for (table, n) in &counts {
-                    say!("  {table:<20} {n} rows (counts match)");
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail(1, e.to_string()),
     }
 }
 
