@@ -166,6 +166,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_entitlements(&self) -> Result<Entitlements, StoreError>;
 
     async fn schema_version(&self) -> Result<u32, StoreError>;
+
+    /// Claims `key` within `scope` until `expires_at` (Unix seconds). True when this is the
+    /// first live claim; false when an unexpired claim exists (a replay). Expired claims may be
+    /// swept by any call.
+    async fn claim_once(&self, scope: &str, key: &str, expires_at: i64) -> Result<bool, StoreError>;
 }
 
 /// The work of one transaction (see [`Store::transaction`]).

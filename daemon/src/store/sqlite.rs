@@ -103,6 +103,15 @@ const MIGRATIONS: &[&str] = &[
         assigned_at INTEGER NOT NULL,
         PRIMARY KEY (user_id, add_on)
     );",
+    // 6: one-time claims (a SAML assertion id until it expires): a replay
+    // cache every host of one store shares
+    "CREATE TABLE one_time_claims (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (scope, key)
+    );
+    CREATE INDEX one_time_claims_expiry ON one_time_claims (expires_at);",
 ];
 
 /// An SQLite-backed [`Store`].
@@ -1022,6 +1031,34 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn claim_once(&self, scope: &str, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let (scope, key) = (scope.to_owned(), key.to_owned());
+        let now = now();
+        self.with(move |c| {
+            // One statement: an expired claim of the same key is taken over,
+            // a live one is left alone (no row changes: a replay).
+            let changed = exec(
+                c,
+                "INSERT INTO one_time_claims (scope, key, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (scope, key) DO UPDATE SET expires_at = excluded.expires_at
+                 WHERE one_time_claims.expires_at <= ?4",
+                params![scope, key, expires_at, now],
+            )
+            .map_err(backend)?;
+            // Sweep a few expired claims of any scope, so the table stays
+            // as small as the live claims.
+            exec(
+                c,
+                "DELETE FROM one_time_claims WHERE rowid IN
+                 (SELECT rowid FROM one_time_claims WHERE expires_at <= ?1 LIMIT 16)",
+                params![now],
+            )
+            .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
 }
 
 /// `name` and its ancestors, nearest first; empty when `name` is unknown.
@@ -1057,7 +1094,7 @@ mod tests {
     async fn users_round_trip_and_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir);
-        assert_eq!(s.schema_version().await.unwrap(), 5);
+        assert_eq!(s.schema_version().await.unwrap(), 6);
         let u = s
             .create_user(NewUser {
                 username: "ann".into(),
@@ -1281,6 +1318,27 @@ mod tests {
             .unwrap()
         };
         assert_eq!(raw, 0);
+    }
+
+    #[tokio::test]
+    async fn one_time_claims_refuse_a_live_replay_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let now = now();
+        assert!(s.claim_once("saml:A", "_id1", now + 60).await.unwrap());
+        // the same key again while the claim lives: a replay
+        assert!(!s.claim_once("saml:A", "_id1", now + 60).await.unwrap());
+        // another scope (authenticator) or key is independent
+        assert!(s.claim_once("saml:B", "_id1", now + 60).await.unwrap());
+        assert!(s.claim_once("saml:A", "_id2", now + 60).await.unwrap());
+        // an expired claim can be taken again (and is swept)
+        assert!(s.claim_once("saml:A", "_old", now - 1).await.unwrap());
+        assert!(s.claim_once("saml:A", "_old", now + 60).await.unwrap());
+        assert!(!s.claim_once("saml:A", "_old", now + 60).await.unwrap());
+        // claims survive a reopen (another host of the same store)
+        drop(s);
+        let s = open(&dir);
+        assert!(!s.claim_once("saml:A", "_id1", now + 60).await.unwrap());
     }
 
     #[tokio::test]
