@@ -14,8 +14,9 @@ use base64::Engine as _;
 use crate::error::SamlError;
 
 /// The longest `SAMLResponse` read (base64 bytes). A signed response with
-/// a few dozen attributes is 10 to 20 KiB.
-pub const MAX_RESPONSE: usize = 256 * 1024;
+/// a few dozen attributes is 10 to 20 KiB; the daemon refuses request
+/// bodies over 64 KiB before any plugin sees them.
+pub const MAX_RESPONSE: usize = 48 * 1024;
 
 /// Decodes a POST-binding `SAMLResponse` and checks the XML's lexical
 /// shape; the XML text on success.

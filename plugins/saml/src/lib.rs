@@ -34,7 +34,7 @@
 //! `ecdsa-sha384`, `ecdsa-sha512`) and `clock_skew` (default `"60s"`).
 //!
 //! # What a response must pass
-//! In order ([`front`], [`structure`], [`verify`]): at most 256 KiB, base64,
+//! In order ([`front`], [`structure`], [`verify`]): at most 48 KiB, base64,
 //! UTF-8, no DTD or entity, no comment, CDATA or processing instruction;
 //! one `Response` holding exactly one `Assertion`, every signature directly
 //! in the element it references, unique IDs (no signature wrapping); every
