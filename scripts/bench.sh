@@ -19,3 +19,4 @@ cargo bench -p gatehouse-e2e --bench jwt_verify
 cargo bench -p gatehouse-e2e --bench issue
 cargo bench -p gatehouse-e2e --bench tacacs
 cargo bench -p gatehouse-e2e --bench radius
+cargo bench -p gatehouse-e2e --bench saml
