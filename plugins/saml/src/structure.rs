@@ -18,6 +18,9 @@ use crate::error::SamlError;
 const PROTOCOL: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
 const ASSERTION: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
 const DSIG: &[u8] = b"http://www.w3.org/2000/09/xmldsig#";
+/// The longest `ID` accepted (the assertion ID is the replay-cache key;
+/// real ones are 20 to 45 characters).
+const MAX_ID: usize = 256;
 /// Deeper than any real response (SimpleSAMLphp's: 7).
 const MAX_DEPTH: usize = 32;
 
@@ -157,6 +160,9 @@ fn element(
         match attr.key.as_ref() {
             b"ID" => {
                 let v = value()?;
+                if v.is_empty() || v.len() > MAX_ID {
+                    return Err(structure("an ID that is empty or longer than 256 bytes"));
+                }
                 if !ids.insert(v.clone()) {
                     return Err(structure("two elements with the same ID"));
                 }
@@ -312,6 +318,9 @@ mod tests {
             ),
             // duplicate IDs
             (response(&assertion("r1", false)), "structure"),
+            // an overlong or empty ID
+            (response(&assertion(&"a".repeat(257), false)), "structure"),
+            (response(&assertion("", false)), "structure"),
             // no assertion
             (response(""), "structure"),
             // not a Response

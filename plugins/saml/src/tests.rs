@@ -260,3 +260,20 @@ async fn finish_refuses_bad_input_with_reasons() {
 fn xml_escape_covers_markup() {
     assert_eq!(xml_escape("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
 }
+
+#[test]
+fn the_redirect_conformance_suite_passes() {
+    let (cert, key) = keypair();
+    let mut missing_cert = settings(&cert, &key);
+    missing_cert.as_object_mut().unwrap().remove("idp_x509_cert");
+    gatehouse_sdk::testing::RedirectSuite::new(
+        &SamlFactory,
+        settings(&cert, &key),
+        Some("https://app.test/acs"),
+    )
+    .secret(key.trim())
+    .bad_settings(missing_cert)
+    .bad_settings(json!({"sp_entity_id": "x"}))
+    .run()
+    .unwrap();
+}
