@@ -323,6 +323,32 @@ async fn happy_path(isolation: &str, tag: &str) {
         "the signing certificate is published"
     );
 
+    // the IdP checks the AuthnRequest signature with the certificate of
+    // the imported metadata: a request with a broken signature gets no
+    // response
+    let a = c
+        .post("/v1/login/start", &json!({"authenticator": sp.name}))
+        .await
+        .unwrap();
+    let url = a.value()["redirect_url"].as_str().unwrap().to_owned();
+    let mut parsed = url::Url::parse(&url).unwrap();
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .into_owned()
+        .map(|(k, v)| {
+            if k == "RelayState" {
+                (k, format!("{v}x"))
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    assert!(
+        idp.login(parsed.as_str(), "alice", "alicepass").is_none(),
+        "the IdP answered a request whose signature does not cover its RelayState"
+    );
+
     for (user, password, email, first, last, groups, superuser, teams) in [
         (
             "alice",
