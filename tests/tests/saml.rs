@@ -515,6 +515,17 @@ async fn attacks_built_from_real_responses_are_refused_with_their_reason() {
     ));
     let b = fresh(&idp, &sp);
     cases.push((
+        "signed by the IdP's key with RSA-SHA1 (not an allowed algorithm)",
+        encode(&saml_sign(
+            &b,
+            &idp.key,
+            &idp.cert,
+            &["--assertion", "--response", "--rsa-sha1"],
+        )),
+        "signature",
+    ));
+    let b = fresh(&idp, &sp);
+    cases.push((
         "assertion tampered after signing",
         encode(&b.replace("alice@example.test", "mallory@example.test")),
         "signature",
