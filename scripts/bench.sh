@@ -20,3 +20,4 @@ cargo bench -p gatehouse-e2e --bench issue
 cargo bench -p gatehouse-e2e --bench store
 cargo bench -p gatehouse-e2e --bench tacacs
 cargo bench -p gatehouse-e2e --bench radius
+cargo bench -p gatehouse-e2e --bench saml

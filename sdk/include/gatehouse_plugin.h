@@ -119,6 +119,8 @@ extern "C" {
                         {"kind":"internal","message":"out of memory"}
                         {"kind":"invalid_token","message":{"reason":"expired",
                                                            "detail":"..."}}
+                        {"kind":"invalid_assertion","message":{"reason":
+                                              "audience","detail":"..."}}
                       What the daemon does with each, and the HTTP status a
                       client sees: sdk/README.md. Never put a password or
                       token in a message. */

@@ -104,6 +104,17 @@ pub enum PluginError {
         /// Human text (no token content).
         detail: String,
     },
+    /// An identity provider's answer (a SAML response) was refused for a
+    /// named reason (`signature`, `audience`, `expired`, `replay`, …). The
+    /// daemon treats it like [`PluginError::InvalidCredentials`] (the
+    /// client sees 401 `invalid_credentials`) and puts the reason and the
+    /// detail in its log, the audit trail and an admin's `explain`.
+    InvalidAssertion {
+        /// A stable snake_case reason.
+        reason: String,
+        /// Human text (never an assertion's content or a secret).
+        detail: String,
+    },
     /// A bug or an unexpected state inside the plugin, including a panic
     /// caught at the plugin boundary. The daemon logs it and, in a password
     /// login or a token check, routes around it like
@@ -123,6 +134,14 @@ impl PluginError {
         }
     }
 
+    /// An assertion refusal with a reason and a message.
+    pub fn invalid_assertion(reason: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::InvalidAssertion {
+            reason: reason.into(),
+            detail: detail.into(),
+        }
+    }
+
     /// A short stable name of the variant, for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -133,6 +152,7 @@ impl PluginError {
             Self::BadRequest(_) => "bad_request",
             Self::Unsupported(_) => "unsupported",
             Self::InvalidToken { .. } => "invalid_token",
+            Self::InvalidAssertion { .. } => "invalid_assertion",
             Self::Internal(_) => "internal",
         }
     }
@@ -148,6 +168,7 @@ impl fmt::Display for PluginError {
             Self::BadRequest(m) => write!(f, "bad request: {m}"),
             Self::Unsupported(m) => write!(f, "unsupported: {m}"),
             Self::InvalidToken { reason, detail } => write!(f, "invalid token ({reason}): {detail}"),
+            Self::InvalidAssertion { reason, detail } => write!(f, "invalid assertion ({reason}): {detail}"),
             Self::Internal(m) => write!(f, "internal plugin error: {m}"),
         }
     }
@@ -209,6 +230,10 @@ mod tests {
             (
                 PluginError::invalid_token(TokenRejection::Expired, "expired 5 minutes ago"),
                 r#"{"kind":"invalid_token","message":{"reason":"expired","detail":"expired 5 minutes ago"}}"#,
+            ),
+            (
+                PluginError::invalid_assertion("audience", "the assertion is for another service provider"),
+                r#"{"kind":"invalid_assertion","message":{"reason":"audience","detail":"the assertion is for another service provider"}}"#,
             ),
         ] {
             assert_eq!(serde_json::to_string(&e).unwrap(), json);

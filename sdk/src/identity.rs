@@ -37,6 +37,33 @@ pub struct Identity {
     /// Further attributes, each with one or more values.
     #[serde(default)]
     pub attributes: BTreeMap<String, Vec<String>>,
+    /// A value this login must be the first to present while it lives (a
+    /// SAML assertion ID): the daemon claims it in its store, shared by
+    /// every host of the store, under the scope `"<type>:<authenticator>"`,
+    /// and refuses the login as a replay (401 `invalid_credentials`,
+    /// reason `replay`) when it was claimed before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub once: Option<OnceKey>,
+}
+
+/// A single-use value and how long its claim lasts (see [`Identity::once`]).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct OnceKey {
+    /// The value (at most 256 bytes).
+    pub key: String,
+    /// Unix seconds until which a second use is a replay.
+    pub expires_at: i64,
+}
+
+impl OnceKey {
+    /// A single-use `key`, claimed until `expires_at` (Unix seconds).
+    pub fn new(key: impl Into<String>, expires_at: i64) -> Self {
+        Self {
+            key: key.into(),
+            expires_at,
+        }
+    }
 }
 
 impl Identity {
@@ -71,6 +98,13 @@ impl Identity {
     /// Adds a group.
     pub fn with_group(mut self, group: impl Into<String>) -> Self {
         self.groups.push(group.into());
+        self
+    }
+
+    /// Makes the login single-use: `key` may be presented once until
+    /// `expires_at` (see [`Identity::once`]).
+    pub fn with_once(mut self, key: impl Into<String>, expires_at: i64) -> Self {
+        self.once = Some(OnceKey::new(key, expires_at));
         self
     }
 

@@ -116,7 +116,7 @@ pub use authenticator::{
 pub use context::{Clock, Context, HttpSettings, Level, Logger, NullLogger, SystemClock};
 pub use duration::parse_duration;
 pub use error::{PluginError, TokenRejection};
-pub use identity::Identity;
+pub use identity::{Identity, OnceKey};
 pub use plugin::{AuthenticatorFactory, Plugin, PluginConfig, VerifierFactory};
 pub use redact::{SettingNames, redact_input_values};
 pub use secret::{Secret, constant_time_eq};

@@ -411,9 +411,13 @@ impl<'a> RedirectSuite<'a> {
             rt.block_on(async move { auth.finish(&ctx, req).await })
         };
         let refused = |r: &Result<LoginStep, PluginError>| match r {
-            Err(PluginError::InvalidCredentials | PluginError::BadRequest(_)) => Ok(()),
+            Err(
+                PluginError::InvalidCredentials
+                | PluginError::InvalidAssertion { .. }
+                | PluginError::BadRequest(_),
+            ) => Ok(()),
             other => Err(format!(
-                "expected InvalidCredentials or BadRequest, got {other:?}"
+                "expected InvalidCredentials, InvalidAssertion or BadRequest, got {other:?}"
             )),
         };
 

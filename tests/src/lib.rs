@@ -12,7 +12,7 @@
 //! Modules: [`process`] (the binary in a temp dir), [`in_process`], [`cli`],
 //! [`browser`] (a scripted browser for identity providers' login pages),
 //! [`api`] (socket helpers for both tiers), [`plugins`], [`peers`] (slapd,
-//! oidc-provider, nginx, FreeRADIUS), [`forward_auth`], [`github`] (a GitHub
+//! oidc-provider, nginx, FreeRADIUS, SimpleSAMLphp), [`forward_auth`], [`github`] (a GitHub
 //! stand-in) and [`mod@bench`]. Everything is
 //! re-exported at the crate root.
 
@@ -35,8 +35,9 @@ pub use forward_auth::{STORAGE, forward_auth_body, forward_auth_daemon};
 pub use gatehouse_daemon::client::{Answer, Client};
 pub use in_process::InProcess;
 pub use peers::{
-    LdapPeer, RadiusPeer, TacacsServer, curl, ldap_peer, nginx_start, nginx_stop, oidc_public_key,
-    oidc_rotate, oidc_start, oidc_start_tls, oidc_stop, oidc_token, radius_start, tacacs_reference_client,
+    LdapPeer, RadiusPeer, SamlIdp, SamlPost, TacacsServer, curl, ldap_peer, nginx_start, nginx_stop,
+    oidc_public_key, oidc_rotate, oidc_start, oidc_start_tls, oidc_stop, oidc_token, radius_start, saml_idp,
+    saml_sign, tacacs_reference_client,
 };
 pub use plugins::{
     build_c_library, build_c_plugin, daemon_with_plugins, install_plugin, plugin_library, throwaway_ca,

@@ -278,3 +278,142 @@ pub fn radius_start(name: &str, port: u16) -> RadiusPeer {
         log: PathBuf::from(get("GH_RADIUS_LOG")),
     }
 }
+
+/// The shared SimpleSAMLphp IdP (`tests/peers/saml`): users alice,
+/// Bob.Smith and juergen; service providers registered by writing their
+/// metadata into [`SamlIdp::sp_dir`].
+#[derive(Clone, Debug)]
+pub struct SamlIdp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The IdP's entity ID.
+    pub entity_id: String,
+    /// The SSO endpoint (HTTP-Redirect binding).
+    pub sso_url: String,
+    /// The IdP's signing certificate (PEM file).
+    pub cert: PathBuf,
+    /// The IdP's signing key (PEM file): the tests sign edited responses
+    /// with it.
+    pub key: PathBuf,
+    /// Where SP metadata files go (`*.xml`, read at every request).
+    pub sp_dir: PathBuf,
+}
+
+/// The answer of a scripted login at the IdP: what its auto-submitting
+/// form would POST to the ACS.
+#[derive(Clone, Debug)]
+pub struct SamlPost {
+    /// The form's action (the SP's ACS URL from its metadata).
+    pub acs: String,
+    /// `RelayState` (empty when none).
+    pub relay_state: String,
+    /// The base64 `SAMLResponse`.
+    pub response: String,
+}
+
+/// Starts the shared IdP once (on port 19400, idempotent across test
+/// processes). Panics with the script's output when it cannot start: SAML
+/// tests never skip silently.
+pub fn saml_idp() -> SamlIdp {
+    static PEER: std::sync::OnceLock<SamlIdp> = std::sync::OnceLock::new();
+    PEER.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo_root().join("tests/peers/saml/start.sh"))
+            .arg("19400")
+            .output()
+            .expect("run tests/peers/saml/start.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "simplesamlphp did not start ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let get = |k: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{k} missing from start.sh output:\n{stdout}"))
+                .to_owned()
+        };
+        SamlIdp {
+            base: get("GH_SAML_IDP"),
+            entity_id: get("GH_SAML_IDP_ENTITY"),
+            sso_url: get("GH_SAML_IDP_SSO"),
+            cert: PathBuf::from(get("GH_SAML_IDP_CERT")),
+            key: PathBuf::from(get("GH_SAML_IDP_KEY")),
+            sp_dir: PathBuf::from(get("GH_SAML_SP_DIR")),
+        }
+    })
+    .clone()
+}
+
+impl SamlIdp {
+    /// Registers (or replaces) a service provider from its metadata XML,
+    /// as the IdP's admin would import it.
+    pub fn register_sp(&self, file_stem: &str, metadata: &str) {
+        let tmp = self.sp_dir.join(format!(".{file_stem}.tmp"));
+        std::fs::write(&tmp, metadata).expect("write SP metadata");
+        std::fs::rename(&tmp, self.sp_dir.join(format!("{file_stem}.xml"))).expect("register SP metadata");
+    }
+
+    /// The IdP's signing certificate (PEM).
+    pub fn cert_pem(&self) -> String {
+        std::fs::read_to_string(&self.cert).expect("read the IdP certificate")
+    }
+
+    /// The URL of an IdP-initiated login for SP `sp_entity_id`.
+    pub fn unsolicited_url(&self, sp_entity_id: &str, relay_state: &str) -> String {
+        let mut url = url::Url::parse(&self.sso_url).expect("SSO URL");
+        url.query_pairs_mut()
+            .append_pair("spentityid", sp_entity_id)
+            .append_pair("RelayState", relay_state);
+        url.into()
+    }
+
+    /// Logs `user` in at the IdP's form, starting at `url` (an SP's
+    /// redirect or [`SamlIdp::unsolicited_url`]); `None` when the IdP
+    /// shows the form again (a wrong password).
+    pub fn login(&self, url: &str, user: &str, password: &str) -> Option<SamlPost> {
+        let out = Command::new("bash")
+            .arg(repo_root().join("tests/peers/saml/login.sh"))
+            .args([url, user, password])
+            .output()
+            .expect("run tests/peers/saml/login.sh");
+        if !out.status.success() {
+            return None;
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let get = |k: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{k} missing from login.sh output:\n{stdout}"))
+                .to_owned()
+        };
+        Some(SamlPost {
+            acs: get("ACS"),
+            relay_state: get("RELAY_STATE"),
+            response: get("SAML_RESPONSE"),
+        })
+    }
+}
+
+/// Re-signs a SAML response (XML) with `key`/`cert` (PEM files), as the
+/// IdP signs (`tests/peers/saml/sign.py`): existing signatures removed,
+/// then the Assertion (`"--assertion"`) and the Response (`"--response"`)
+/// signed.
+pub fn saml_sign(xml: &str, key: &Path, cert: &Path, flags: &[&str]) -> String {
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(repo_root().join("tests/peers/saml/sign.py"))
+        .arg(key)
+        .arg(cert)
+        .args(flags);
+    let out = crate::process::run_with_stdin(&mut cmd, xml);
+    assert!(
+        out.status.success(),
+        "sign.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("sign.py output is UTF-8")
+}

@@ -111,7 +111,7 @@ impl From<StoreError> for ApiError {
 impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
         match e {
-            PluginError::InvalidCredentials => {
+            PluginError::InvalidCredentials | PluginError::InvalidAssertion { .. } => {
                 Self::new(ErrorCode::InvalidCredentials, "invalid credentials")
             }
             PluginError::Denied(m) => Self::new(ErrorCode::LoginDenied, m),

@@ -239,6 +239,39 @@ fn locked_out(call: &Call, scope: Option<&str>, username: &str, locked: crate::l
     e
 }
 
+/// The 401 of an identity provider's answer refused for a named reason
+/// (`signature`, `audience`, `replay`, …): the reason is logged, audited
+/// and, for an admin's `explain`, shown with the detail.
+fn refused_assertion(call: &Call, name: &str, reason: &str, detail: &str, explain: bool) -> ApiError {
+    call.daemon.metrics.login(name, "invalid_credentials");
+    tracing::info!(
+        authenticator = name,
+        peer_uid = call.peer.uid,
+        reason,
+        "identity provider answer refused: {detail}"
+    );
+    audit(
+        call,
+        Some(name),
+        "",
+        "invalid_credentials",
+        Some(reason.to_owned()),
+        vec![],
+    );
+    let mut e = ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "the identity provider's answer was refused",
+    );
+    if explain {
+        e = e.with_details(json!({ "explanation": {
+            "authenticators": [{"authenticator": name, "outcome": "invalid_credentials",
+                                "reason": reason, "message": detail}],
+            "reason": reason,
+        } }));
+    }
+    e
+}
+
 /// Maps, user, memberships, audit: the part after a backend said yes.
 /// `counted` is the username the login's failures were counted under
 /// (password and challenge logins), whose counter a success clears.
@@ -252,6 +285,31 @@ async fn finish_login(
     return_to: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let name = entry.spec.name.as_str();
+    // A single-use login (a SAML assertion ID): claimed in the store, which
+    // every host of the store shares, before anything is written.
+    if let Some(once) = &identity.once {
+        if once.key.is_empty() || once.key.len() > 256 {
+            return Err(ApiError::internal(format!(
+                "authenticator {name:?} gave a single-use key of {} bytes",
+                once.key.len()
+            )));
+        }
+        let scope = format!("{}:{name}", entry.spec.kind);
+        if !call
+            .runtime
+            .store
+            .claim_once(&scope, &once.key, once.expires_at)
+            .await?
+        {
+            return Err(refused_assertion(
+                call,
+                name,
+                "replay",
+                "this assertion was used before",
+                explain,
+            ));
+        }
+    }
     let username = identity.username.clone();
     let username = counted.unwrap_or(&username);
     // The name a plugin reports is mapped the way local names are, and
@@ -697,6 +755,9 @@ pub(super) async fn finish(call: &Call, body: JsonBody) -> Result<Response<Body>
                 );
             }
             Err(e)
+        }
+        Err(PluginError::InvalidAssertion { reason, detail }) => {
+            Err(refused_assertion(call, name, &reason, &detail, req.explain))
         }
         Err(PluginError::Denied(reason)) => {
             call.daemon.metrics.login(name, "denied");

@@ -33,11 +33,15 @@ pub fn run(library: &Path) -> i32 {
             std::process::id()
         );
     });
-    let lib = match host::load(library) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("plugin-host: {}: {e}", library.display());
-            return 3;
+    let lib = if library == Path::new(super::LINKED) {
+        None
+    } else {
+        match host::load(library) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("plugin-host: {}: {e}", library.display());
+                return 3;
+            }
         }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -54,7 +58,7 @@ pub fn run(library: &Path) -> i32 {
     rt.block_on(async move {
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         let mut instance: Option<Instance> = None;
-        let ctx = Context::new("plugin-host");
+        let mut ctx = Context::new("plugin-host");
         while let Ok(Some(line)) = lines.next_line().await {
             let req: Request = match serde_json::from_str(&line) {
                 Ok(r) => r,
@@ -70,11 +74,15 @@ pub fn run(library: &Path) -> i32 {
                     type_name,
                     config,
                 } => {
-                    let created = if kind == KIND_AUTHENTICATOR {
-                        lib.create_authenticator(&type_name, &config)
-                            .map(Instance::Authenticator)
-                    } else {
-                        lib.create_verifier(&type_name, &config).map(Instance::Verifier)
+                    let created = match &lib {
+                        Some(lib) if kind == KIND_AUTHENTICATOR => lib
+                            .create_authenticator(&type_name, &config)
+                            .map(Instance::Authenticator),
+                        Some(lib) => lib.create_verifier(&type_name, &config).map(Instance::Verifier),
+                        None => {
+                            ctx = linked_context(&config);
+                            create_linked(kind, &type_name, &config, &ctx)
+                        }
                     };
                     let result = created.map(|i| {
                         instance = Some(i);
@@ -107,6 +115,57 @@ pub fn run(library: &Path) -> i32 {
         }
     });
     0
+}
+
+/// The context of a linked plugin's instance in the child: the settings
+/// of the `create` document, log lines to stderr (the daemon's log).
+fn linked_context(config: &gatehouse_sdk::abi::CreateConfig) -> Context {
+    struct StderrLogger(String);
+    impl gatehouse_sdk::Logger for StderrLogger {
+        fn log(&self, level: gatehouse_sdk::Level, message: &str) {
+            eprintln!(
+                "plugin-host[{}] {level:?} {}: {message}",
+                std::process::id(),
+                self.0
+            );
+        }
+    }
+    let mut ctx = Context::new(config.name.clone())
+        .with_logger(Arc::new(StderrLogger(config.name.clone())))
+        .with_http(config.http.clone());
+    if let Some(dir) = &config.state_dir {
+        ctx = ctx.with_state_dir(dir);
+    }
+    if let Some(dir) = &config.config_dir {
+        ctx = ctx.with_config_dir(dir);
+    }
+    ctx
+}
+
+/// Builds an instance of one of the daemon's linked plugins.
+fn create_linked(
+    kind: u32,
+    type_name: &str,
+    config: &gatehouse_sdk::abi::CreateConfig,
+    ctx: &Context,
+) -> Result<Instance, PluginError> {
+    use crate::registry::linked;
+    let plugin_config = gatehouse_sdk::PluginConfig::new(config.name.clone(), config.settings.clone())
+        .with_context(ctx.clone());
+    let unknown = || PluginError::Misconfigured(format!("no linked plugin of type {type_name:?}"));
+    if kind == KIND_AUTHENTICATOR {
+        let f = linked::authenticators()
+            .iter()
+            .find(|f| f.type_name() == type_name)
+            .ok_or_else(unknown)?;
+        f.build(plugin_config).map(Instance::Authenticator)
+    } else {
+        let f = linked::verifiers()
+            .iter()
+            .find(|f| f.type_name() == type_name)
+            .ok_or_else(unknown)?;
+        f.build(plugin_config).map(Instance::Verifier)
+    }
 }
 
 /// The instance a child hosts.

@@ -1,9 +1,13 @@
-//! `isolation = "process"`: a plugin library hosted in a child process
-//! (`gatehoused plugin-host LIBRARY`), spoken to over its stdin and stdout
+//! `isolation = "process"`: a plugin library, or a linked plugin
+//! ([`LINKED`]), hosted in a child process (`gatehoused plugin-host LIBRARY`), spoken to over its stdin and stdout
 //! with newline-delimited JSON frames that carry the same messages as the
 //! C ABI. A plugin that crashes the child (abort, segfault) costs the
 //! requests in flight a `backend_unavailable`; the daemon restarts the child
 //! with backoff.
+
+/// The library argument of a child that hosts one of the daemon's own
+/// linked plugins (`registry/linked.rs`) instead of loading a library.
+pub const LINKED: &str = "@linked";
 
 pub mod child;
 pub mod supervisor;

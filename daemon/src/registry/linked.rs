@@ -23,6 +23,8 @@ fn plugins() -> Vec<Box<dyn Plugin>> {
         Box::new(gatehouse_plugin_oidc::OidcPlugin),
         #[cfg(feature = "radius")]
         Box::new(gatehouse_plugin_radius::RadiusPlugin),
+        #[cfg(feature = "saml")]
+        Box::new(gatehouse_plugin_saml::SamlPlugin),
     ]
 }
 

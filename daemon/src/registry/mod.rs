@@ -159,7 +159,7 @@ pub trait Family: Sized + 'static {
     }
     /// Starts a child process hosting the instance.
     fn start_isolated(
-        lib: &'static Library,
+        library: PathBuf,
         type_name: String,
         create: CreateConfig,
     ) -> BoxFuture<Result<Arc<Self::Object>, PluginError>>;
@@ -240,12 +240,12 @@ impl Family for Authenticators {
         Ok(())
     }
     fn start_isolated(
-        lib: &'static Library,
+        library: PathBuf,
         type_name: String,
         create: CreateConfig,
     ) -> BoxFuture<Result<Arc<dyn Authenticator>, PluginError>> {
         Box::pin(async move {
-            let isolated = Isolated::start(lib.path.clone(), type_name, create).await?;
+            let isolated = Isolated::start(library, type_name, create).await?;
             Ok(Arc::new(isolated) as Arc<dyn Authenticator>)
         })
     }
@@ -297,12 +297,12 @@ impl Family for Verifiers {
         lib.create_verifier(type_name, create)
     }
     fn start_isolated(
-        lib: &'static Library,
+        library: PathBuf,
         type_name: String,
         create: CreateConfig,
     ) -> BoxFuture<Result<Arc<dyn Verifier>, PluginError>> {
         Box::pin(async move {
-            let isolated = Isolated::start_verifier(lib.path.clone(), type_name, create).await?;
+            let isolated = Isolated::start_verifier(library, type_name, create).await?;
             Ok(Arc::new(isolated) as Arc<dyn Verifier>)
         })
     }
@@ -388,7 +388,21 @@ impl<F: Family> Resolved<F> {
         let plugin_config = || PluginConfig::new(spec.name(), settings.clone()).with_context(context.clone());
         match self.origin {
             Origin::Builtin(b) => (b.build)(plugin_config(), resources),
-            Origin::Linked(f) => F::factory_build(f, plugin_config()),
+            Origin::Linked(f) => match spec.isolation() {
+                Isolation::InProcess => F::factory_build(f, plugin_config()),
+                Isolation::Process => {
+                    let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+                        PluginError::Internal("process isolation needs the async runtime".into())
+                    })?;
+                    let create = create_config(spec, settings.clone(), context);
+                    let started = F::start_isolated(
+                        PathBuf::from(crate::isolation::LINKED),
+                        spec.type_name().to_owned(),
+                        create,
+                    );
+                    handle.block_on(started)
+                }
+            },
             Origin::Library(lib) => {
                 let create = create_config(spec, settings.clone(), context);
                 match spec.isolation() {
@@ -397,7 +411,8 @@ impl<F: Family> Resolved<F> {
                         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
                             PluginError::Internal("process isolation needs the async runtime".into())
                         })?;
-                        let started = F::start_isolated(lib, spec.type_name().to_owned(), create);
+                        let started =
+                            F::start_isolated(lib.path.clone(), spec.type_name().to_owned(), create);
                         // `build` runs on a blocking thread (never on an async worker).
                         handle.block_on(started)
                     }
@@ -448,7 +463,11 @@ impl Registry {
         let key = format!("{}[{:?}]", F::SECTION, spec.name());
         let type_name = spec.type_name();
         if let Some(own) = own_type::<F>(type_name) {
-            if spec.library().is_some() || spec.isolation() == Isolation::Process {
+            // A linked crate may run in a child process (its C libraries
+            // parsing hostile input, like SAML's xmlsec); a built-in needs
+            // the daemon's store and stays in process.
+            let isolable = matches!(own.origin, Origin::Linked(_));
+            if spec.library().is_some() || (spec.isolation() == Isolation::Process && !isolable) {
                 let field = if spec.library().is_some() {
                     "library"
                 } else {
@@ -457,8 +476,8 @@ impl Registry {
                 return Err(spec.location().error(
                     format!("{key}.{field}"),
                     format!(
-                        "{} type {type_name:?} is built into the daemon; `library` and \
-                         isolation = \"process\" are for plugin libraries",
+                        "{} type {type_name:?} is built into the daemon; `library` is for \
+                         plugin libraries, isolation = \"process\" for libraries and linked plugins",
                         F::NOUN
                     ),
                 ));

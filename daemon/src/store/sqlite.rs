@@ -1437,6 +1437,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_time_claims_refuse_a_live_replay_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let now = now();
+        assert!(s.claim_once("saml:A", "_id1", now + 60).await.unwrap());
+        // the same key again while the claim lives: a replay
+        assert!(!s.claim_once("saml:A", "_id1", now + 60).await.unwrap());
+        // another scope (authenticator) or key is independent
+        assert!(s.claim_once("saml:B", "_id1", now + 60).await.unwrap());
+        assert!(s.claim_once("saml:A", "_id2", now + 60).await.unwrap());
+        // an expired claim can be taken again (and is swept)
+        assert!(s.claim_once("saml:A", "_old", now - 1).await.unwrap());
+        assert!(s.claim_once("saml:A", "_old", now + 60).await.unwrap());
+        assert!(!s.claim_once("saml:A", "_old", now + 60).await.unwrap());
+        // claims survive a reopen (another host of the same store)
+        drop(s);
+        let s = open(&dir);
+        assert!(!s.claim_once("saml:A", "_id1", now + 60).await.unwrap());
+    }
+
+    #[tokio::test]
     async fn reopening_keeps_data_and_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");

@@ -1,0 +1,49 @@
+//! `SAMLResponse` values as a browser (or an attacker) posts them, into the
+//! `saml` plugin's own parsing front: size, base64, UTF-8 and the lexical
+//! rules (no DTD, entity, comment, CDATA or processing instruction), then
+//! the structural scan that refuses signature wrapping. Never a panic; a
+//! decoded response obeys the lexical rules; a response the scan accepts
+//! has one Response and one Assertion, both with IDs, and a signature
+//! claimed for each only where one sits.
+#![no_main]
+
+use base64::Engine as _;
+use gatehouse_plugin_saml::front::{MAX_RESPONSE, check_lexical, decode_response};
+use gatehouse_plugin_saml::structure::scan;
+use libfuzzer_sys::fuzz_target;
+
+fn check_shape(xml: &str) {
+    if let Ok(shape) = scan(xml) {
+        assert!(!shape.response_id.is_empty());
+        assert!(!shape.assertion_id.is_empty());
+        assert_ne!(shape.response_id, shape.assertion_id);
+        if shape.response_signed || shape.assertion_signed {
+            assert!(xml.contains("Signature"));
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    // as posted: base64 text
+    if let Ok(text) = std::str::from_utf8(data) {
+        match decode_response(text) {
+            Ok(xml) => {
+                assert!(text.len() <= MAX_RESPONSE);
+                assert!(check_lexical(&xml).is_ok());
+                assert!(!xml.contains("<!"));
+                check_shape(&xml);
+            }
+            Err(e) => assert!(!e.reason().is_empty()),
+        }
+        // as decoded XML
+        if check_lexical(text).is_ok() {
+            check_shape(text);
+        }
+    }
+    // arbitrary bytes, encoded as a browser would post them
+    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+    if let Ok(xml) = decode_response(&encoded) {
+        assert_eq!(xml.as_bytes(), data);
+        check_shape(&xml);
+    }
+});
