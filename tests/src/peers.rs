@@ -20,31 +20,46 @@ pub struct LdapPeer {
     pub base: String,
 }
 
+/// What a peer's `start.sh` printed: `KEY=value` lines.
+struct Started(String);
+
+impl Started {
+    /// Runs `tests/peers/<script>` with `args`. Panics with the script's
+    /// output when it fails: peer tests never skip silently.
+    fn run(what: &str, script: &str, args: &[&str]) -> Self {
+        let out = Command::new("bash")
+            .arg(repo_root().join("tests/peers").join(script))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run tests/peers/{script}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{what} did not start ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(stdout)
+    }
+
+    /// The value of `KEY=`.
+    fn get(&self, k: &str) -> String {
+        self.0
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing from start.sh output:\n{}", self.0))
+            .to_owned()
+    }
+}
+
 /// Starts the shared slapd once (idempotent across test processes) and
 /// returns how to reach it. Panics with the script's output when it cannot
 /// start: LDAP tests never skip silently.
 pub fn ldap_peer() -> LdapPeer {
     static PEER: std::sync::OnceLock<LdapPeer> = std::sync::OnceLock::new();
     PEER.get_or_init(|| {
-        let script = repo_root().join("tests/peers/ldap/start.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .expect("run tests/peers/ldap/start.sh");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "slapd did not start ({}):\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let get = |k: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .unwrap_or_else(|| panic!("{k} missing from start.sh output:\n{stdout}"))
-                .to_owned()
-        };
+        let started = Started::run("slapd", "ldap/start.sh", &[]);
+        let get = |k: &str| started.get(k);
         LdapPeer {
             uri: get("GH_LDAP_URI"),
             ldaps_uri: get("GH_LDAPS_URI"),
@@ -252,26 +267,9 @@ pub struct RadiusPeer {
 /// on `port + 1`). Panics with the script's output when it cannot start:
 /// RADIUS tests never skip silently.
 pub fn radius_start(name: &str, port: u16) -> RadiusPeer {
-    let out = Command::new("bash")
-        .arg(repo_root().join("tests/peers/radius/start.sh"))
-        .arg(name)
-        .arg(port.to_string())
-        .output()
-        .expect("run tests/peers/radius/start.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "freeradius did not start ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let get = |k: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or_else(|| panic!("{k} missing from start.sh output:\n{stdout}"))
-            .to_owned()
-    };
+    let port = port.to_string();
+    let started = Started::run("freeradius", "radius/start.sh", &[name, &port]);
+    let get = |k: &str| started.get(k);
     RadiusPeer {
         addr: get("GH_RADIUS_ADDR"),
         secret: get("GH_RADIUS_SECRET"),
@@ -317,25 +315,8 @@ pub struct SamlPost {
 pub fn saml_idp() -> SamlIdp {
     static PEER: std::sync::OnceLock<SamlIdp> = std::sync::OnceLock::new();
     PEER.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(repo_root().join("tests/peers/saml/start.sh"))
-            .arg("19400")
-            .output()
-            .expect("run tests/peers/saml/start.sh");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "simplesamlphp did not start ({}):\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let get = |k: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .unwrap_or_else(|| panic!("{k} missing from start.sh output:\n{stdout}"))
-                .to_owned()
-        };
+        let started = Started::run("simplesamlphp", "saml/start.sh", &["19400"]);
+        let get = |k: &str| started.get(k);
         SamlIdp {
             base: get("GH_SAML_IDP"),
             entity_id: get("GH_SAML_IDP_ENTITY"),
