@@ -977,7 +977,19 @@ impl Store for PostgresStore {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let mut tx = conn.client.transaction().map_err(backend)?;
+                // REPEATABLE READ: every read of the login sees one snapshot.
+                // Under READ COMMITTED a first login racing another host's
+                // could read "no link" before that host committed and "the
+                // username is taken" after, make a collision user and move
+                // the link to it (two users for one identity); here the
+                // second host's write fails with a serialization error and
+                // the transaction runs again on the committed state.
+                let mut tx = conn
+                    .client
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .start()
+                    .map_err(backend)?;
                 let mut ptx = PgTx(Q {
                     c: &mut tx,
                     cache: &mut conn.cache,
