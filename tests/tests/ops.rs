@@ -411,10 +411,22 @@ async fn audit_to_the_log_only() {
 /// text off a terminal has timestamps too (it had none).
 #[tokio::test]
 async fn log_formats_json_and_text_with_timestamps() {
+    // the daemon answers on its socket before its first lines reach the
+    // log file (seen in CI): wait for them
+    fn logged(d: &Daemon) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let logs = d.logs();
+            if !logs.trim().is_empty() || std::time::Instant::now() > deadline {
+                return logs;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     let d = Daemon::start(Setup::with_body(&format!(
         "{LOCAL_AUTH}\n[log]\nformat = \"json\"\n"
     )));
-    let logs = d.logs();
+    let logs = logged(&d);
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -431,7 +443,7 @@ async fn log_formats_json_and_text_with_timestamps() {
     drop(d);
     if std::env::var_os("JOURNAL_STREAM").is_none() {
         let d = Daemon::start(Setup::default());
-        let first = d.logs().lines().next().unwrap_or_default().to_owned();
+        let first = logged(&d).lines().next().unwrap_or_default().to_owned();
         assert!(
             first.starts_with("20") && first.contains('T'),
             "no timestamp: {first}"
