@@ -94,10 +94,6 @@ fn user_key(username: &str) -> Key {
 /// The failure counters.
 pub struct Lockout {
     failures: Mutex<HashMap<Key, VecDeque<Instant>>>,
-    /// What each user and address key stands for (the username or address
-    /// as given, cut for the log), for `GET /v1/lockout`. Locked after
-    /// `failures`, never before it.
-    labels: Mutex<HashMap<Key, String>>,
     max_keys: usize,
 }
 
@@ -402,7 +398,6 @@ impl Lockout {
     pub fn with_max_keys(max_keys: usize) -> Self {
         Self {
             failures: Mutex::new(HashMap::new()),
-            labels: Mutex::new(HashMap::new()),
             max_keys: max_keys.max(3),
         }
     }
@@ -435,58 +430,6 @@ impl Lockout {
                 q.pop_front();
             }
         }
-        if let Ok(mut labels) = self.labels.lock() {
-            if labels.len() >= self.max_keys {
-                labels.retain(|k, _| map.contains_key(k));
-            }
-            let user = crate::authn::username::for_log(a.username).into_owned();
-            labels.entry(a.user_key()).or_insert(user);
-            if let (Some(key), Some(addr)) = (a.address_key(), a.remote_addr) {
-                labels
-                    .entry(key)
-                    .or_insert_with(|| crate::authn::username::for_log(addr.trim()).into_owned());
-            }
-        }
-    }
-
-    /// Every live counter (failures within the window), users first.
-    pub fn list(&self, s: &LockoutSettings, now: Instant) -> Vec<Counter> {
-        let Ok(mut map) = self.failures.lock() else {
-            return Vec::new();
-        };
-        let labels = self.labels.lock().map(|l| l.clone()).unwrap_or_default();
-        let mut out = Vec::new();
-        for (key, q) in map.iter_mut() {
-            expire(q, now, s.window);
-            let Some(oldest) = q.front() else {
-                continue;
-            };
-            let label = labels.get(key).cloned().unwrap_or_else(|| "?".into());
-            out.push(counter(
-                key,
-                label,
-                q.len(),
-                now.saturating_duration_since(*oldest),
-                s,
-            ));
-        }
-        sort_counters(&mut out);
-        out
-    }
-
-    /// Clears a username's failures (`DELETE /v1/lockout/{user}`): true
-    /// when there were any.
-    pub fn reset_user(&self, username: &str) -> bool {
-        let key = user_key(username);
-        let removed = self
-            .failures
-            .lock()
-            .map(|mut m| m.remove(&key).is_some_and(|q| !q.is_empty()))
-            .unwrap_or(false);
-        if let Ok(mut labels) = self.labels.lock() {
-            labels.remove(&key);
-        }
-        removed
     }
 
     /// Makes room: expired entries first, then the oldest eighth (by last
