@@ -64,23 +64,14 @@ pub fn spawn(daemon: Arc<Daemon>) -> notify::Result<tokio::task::JoinHandle<()>>
         }
     })?;
     let mut generations = daemon.subscribe();
+    let mut set = watch_set(&daemon);
+    let mut watching: BTreeSet<PathBuf> = BTreeSet::new();
+    // The first watches are in place before this returns, so before the
+    // socket answers: a change made right after the first answer is seen.
+    rewatch(&mut watcher, &set, &mut watching);
     let handle = tokio::spawn(async move {
-        let mut set = watch_set(&daemon);
-        let mut watching: BTreeSet<PathBuf> = BTreeSet::new();
         loop {
-            // (re)watch the directories of the current generation
-            for d in set.dirs.difference(&watching.clone()) {
-                match watcher.watch(d, RecursiveMode::NonRecursive) {
-                    Ok(()) => {
-                        watching.insert(d.clone());
-                    }
-                    Err(e) => tracing::warn!("cannot watch {}: {e}", d.display()),
-                }
-            }
-            for d in watching.clone().difference(&set.dirs) {
-                let _ = watcher.unwatch(d);
-                watching.remove(d);
-            }
+            rewatch(&mut watcher, &set, &mut watching);
             tokio::select! {
                 ev = rx.recv() => {
                     let Some(ev) = ev else { return };
@@ -107,6 +98,23 @@ pub fn spawn(daemon: Arc<Daemon>) -> notify::Result<tokio::task::JoinHandle<()>>
         }
     });
     Ok(handle)
+}
+
+/// Watches the directories of the current generation that are not watched
+/// yet and drops the ones it no longer reads.
+fn rewatch(watcher: &mut notify::RecommendedWatcher, set: &WatchSet, watching: &mut BTreeSet<PathBuf>) {
+    for d in set.dirs.difference(&watching.clone()) {
+        match watcher.watch(d, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                watching.insert(d.clone());
+            }
+            Err(e) => tracing::warn!("cannot watch {}: {e}", d.display()),
+        }
+    }
+    for d in watching.clone().difference(&set.dirs) {
+        let _ = watcher.unwatch(d);
+        watching.remove(d);
+    }
 }
 
 fn is_change(ev: &notify::Event) -> bool {

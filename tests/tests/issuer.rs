@@ -393,12 +393,17 @@ fn post_as(uid: u32, socket: &Path, path: &str, body: &str) -> String {
             let u = rustix::process::Uid::from_raw(uid);
             rustix::thread::set_thread_res_uid(u, u, rustix::process::Uid::ROOT).expect("setresuid (needs root)");
             let mut c = std::os::unix::net::UnixStream::connect(socket).expect("connect");
-            write!(
-                c,
+            // One write: the daemon may answer (and close) as soon as it
+            // has the head, and a later write would then fail with EPIPE.
+            let request = format!(
                 "POST {path} HTTP/1.1\r\nHost: gatehouse\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
-            )
-            .expect("write");
+            );
+            match c.write_all(request.as_bytes()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => panic!("write: {e}"),
+            }
             let mut out = String::new();
             c.read_to_string(&mut out).expect("read");
             out
