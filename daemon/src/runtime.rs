@@ -400,8 +400,19 @@ pub fn build(
         Some(ic) => {
             watched.extend(ic.catalog.files.iter().cloned());
             match previous.and_then(|p| Some((p.issuer.as_ref()?, p.config.issuer.as_ref()?))) {
-                Some((i, old)) if old.same_keys(ic) => Some(Arc::clone(i)),
-                _ => match crate::issuer::Issuer::open(ic, gatehouse_sdk::jose::unix(SystemTime::now())) {
+                Some((i, old)) if old.same_keys(ic) && shared.store_reused => Some(Arc::clone(i)),
+                // `build` runs on a blocking thread: waiting here stalls no worker.
+                _ => match tokio::runtime::Handle::try_current()
+                    .map_err(|e| {
+                        crate::issuer::keys::KeyError::Store(store::StoreError::Backend(e.to_string()))
+                    })
+                    .and_then(|h| {
+                        h.block_on(crate::issuer::Issuer::open(
+                            ic,
+                            Arc::clone(&store),
+                            gatehouse_sdk::jose::unix(SystemTime::now()),
+                        ))
+                    }) {
                     Ok(i) => Some(Arc::new(i)),
                     Err(e) => {
                         errors.push(Location::file(&config.main_file).error("issuer", e.to_string()));

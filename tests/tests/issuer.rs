@@ -247,9 +247,10 @@ async fn issue_verify_and_rotate_through_the_tls_listener() {
     assert_eq!(kids.len(), 2, "{jwks}");
     assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()));
 
-    // the key file: 0600 in the state directory
+    // the keyring lives in the store (0600), not in a file of its own
     use std::os::unix::fs::PermissionsExt as _;
-    let meta = std::fs::metadata(d.dir().join("state/issuer-keys.json")).unwrap();
+    assert!(!d.dir().join("state/issuer-keys.json").exists());
+    let meta = std::fs::metadata(d.dir().join("state/gatehouse.db")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 }
 
@@ -650,6 +651,8 @@ fn check_config_reads_the_catalog_but_makes_no_keys() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // the keyring is in the store, and the check opens a scratch store
+    assert!(!d.dir().join("state/gatehouse.db").exists());
     assert!(!d.dir().join("state/issuer-keys.json").exists());
     // and a broken catalog fails the check with its file and line
     std::fs::write(

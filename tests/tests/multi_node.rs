@@ -481,3 +481,118 @@ async fn the_migration_command_moves_a_populated_sqlite_store() {
     );
     assert_eq!(pg.count(&db, "SELECT 1 FROM users"), 5);
 }
+
+/// A catalog in which duo_chat is free (no cut-off date).
+const CATALOG: &str = "services:
+  duo_chat:
+    backend: gitlab-ai-gateway
+    bundled_with:
+      duo_pro:
+        unit_primitives:
+          - duo_chat
+";
+
+/// Two daemons with an `[issuer]` on one database of `pg`.
+fn issuer_pair(pg: &PgCluster) -> (Daemon, Daemon, tempfile::TempDir) {
+    let db = pg.database("multi");
+    let files = tempfile::tempdir().unwrap();
+    let catalog = files.path().join("catalog.yml");
+    std::fs::write(&catalog, CATALOG).unwrap();
+    let body = format!(
+        "{}\n{LOCAL_AUTH}\n[issuer]\nurl = \"https://issuer.example.test\"\nalgorithm = \"ES256\"\ncatalog = \"{}\"\ninstance_id = \"multi\"\ntoken_ttl = \"10m\"\n",
+        pg.store_table(&db, files.path()),
+        catalog.display()
+    );
+    let setup = Setup::with_body(&body);
+    (Daemon::start(setup.clone()), Daemon::start(setup), files)
+}
+
+/// The JWKS a daemon publishes, as a key set, with its key ids.
+async fn jwks(d: &Daemon) -> (gatehouse_sdk::jose::KeySet, BTreeSet<String>) {
+    let a = d.client().await.get("/v1/jwks").await.unwrap();
+    assert_eq!(a.status, 200, "{:?}", a.value());
+    let kids = a.value()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    (gatehouse_sdk::jose::KeySet::from_json(&a.body).unwrap(), kids)
+}
+
+/// Whether `token`'s signature verifies with `keys`, and its `kid`.
+fn signed_by(keys: &gatehouse_sdk::jose::KeySet, token: &str) -> (bool, String) {
+    use gatehouse_sdk::jose::jws;
+    let allowed = jws::allowed_algorithms(&["ES256"]).unwrap();
+    let parsed = jws::parse(token, &allowed).unwrap();
+    let kid = parsed.kid.clone().unwrap_or_default();
+    (keys.check(&parsed) == Some(true), kid)
+}
+
+async fn login_token(d: &Daemon, user: &str) -> String {
+    let a = login(&mut d.client().await, user, "correct horse battery").await;
+    assert_eq!(a.status, 200, "{:?}", a.value());
+    a.value()["token"].as_str().expect("a login token").to_owned()
+}
+
+#[tokio::test]
+async fn both_hosts_sign_with_one_keyring_and_publish_each_others_rotations() {
+    let pg = pg_peer();
+    let (a, b, _files) = issuer_pair(&pg);
+    assert_eq!(
+        add_user(&mut a.client().await, "ann", "correct horse battery")
+            .await
+            .status,
+        201
+    );
+    // one keyring: the same JWKS on both, and a token of either verifies
+    // with the other's
+    let (keys_a, kids_a) = jwks(&a).await;
+    let (keys_b, kids_b) = jwks(&b).await;
+    assert_eq!(kids_a.len(), 1);
+    assert_eq!(kids_a, kids_b);
+    let from_a = login_token(&a, "ann").await;
+    let from_b = login_token(&b, "ann").await;
+    assert!(signed_by(&keys_b, &from_a).0);
+    assert!(signed_by(&keys_a, &from_b).0);
+
+    // a rotation on B: A signs with the new key once it looks in the
+    // store again (within 5 s), its old tokens still verify, and A's JWKS
+    // has both keys
+    jwks(&a).await;
+    let a_read_at = Instant::now();
+    let r = b
+        .client()
+        .await
+        .post("/v1/issuer/rotate", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.value());
+    let new_kid = r.value()["kid"].as_str().unwrap().to_owned();
+    let (keys_b, kids_b) = jwks(&b).await;
+    assert!(kids_b.contains(&new_kid) && kids_b.len() == 2, "{kids_b:?}");
+    assert!(signed_by(&keys_b, &from_a).0, "a token of the retired key");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut old_kid_seen = false;
+    let first_login_at = Instant::now();
+    loop {
+        let (ok, kid) = signed_by(&keys_b, &login_token(&a, "ann").await);
+        assert!(ok);
+        if kid == new_kid {
+            break;
+        }
+        old_kid_seen = true;
+        assert!(Instant::now() < deadline, "A still signs with {kid}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // (unless this machine took seconds to get here, A kept its keys for
+    // a while: the refresh, not the JWKS read, brought the new one)
+    if first_login_at - a_read_at < Duration::from_secs(3) {
+        assert!(old_kid_seen, "A read the store again at once");
+    }
+    assert_eq!(jwks(&a).await.1, kids_b);
+    // a restart of A keeps the shared keys
+    let mut a = a;
+    a.restart();
+    assert_eq!(jwks(&a).await.1, jwks(&b).await.1);
+}

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, Body, Call, JsonBody, json};
+use crate::issuer::keys::KeyError;
 use crate::issuer::{IssueError, Issuer, IssuerConfig};
 
 fn now() -> i64 {
@@ -30,7 +31,16 @@ impl From<IssueError> for ApiError {
             IssueError::NotFound(m) => ApiError::not_found(m),
             IssueError::NoAccess(m) => ApiError::new(ErrorCode::NoAccess, m),
             IssueError::Store(s) => s.into(),
-            IssueError::Keys(k) => ApiError::internal(k.to_string()),
+            IssueError::Keys(k) => k.into(),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(s) => s.into(),
+            other => ApiError::internal(other.to_string()),
         }
     }
 }
@@ -56,9 +66,9 @@ pub(super) async fn issue(call: &Call, body: JsonBody) -> Result<Response<Body>,
 }
 
 /// `GET /v1/jwks`.
-pub(super) fn jwks(call: &Call) -> Result<Response<Body>, ApiError> {
+pub(super) async fn jwks(call: &Call) -> Result<Response<Body>, ApiError> {
     let (config, issuer) = configured(call)?;
-    Ok(json(StatusCode::OK, &issuer.jwks(config, now())))
+    Ok(json(StatusCode::OK, &issuer.jwks(config, now()).await?))
 }
 
 /// `GET /.well-known/openid-configuration`.
@@ -68,12 +78,10 @@ pub(super) fn discovery(call: &Call) -> Result<Response<Body>, ApiError> {
 }
 
 /// `POST /v1/issuer/rotate` (admin): a new signing key.
-pub(super) fn rotate(call: &Call) -> Result<Response<Body>, ApiError> {
+pub(super) async fn rotate(call: &Call) -> Result<Response<Body>, ApiError> {
     call.require_admin()?;
     let (config, issuer) = configured(call)?;
-    let kid = issuer
-        .rotate(config, now())
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let kid = issuer.rotate(config, now()).await?;
     tracing::info!(kid, "issuer: signing key rotated");
     Ok(json(StatusCode::OK, &json!({ "kid": kid })))
 }

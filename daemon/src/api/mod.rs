@@ -200,12 +200,12 @@ async fn route(
                 Err(e) => Err(e),
             }
         }),
-        ["v1", "jwks"] => on!("/v1/jwks", "GET", { Method::GET => issuer::jwks(&call) }),
+        ["v1", "jwks"] => on!("/v1/jwks", "GET", { Method::GET => issuer::jwks(&call).await }),
         [".well-known", "openid-configuration"] => {
             on!("/.well-known/openid-configuration", "GET", { Method::GET => issuer::discovery(&call) })
         }
         ["v1", "issuer", "rotate"] => {
-            on!("/v1/issuer/rotate", "POST", { Method::POST => issuer::rotate(&call) })
+            on!("/v1/issuer/rotate", "POST", { Method::POST => issuer::rotate(&call).await })
         }
         ["v1", "entitlements"] => {
             on!("/v1/entitlements", "GET", { Method::GET => issuer::list(&call).await })

@@ -21,7 +21,8 @@
 //! listen = "127.0.0.1:9443"                # discovery and JWKS over TCP (restart to change)
 //! tls_cert_file = "issuer.pem"             # with tls_key_file; required off loopback
 //! tls_key_file = "issuer.key"
-//! signing_key_file = "…"                   # the keyring (default: state_dir/issuer-keys.json)
+//! signing_key_file = "…"                   # a key file of an earlier gatehouse, imported into the store once
+//!                                          # (default: state_dir/issuer-keys.json)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -97,7 +98,8 @@ pub struct IssuerConfig {
     pub issue_uids: Vec<u32>,
     /// Peer gids, besides admins', that may issue tokens.
     pub issue_gids: Vec<u32>,
-    /// The key file (JSON keyring, 0600).
+    /// A key file written by an earlier gatehouse (before the keyring
+    /// moved into the store): imported once, then renamed `*.imported`.
     pub key_file: PathBuf,
     /// The `aud` of the tokens a successful login returns (default: the
     /// issuer's url).

@@ -3,7 +3,8 @@
 //! until every token it signed has expired, then it is dropped.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -13,9 +14,12 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use gatehouse_sdk::Secret;
 use gatehouse_sdk::jose::publish::{PublicKey, jwks_document, public_jwk, rsa_components};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::store::{Store, StoreError};
 
 /// The algorithms the issuer signs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +68,15 @@ pub enum KeyError {
     /// The cryptography library refused.
     #[error("issuer key: {0}")]
     Crypto(&'static str),
+    /// The stored keyring cannot be read back.
+    #[error("issuer keyring in the store: {0}")]
+    Damaged(String),
+    /// The store failed.
+    #[error("issuer keyring: {0}")]
+    Store(#[from] StoreError),
+    /// Other hosts changed the keyring every time this one tried.
+    #[error("issuer keyring: other hosts kept changing it; try again")]
+    Contended,
 }
 
 enum Pair {
@@ -77,7 +90,7 @@ struct Key {
     kid: String,
     alg: Algorithm,
     /// Shared so a signature is made outside the keyring's lock.
-    pair: std::sync::Arc<Pair>,
+    pair: Arc<Pair>,
     jwk: Value,
     stored: StoredKey,
 }
@@ -156,7 +169,7 @@ impl Key {
         Ok(Self {
             kid,
             alg: stored.alg,
-            pair: std::sync::Arc::new(pair),
+            pair: Arc::new(pair),
             jwk,
             stored,
         })
@@ -209,17 +222,41 @@ fn thumbprint(key: PublicKey<'_>) -> String {
     ))
 }
 
+/// The store document that holds the keyring: one for every host sharing
+/// the store, so they sign with the same key and publish the same JWKS.
+pub const DOCUMENT: &str = "issuer.keyring";
+
+/// How long a host signs with the keys it last read before it looks in
+/// the store for a rotation made by another host. JWKS answers always read
+/// the store, so a key is published everywhere before any host could have
+/// read it for signing elsewhere.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often a change is retried when other hosts keep changing the
+/// keyring at the same moment.
+const ATTEMPTS: usize = 8;
+
 /// The issuer's keys: one current (signing) key and the retired ones still
-/// published. Persisted as JSON, mode 0600, replaced atomically.
+/// published. Kept in the store as one versioned document, replaced whole
+/// only when nobody changed it since it was read.
 pub struct Keyring {
-    path: PathBuf,
-    keys: Mutex<Vec<Key>>,
+    store: Arc<dyn Store>,
+    state: Mutex<Loaded>,
+}
+
+struct Loaded {
+    keys: Vec<Key>,
+    /// The document version the keys came from.
+    version: Option<i64>,
+    read_at: Instant,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
         f.debug_struct("Keyring")
-            .field("path", &self.path)
+            .field("keys", &state.keys.len())
+            .field("version", &state.version)
             .finish_non_exhaustive()
     }
 }
@@ -233,86 +270,159 @@ pub struct Signed {
 }
 
 impl Keyring {
-    /// Loads the keys at `path`, or makes the file with one new `alg` key.
-    /// When the current key has another algorithm (the configuration
-    /// changed), a new key of `alg` becomes current and the old one is
-    /// retired. Keys retired longer than `keep` seconds ago are dropped.
-    pub fn open(path: &Path, alg: Algorithm, keep: i64, now: i64) -> Result<Self, KeyError> {
-        let file_err = |m: String| KeyError::File {
-            path: path.to_owned(),
-            message: m,
-        };
-        let stored: StoredRing = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| file_err(format!("not a key file written by gatehouse (line {})", e.line())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StoredRing::default(),
-            Err(e) => return Err(file_err(e.to_string())),
-        };
-        let keys = stored
-            .keys
-            .into_iter()
-            .map(Key::from_stored)
-            .collect::<Result<Vec<_>, _>>()?;
+    /// Loads the keyring from `store`, or makes it with one new `alg` key.
+    /// A key file written by an earlier gatehouse at `legacy` is imported
+    /// the first time (then renamed `*.imported`). When the current key has
+    /// another algorithm (the configuration changed), a new key of `alg`
+    /// becomes current and the old one is retired. Keys retired longer than
+    /// `keep` seconds ago are dropped.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        legacy: &Path,
+        alg: Algorithm,
+        keep: i64,
+        now: i64,
+    ) -> Result<Self, KeyError> {
         let ring = Self {
-            path: path.to_owned(),
-            keys: Mutex::new(keys),
+            store,
+            state: Mutex::new(Loaded {
+                keys: Vec::new(),
+                version: None,
+                read_at: Instant::now(),
+            }),
         };
-        let changed = {
-            let mut keys = ring.lock();
-            let dropped = drop_expired(&mut keys, keep, now);
+        let imported = ring.import(legacy).await?;
+        ring.update(|keys| {
+            let dropped = drop_expired(keys, keep, now);
             let current_ok = keys.iter().any(|k| k.stored.retired.is_none() && k.alg == alg);
             if !current_ok {
-                make_current(&mut keys, Key::generate(alg, now)?, now);
+                make_current(keys, Key::generate(alg, now)?, now);
             }
-            dropped || !current_ok
-        };
-        if changed {
-            ring.save()?;
+            Ok(dropped || !current_ok)
+        })
+        .await?;
+        if imported {
+            let done = legacy.with_extension("json.imported");
+            match std::fs::rename(legacy, &done) {
+                Ok(()) => tracing::info!(
+                    "issuer: the key file {} is now in the store (left as {})",
+                    legacy.display(),
+                    done.display()
+                ),
+                Err(e) => tracing::warn!("issuer: cannot rename {}: {e}", legacy.display()),
+            }
         }
         Ok(ring)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Key>> {
-        self.keys
+    /// Puts the keys of a key file from before the store held them into
+    /// the store, when it holds none yet. True when this call did.
+    async fn import(&self, legacy: &Path) -> Result<bool, KeyError> {
+        let file_err = |m: String| KeyError::File {
+            path: legacy.to_owned(),
+            message: m,
+        };
+        let bytes = match std::fs::read(legacy) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(file_err(e.to_string())),
+        };
+        let text =
+            String::from_utf8(bytes).map_err(|_| file_err("not a key file written by gatehouse".into()))?;
+        parse(&text).map_err(|_| file_err("not a key file written by gatehouse".into()))?;
+        if self.store.document(DOCUMENT).await?.is_some() {
+            return Ok(false);
+        }
+        Ok(self
+            .store
+            .put_document(DOCUMENT, None, &Secret::new(text))
+            .await?)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Loaded> {
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn save(&self) -> Result<(), KeyError> {
-        let file_err = |m: String| KeyError::File {
-            path: self.path.clone(),
-            message: m,
-        };
-        let ring = StoredRing {
-            keys: self.lock().iter().map(|k| k.stored.clone()).collect(),
-        };
-        let json = serde_json::to_vec_pretty(&ring).map_err(|e| file_err(e.to_string()))?;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| file_err(e.to_string()))?;
-        {
-            use std::io::Write as _;
-            use std::os::unix::fs::PermissionsExt as _;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| file_err(e.to_string()))?;
-            tmp.write_all(&json).map_err(|e| file_err(e.to_string()))?;
-            tmp.as_file().sync_all().map_err(|e| file_err(e.to_string()))?;
+    /// Reads the keyring from the store (when it changed since the last
+    /// read).
+    async fn read(&self) -> Result<(), KeyError> {
+        let doc = self.store.document(DOCUMENT).await?;
+        let version = doc.as_ref().map(|d| d.version);
+        if version == self.lock().version {
+            self.lock().read_at = Instant::now();
+            return Ok(());
         }
-        tmp.persist(&self.path)
-            .map_err(|e| file_err(e.error.to_string()))?;
+        let keys = match &doc {
+            Some(d) => parse(d.value.expose())?,
+            None => Vec::new(),
+        };
+        *self.lock() = Loaded {
+            keys,
+            version,
+            read_at: Instant::now(),
+        };
         Ok(())
+    }
+
+    /// Applies `change` to the stored keyring and writes it back when
+    /// `change` says it changed something, again from a fresh read when
+    /// another host wrote first.
+    async fn update(
+        &self,
+        mut change: impl FnMut(&mut Vec<Key>) -> Result<bool, KeyError>,
+    ) -> Result<(), KeyError> {
+        for _ in 0..ATTEMPTS {
+            let doc = self.store.document(DOCUMENT).await?;
+            let version = doc.as_ref().map(|d| d.version);
+            let mut keys = match &doc {
+                Some(d) => parse(d.value.expose())?,
+                None => Vec::new(),
+            };
+            let version = if change(&mut keys)? {
+                let text = serialize(&keys)?;
+                if !self.store.put_document(DOCUMENT, version, &text).await? {
+                    continue;
+                }
+                Some(version.map_or(1, |v| v + 1))
+            } else {
+                version
+            };
+            *self.lock() = Loaded {
+                keys,
+                version,
+                read_at: Instant::now(),
+            };
+            return Ok(());
+        }
+        Err(KeyError::Contended)
+    }
+
+    /// Looks in the store for another host's rotation when the keys were
+    /// read more than a few seconds ago. A store that cannot be read
+    /// leaves the keys as they were (they still sign and verify).
+    pub async fn refresh(&self) {
+        if self.lock().read_at.elapsed() < REFRESH {
+            return;
+        }
+        if let Err(e) = self.read().await {
+            tracing::warn!("issuer: keeping the keys read before: {e}");
+            self.lock().read_at = Instant::now();
+        }
     }
 
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &Value) -> Result<Signed, KeyError> {
         // the lock only picks the key: signatures run in parallel
         let (pair, alg, kid) = {
-            let keys = self.lock();
-            let key = keys
+            let state = self.lock();
+            let key = state
+                .keys
                 .iter()
                 .find(|k| k.stored.retired.is_none())
                 .ok_or(KeyError::Crypto("no current signing key"))?;
-            (std::sync::Arc::clone(&key.pair), key.alg, key.kid.clone())
+            (Arc::clone(&key.pair), key.alg, key.kid.clone())
         };
         let header = serde_json::json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
         let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
@@ -324,42 +434,55 @@ impl Keyring {
         Ok(Signed { token, kid })
     }
 
-    /// The JWKS document: the current key and the retired ones still kept.
-    pub fn jwks(&self) -> Value {
-        jwks_document(self.lock().iter().map(|k| k.jwk.clone()))
+    /// The JWKS document, from a fresh read of the store: the current key
+    /// and the retired ones still kept (keys retired more than `keep`
+    /// seconds before `now` are dropped first).
+    pub async fn jwks(&self, keep: i64, now: i64) -> Result<Value, KeyError> {
+        self.update(|keys| Ok(drop_expired(keys, keep, now))).await?;
+        Ok(jwks_document(self.lock().keys.iter().map(|k| k.jwk.clone())))
     }
 
-    /// The current key's id.
+    /// The current key's id (as last read).
     pub fn current_kid(&self) -> Option<String> {
         self.lock()
+            .keys
             .iter()
             .find(|k| k.stored.retired.is_none())
             .map(|k| k.kid.clone())
     }
 
-    /// Makes a new current key of `alg`; the previous one keeps being
-    /// published for `keep` seconds (the longest a token it signed lives),
-    /// and keys retired longer ago are dropped. Returns the new key's id.
-    pub fn rotate(&self, alg: Algorithm, keep: i64, now: i64) -> Result<String, KeyError> {
-        let fresh = Key::generate(alg, now)?;
-        let kid = fresh.kid.clone();
-        {
-            let mut keys = self.lock();
-            drop_expired(&mut keys, keep, now);
-            make_current(&mut keys, fresh, now);
-        }
-        self.save()?;
+    /// Makes a new current key of `alg` for every host; the previous one
+    /// keeps being published for `keep` seconds (the longest a token it
+    /// signed lives), and keys retired longer ago are dropped. Returns the
+    /// new key's id.
+    pub async fn rotate(&self, alg: Algorithm, keep: i64, now: i64) -> Result<String, KeyError> {
+        let mut kid = String::new();
+        self.update(|keys| {
+            let fresh = Key::generate(alg, now)?;
+            kid.clone_from(&fresh.kid);
+            drop_expired(keys, keep, now);
+            make_current(keys, fresh, now);
+            Ok(true)
+        })
+        .await?;
         Ok(kid)
     }
+}
 
-    /// Drops keys retired more than `keep` seconds ago; true when one went.
-    pub fn expire(&self, keep: i64, now: i64) -> Result<bool, KeyError> {
-        let dropped = drop_expired(&mut self.lock(), keep, now);
-        if dropped {
-            self.save()?;
-        }
-        Ok(dropped)
-    }
+/// Reads a stored keyring (a store document or a legacy key file).
+fn parse(text: &str) -> Result<Vec<Key>, KeyError> {
+    let stored: StoredRing = serde_json::from_str(text)
+        .map_err(|e| KeyError::Damaged(format!("not a keyring written by gatehouse (line {})", e.line())))?;
+    stored.keys.into_iter().map(Key::from_stored).collect()
+}
+
+fn serialize(keys: &[Key]) -> Result<Secret, KeyError> {
+    let ring = StoredRing {
+        keys: keys.iter().map(|k| k.stored.clone()).collect(),
+    };
+    serde_json::to_string(&ring)
+        .map(Secret::new)
+        .map_err(|e| KeyError::Damaged(e.to_string()))
 }
 
 /// Drops keys retired more than `keep` seconds before `now`; true when
@@ -381,10 +504,11 @@ fn make_current(keys: &mut Vec<Key>, fresh: Key, now: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SqliteStore;
     use std::collections::BTreeSet;
 
-    fn kids(ring: &Keyring) -> BTreeSet<String> {
-        ring.jwks()["keys"]
+    fn kids(jwks: &Value) -> BTreeSet<String> {
+        jwks["keys"]
             .as_array()
             .expect("keys")
             .iter()
@@ -392,39 +516,109 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn keys_persist_0600_and_rotate_out_after_their_tokens_expire() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("issuer-keys.json");
-        let ring = Keyring::open(&path, Algorithm::ES256, 3600, 1000).expect("open");
-        let first = ring.current_kid().expect("kid");
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        // reopened: the same key
-        let again = Keyring::open(&path, Algorithm::ES256, 3600, 1001).expect("reopen");
-        assert_eq!(again.current_kid().as_deref(), Some(first.as_str()));
-
-        let second = again.rotate(Algorithm::ES256, 3600, 2000).expect("rotate");
-        assert_ne!(first, second);
-        assert_eq!(again.current_kid().as_deref(), Some(second.as_str()));
-        assert_eq!(kids(&again), [first.clone(), second.clone()].into());
-        // still published while its tokens may live, gone afterwards
-        assert!(!again.expire(3600, 2000 + 3600).expect("expire"));
-        assert!(again.expire(3600, 2000 + 3601).expect("expire"));
-        assert_eq!(kids(&again), [second.clone()].into());
-        let reopened = Keyring::open(&path, Algorithm::ES256, 3600, 9000).expect("reopen");
-        assert_eq!(kids(&reopened), [second].into());
+    fn store(dir: &Path) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&dir.join("g.db")).expect("store"))
     }
 
-    #[test]
-    fn a_new_algorithm_makes_a_new_current_key() {
+    #[tokio::test]
+    async fn keys_live_in_the_store_and_rotate_out_after_their_tokens_expire() {
         let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("k.json");
-        let rsa = Keyring::open(&path, Algorithm::RS256, 60, 0).expect("rsa");
+        let legacy = dir.path().join("issuer-keys.json");
+        let s = store(dir.path());
+        let ring = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 3600, 1000)
+            .await
+            .expect("open");
+        let first = ring.current_kid().expect("kid");
+        assert!(!legacy.exists(), "no key file is written any more");
+        // another host (or a restart) on the same store: the same key
+        let again = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 3600, 1001)
+            .await
+            .expect("reopen");
+        assert_eq!(again.current_kid().as_deref(), Some(first.as_str()));
+
+        let second = again.rotate(Algorithm::ES256, 3600, 2000).await.expect("rotate");
+        assert_ne!(first, second);
+        assert_eq!(again.current_kid().as_deref(), Some(second.as_str()));
+        // the first host publishes the rotation at once, and signs with it
+        // once it looks again
+        let jwks = ring.jwks(3600, 2000).await.expect("jwks");
+        assert_eq!(kids(&jwks), [first.clone(), second.clone()].into());
+        assert_eq!(ring.current_kid().as_deref(), Some(second.as_str()));
+        // still published while its tokens may live, gone afterwards
+        assert_eq!(kids(&again.jwks(3600, 5600).await.expect("jwks")).len(), 2);
+        assert_eq!(
+            kids(&again.jwks(3600, 5601).await.expect("jwks")),
+            [second.clone()].into()
+        );
+        let reopened = Keyring::open(s, &legacy, Algorithm::ES256, 3600, 9000)
+            .await
+            .expect("reopen");
+        assert_eq!(
+            kids(&reopened.jwks(3600, 9000).await.expect("jwks")),
+            [second].into()
+        );
+    }
+
+    #[tokio::test]
+    async fn two_hosts_starting_at_once_make_one_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = store(dir.path());
+        let legacy = dir.path().join("none.json");
+        let opens = (0..6).map(|i| {
+            let s = Arc::clone(&s);
+            let legacy = legacy.clone();
+            tokio::spawn(async move { Keyring::open(s, &legacy, Algorithm::EdDSA, 60, i).await })
+        });
+        let mut current = BTreeSet::new();
+        for o in opens {
+            let ring = o.await.expect("task").expect("open");
+            current.insert(ring.current_kid().expect("kid"));
+        }
+        assert_eq!(current.len(), 1, "{current:?}");
+        let ring = Keyring::open(s, &legacy, Algorithm::EdDSA, 60, 10)
+            .await
+            .expect("open");
+        assert_eq!(kids(&ring.jwks(60, 10).await.expect("jwks")), current);
+    }
+
+    #[tokio::test]
+    async fn a_key_file_from_before_is_imported_once() {
+        let dir = tempfile::tempdir().expect("dir");
+        let legacy = dir.path().join("issuer-keys.json");
+        // a keyring as gatehouse wrote it to a file
+        let old = Key::generate(Algorithm::ES256, 100).expect("key");
+        let text = serialize(std::slice::from_ref(&old)).expect("serialize");
+        std::fs::write(&legacy, text.expose()).expect("write");
+        let s = store(dir.path());
+        let ring = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 60, 200)
+            .await
+            .expect("open");
+        assert_eq!(ring.current_kid(), Some(old.kid.clone()));
+        assert!(!legacy.exists());
+        assert!(dir.path().join("issuer-keys.json.imported").exists());
+        // a stale file put back later does not replace the store's keys
+        let other = Key::generate(Algorithm::ES256, 300).expect("key");
+        let text = serialize(std::slice::from_ref(&other)).expect("serialize");
+        std::fs::write(&legacy, text.expose()).expect("write");
+        let ring = Keyring::open(s, &legacy, Algorithm::ES256, 60, 400)
+            .await
+            .expect("open");
+        assert_eq!(ring.current_kid(), Some(old.kid));
+    }
+
+    #[tokio::test]
+    async fn a_new_algorithm_makes_a_new_current_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = store(dir.path());
+        let legacy = dir.path().join("k.json");
+        let rsa = Keyring::open(Arc::clone(&s), &legacy, Algorithm::RS256, 60, 0)
+            .await
+            .expect("rsa");
         let old = rsa.current_kid().expect("kid");
-        let ed = Keyring::open(&path, Algorithm::EdDSA, 60, 10).expect("ed");
-        let jwks = ed.jwks();
+        let ed = Keyring::open(s, &legacy, Algorithm::EdDSA, 60, 10)
+            .await
+            .expect("ed");
+        let jwks = ed.jwks(60, 10).await.expect("jwks");
         let algs: BTreeSet<&str> = jwks["keys"]
             .as_array()
             .expect("keys")
@@ -435,26 +629,51 @@ mod tests {
         assert_ne!(ed.current_kid(), Some(old));
     }
 
-    #[test]
-    fn a_damaged_key_file_is_an_error_not_a_new_key() {
+    #[tokio::test]
+    async fn a_damaged_keyring_is_an_error_not_a_new_key() {
         let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("k.json");
-        std::fs::write(&path, "{not json").expect("write");
-        let e = Keyring::open(&path, Algorithm::ES256, 60, 0).expect_err("damaged");
+        let legacy = dir.path().join("k.json");
+        std::fs::write(&legacy, "{not json").expect("write");
+        let s = store(dir.path());
+        let e = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 60, 0)
+            .await
+            .expect_err("damaged file");
         assert!(e.to_string().contains("not a key file"), "{e}");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), "{not json");
+        assert_eq!(std::fs::read_to_string(&legacy).expect("read"), "{not json");
+        std::fs::remove_file(&legacy).expect("rm");
+        // damaged in the store: refused, and left as it is
+        assert!(
+            s.put_document(DOCUMENT, None, &Secret::new("[1]"))
+                .await
+                .expect("put")
+        );
+        let e = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 60, 0)
+            .await
+            .expect_err("damaged document");
+        assert!(e.to_string().contains("not a keyring"), "{e}");
+        assert_eq!(
+            s.document(DOCUMENT)
+                .await
+                .expect("doc")
+                .expect("doc")
+                .value
+                .expose(),
+            "[1]"
+        );
     }
 
-    #[test]
-    fn signatures_verify_with_the_published_key() {
+    #[tokio::test]
+    async fn signatures_verify_with_the_published_key() {
         use gatehouse_sdk::jose::KeySet;
         use gatehouse_sdk::jose::jws;
-        let dir = tempfile::tempdir().expect("dir");
         for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
-            let path = dir.path().join(alg.name());
-            let ring = Keyring::open(&path, alg, 60, 0).expect("open");
+            let dir = tempfile::tempdir().expect("dir");
+            let ring = Keyring::open(store(dir.path()), &dir.path().join("k"), alg, 60, 0)
+                .await
+                .expect("open");
             let signed = ring.sign(&serde_json::json!({"sub": "alice"})).expect("sign");
-            let set = KeySet::from_json(ring.jwks().to_string().as_bytes()).expect("jwks");
+            let jwks = ring.jwks(60, 0).await.expect("jwks");
+            let set = KeySet::from_json(jwks.to_string().as_bytes()).expect("jwks");
             let allowed = jws::allowed_algorithms(&[alg.name()]).expect("algs");
             let parsed = jws::parse(&signed.token, &allowed).expect("parse");
             assert_eq!(set.check(&parsed), Some(true), "{alg:?}");

@@ -69,7 +69,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, daemon: Arc<
             let _permit = permit;
             let service = service_fn(move |req| {
                 let d = Arc::clone(&daemon);
-                async move { Ok::<_, std::convert::Infallible>(answer(&d, &req)) }
+                async move { Ok::<_, std::convert::Infallible>(answer(&d, &req).await) }
             });
             let served = async {
                 let builder = hyper::server::conn::http1::Builder::new();
@@ -91,7 +91,7 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, daemon: Arc<
     }
 }
 
-fn answer(daemon: &Daemon, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(daemon: &Daemon, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let rt = daemon.runtime();
     let reply = |status: StatusCode, body: serde_json::Value| {
         let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
@@ -117,7 +117,16 @@ fn answer(daemon: &Daemon, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let now = gatehouse_sdk::jose::unix(std::time::SystemTime::now());
     match req.uri().path() {
         "/.well-known/openid-configuration" => reply(StatusCode::OK, super::Issuer::discovery(config)),
-        "/v1/jwks" => reply(StatusCode::OK, issuer.jwks(config, now)),
+        "/v1/jwks" => match issuer.jwks(config, now).await {
+            Ok(jwks) => reply(StatusCode::OK, jwks),
+            Err(e) => {
+                tracing::warn!("[issuer] listener: {e}");
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({"error": {"code": "backend_unavailable", "message": "the keyring cannot be read from the store"}}),
+                )
+            }
+        },
         _ => reply(
             StatusCode::NOT_FOUND,
             serde_json::json!({"error": {"code": "not_found", "message": "this listener serves the issuer's discovery document and JWKS only"}}),

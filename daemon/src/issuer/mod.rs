@@ -16,7 +16,7 @@ pub mod keys;
 pub mod listener;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use gatehouse_sdk::Secret;
 use gatehouse_sdk::proto::{IssueTokenRequest, IssuedToken};
@@ -98,26 +98,26 @@ pub fn keep_retired(config: &IssuerConfig) -> i64 {
 }
 
 impl Issuer {
-    /// Opens (or makes) the keyring of `config`.
-    pub fn open(config: &IssuerConfig, now: i64) -> Result<Self, KeyError> {
-        if let Some(dir) = config.key_file.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| KeyError::File {
-                path: dir.to_owned(),
-                message: e.to_string(),
-            })?;
-        }
+    /// Opens (or makes) the keyring of `config` in `store`, shared by every
+    /// host on that store.
+    pub async fn open(config: &IssuerConfig, store: Arc<dyn Store>, now: i64) -> Result<Self, KeyError> {
         Ok(Self {
-            keys: Keyring::open(&config.key_file, config.algorithm, keep_retired(config), now)?,
+            keys: Keyring::open(
+                store,
+                &config.key_file,
+                config.algorithm,
+                keep_retired(config),
+                now,
+            )
+            .await?,
             cache: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The JWKS document: the current key and retired ones still valid.
-    pub fn jwks(&self, config: &IssuerConfig, now: i64) -> Value {
-        if let Err(e) = self.keys.expire(keep_retired(config), now) {
-            tracing::warn!("issuer: {e}");
-        }
-        self.keys.jwks()
+    /// The JWKS document: the current key and retired ones still valid,
+    /// as the store has them now (another host may have rotated).
+    pub async fn jwks(&self, config: &IssuerConfig, now: i64) -> Result<Value, KeyError> {
+        self.keys.jwks(keep_retired(config), now).await
     }
 
     /// The OpenID discovery document (`/.well-known/openid-configuration`).
@@ -132,10 +132,14 @@ impl Issuer {
         })
     }
 
-    /// Makes a new signing key; the old one stays published until its
-    /// tokens expire. Tokens cached for reuse are dropped.
-    pub fn rotate(&self, config: &IssuerConfig, now: i64) -> Result<String, KeyError> {
-        let kid = self.keys.rotate(config.algorithm, keep_retired(config), now)?;
+    /// Makes a new signing key for every host on the store; the old one
+    /// stays published until its tokens expire. Tokens cached for reuse are
+    /// dropped.
+    pub async fn rotate(&self, config: &IssuerConfig, now: i64) -> Result<String, KeyError> {
+        let kid = self
+            .keys
+            .rotate(config.algorithm, keep_retired(config), now)
+            .await?;
         self.forget();
         Ok(kid)
     }
@@ -219,6 +223,7 @@ impl Issuer {
         let (token, expires_at, scopes, reused) = match self.cached(&key, now) {
             Some(hit) => (hit.token, hit.expires_at, hit.scopes, true),
             None => {
+                self.keys.refresh().await;
                 let aud = match service.backends.as_slice() {
                     [one] => json!(one),
                     many => json!(many),
@@ -321,6 +326,7 @@ impl Issuer {
         let mut claims = Map::new();
         claims.insert("gatehouse_authenticator".into(), json!(authenticator));
         let aud = json!(config.login_audience);
+        self.keys.refresh().await;
         Ok(self.sign(config, claims, aud, &user.username, &scopes, now)?.0)
     }
 

@@ -142,8 +142,23 @@ const TABLES: &[Table] = &[
     ),
     (
         "lockout_failures",
-        &[("id", Ty::Int), ("key", Ty::Bytes), ("at_ms", Ty::Int)],
+        &[
+            ("id", Ty::Int),
+            ("key", Ty::Bytes),
+            ("at_ms", Ty::Int),
+            ("label", Ty::Text),
+        ],
         true,
+    ),
+    (
+        "documents",
+        &[
+            ("name", Ty::Text),
+            ("value", Ty::Text),
+            ("version", Ty::Int),
+            ("updated_at", Ty::Int),
+        ],
+        false,
     ),
 ];
 

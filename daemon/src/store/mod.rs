@@ -201,6 +201,31 @@ pub trait Store: Send + Sync + 'static {
     /// Every key with failures at or after `since_ms`: its label and its
     /// failure times (oldest first), for `GET /v1/lockout`.
     async fn lockout_list(&self, since_ms: i64) -> Result<Vec<LockoutRow>, StoreError>;
+
+    /// The named document (state read and replaced whole, such as the
+    /// issuer's keyring), with its version; `None` when it was never put.
+    async fn document(&self, name: &str) -> Result<Option<Document>, StoreError>;
+
+    /// Replaces the named document when its version is still `expected`
+    /// (`None`: when there is none yet), making the version one higher.
+    /// False when another writer (another host) got there first: read it
+    /// again and redo the change.
+    async fn put_document(
+        &self,
+        name: &str,
+        expected: Option<i64>,
+        value: &Secret,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A named document and its version (see [`Store::document`]). The value
+/// may hold keys, so it is a [`Secret`] and never printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    /// The content.
+    pub value: Secret,
+    /// Bumped by every [`Store::put_document`].
+    pub version: i64,
 }
 
 /// One live lockout counter as the store lists it.

@@ -32,7 +32,7 @@ use postgres::{GenericClient, Row, Statement};
 use rustls_pki_types::pem::PemObject as _;
 
 use super::{
-    Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
+    Document, Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
     PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction, TransactionWork, UserRecord,
     pending_digest,
 };
@@ -206,6 +206,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX lockout_failures_key ON lockout_failures(key, at_ms);
     CREATE INDEX lockout_failures_at ON lockout_failures(at_ms);",
+    // 8: named documents replaced whole under a version (the issuer keyring)
+    "CREATE TABLE documents (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );",
 ];
 
 /// The advisory lock migrations run under ("gatehous" in ASCII).
@@ -1414,6 +1421,48 @@ impl Store for PostgresStore {
                 })
                 .collect::<Result<Vec<(Vec<u8>, String, i64)>, StoreError>>()?;
             Ok(super::group_lockout_rows(rows))
+        })
+        .await
+    }
+
+    async fn document(&self, name: &str) -> Result<Option<Document>, StoreError> {
+        let name = name.to_owned();
+        self.q(move |q| {
+            let row = q.opt("SELECT value, version FROM documents WHERE name = $1", &[&name])?;
+            row.map(|r| {
+                Ok(Document {
+                    value: Secret::new(r.try_get::<_, String>(0).map_err(backend)?),
+                    version: r.try_get(1).map_err(backend)?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_document(
+        &self,
+        name: &str,
+        expected: Option<i64>,
+        value: &Secret,
+    ) -> Result<bool, StoreError> {
+        let (name, value) = (name.to_owned(), value.clone());
+        self.q(move |q| {
+            let now = now();
+            let text = value.expose();
+            let n = match expected {
+                None => q.exec(
+                    "INSERT INTO documents (name, value, version, updated_at) VALUES ($1, $2, 1, $3)
+                     ON CONFLICT (name) DO NOTHING",
+                    &[&name, &text, &now],
+                )?,
+                Some(v) => q.exec(
+                    "UPDATE documents SET value = $2, version = version + 1, updated_at = $3
+                     WHERE name = $1 AND version = $4",
+                    &[&name, &text, &now, &v],
+                )?,
+            };
+            Ok(n == 1)
         })
         .await
     }

@@ -9,7 +9,7 @@ use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
+    Document, Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
     PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction, TransactionWork, UserRecord,
     pending_digest,
 };
@@ -121,6 +121,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX lockout_failures_key ON lockout_failures(key, at_ms);
     CREATE INDEX lockout_failures_at ON lockout_failures(at_ms);",
+    // 8: named documents replaced whole under a version (the issuer keyring)
+    "CREATE TABLE documents (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );",
 ];
 
 /// An SQLite-backed [`Store`].
@@ -1172,6 +1179,53 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
             Ok(super::group_lockout_rows(rows))
+        })
+        .await
+    }
+
+    async fn document(&self, name: &str) -> Result<Option<Document>, StoreError> {
+        let name = name.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT value, version FROM documents WHERE name = ?1",
+                params![name],
+                |r| {
+                    Ok(Document {
+                        value: Secret::new(r.get::<_, String>(0)?),
+                        version: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_document(
+        &self,
+        name: &str,
+        expected: Option<i64>,
+        value: &Secret,
+    ) -> Result<bool, StoreError> {
+        let (name, value) = (name.to_owned(), value.clone());
+        self.with(move |c| {
+            let n = match expected {
+                None => exec(
+                    c,
+                    "INSERT INTO documents (name, value, version, updated_at) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT (name) DO NOTHING",
+                    params![name, value.expose(), now()],
+                ),
+                Some(v) => exec(
+                    c,
+                    "UPDATE documents SET value = ?2, version = version + 1, updated_at = ?3
+                     WHERE name = ?1 AND version = ?4",
+                    params![name, value.expose(), now(), v],
+                ),
+            }
+            .map_err(backend)?;
+            Ok(n == 1)
         })
         .await
     }

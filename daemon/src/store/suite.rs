@@ -116,10 +116,11 @@ both!(
     entitlements,
     claims_are_once_until_expiry,
     lockout_counters,
+    documents_are_replaced_only_at_the_version_read,
 );
 
 async fn schema_is_current(s: Arc<dyn Store>) {
-    assert_eq!(s.schema_version().await.unwrap(), 7);
+    assert_eq!(s.schema_version().await.unwrap(), 8);
 }
 
 async fn users_round_trip_and_conflict(s: Arc<dyn Store>) {
@@ -489,6 +490,37 @@ async fn claims_are_once_until_expiry(s: Arc<dyn Store>) {
     assert_eq!(won, 1);
 }
 
+async fn documents_are_replaced_only_at_the_version_read(s: Arc<dyn Store>) {
+    let text = |t: &str| Secret::new(t);
+    assert_eq!(s.document("ring").await.unwrap(), None);
+    assert!(s.put_document("ring", None, &text("one")).await.unwrap());
+    // a second first writer loses
+    assert!(!s.put_document("ring", None, &text("other")).await.unwrap());
+    let d = s.document("ring").await.unwrap().unwrap();
+    assert_eq!((d.value.expose(), d.version), ("one", 1));
+    assert!(s.put_document("ring", Some(1), &text("two")).await.unwrap());
+    // a writer that read version 1 is now stale
+    assert!(!s.put_document("ring", Some(1), &text("stale")).await.unwrap());
+    let d = s.document("ring").await.unwrap().unwrap();
+    assert_eq!((d.value.expose(), d.version), ("two", 2));
+    assert_eq!(s.document("other").await.unwrap(), None);
+    // many writers from one version: exactly one wins
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            s.put_document("ring", Some(2), &Secret::new(format!("w{i}")))
+                .await
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1);
+    assert_eq!(s.document("ring").await.unwrap().unwrap().version, 3);
+}
+
 async fn lockout_counters(s: Arc<dyn Store>) {
     let k = |key: &[u8], cap| LockoutKey {
         key: key.to_vec(),
@@ -559,7 +591,7 @@ fn concurrent_opens_migrate_once() {
     let mut c = PostgresStore::client(&settings).unwrap();
     let rows = c.query("SELECT version FROM gatehouse_schema", &[]).unwrap();
     assert_eq!(rows.len(), 1, "one version row");
-    assert_eq!(rows[0].get::<_, i32>(0), 7);
+    assert_eq!(rows[0].get::<_, i32>(0), 8);
 }
 
 /// A wrong password or an untrusted server certificate: a clear error
