@@ -39,6 +39,16 @@ fn fnv1a(data: &[u8]) -> u64 {
     h
 }
 
+/// The uid an identity is linked under: lowercased when its authenticator
+/// compares uids without case.
+pub fn link_uid(identity: &Identity) -> String {
+    if identity.case_insensitive {
+        identity.uid.to_lowercase()
+    } else {
+        identity.uid.clone()
+    }
+}
+
 /// The username given to an identity whose preferred name is taken.
 pub fn collision_username(authenticator: &str, identity: &Identity) -> String {
     let mut key = authenticator.as_bytes().to_vec();
@@ -125,11 +135,7 @@ pub fn resolve_user(
     identity: &Identity,
 ) -> Result<UserRecord, StoreError> {
     let name = policy.authenticator.as_str();
-    let uid = if identity.case_insensitive {
-        identity.uid.to_lowercase()
-    } else {
-        identity.uid.clone()
-    };
+    let uid = link_uid(identity);
     let profile = Profile {
         email: identity.email.clone(),
         first_name: identity.first_name.clone(),

@@ -22,6 +22,7 @@ pub mod lockout;
 pub mod logging;
 pub mod maps;
 pub mod metrics;
+pub mod offline;
 pub mod password;
 pub mod registry;
 pub mod runtime;

@@ -388,6 +388,15 @@ pub fn build(
         &mut watched,
         &mut errors,
     );
+    for a in authenticators
+        .iter()
+        .filter(|a| a.spec.offline_max_age.is_some() && a.flow() != Flow::Password)
+    {
+        errors.push(a.spec.location.error(
+            format!("authenticators[{:?}].offline_max_age", a.spec.name),
+            "offline login keeps passwords: it applies to password authenticators, not to redirect logins",
+        ));
+    }
     let verifiers = build_family::<Verifiers>(
         &config.verifiers,
         previous.map_or(&[], |p| &p.verifiers),

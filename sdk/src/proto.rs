@@ -456,6 +456,11 @@ pub struct LoginResult {
     /// A redirect login's `return_to`, as given to its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_to: Option<String>,
+    /// True when every backend was unreachable and the password was
+    /// checked against what an earlier online login left (offline login):
+    /// the groups and attributes are then not fresh.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
     /// Admin `explain` output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<serde_json::Value>,

@@ -35,9 +35,9 @@ pub use forward_auth::{STORAGE, forward_auth_body, forward_auth_daemon};
 pub use gatehouse_daemon::client::{Answer, Client};
 pub use in_process::InProcess;
 pub use peers::{
-    LdapPeer, RadiusPeer, SamlIdp, SamlPost, TacacsServer, curl, ldap_peer, nginx_start, nginx_stop,
-    oidc_public_key, oidc_rotate, oidc_start, oidc_start_tls, oidc_stop, oidc_token, radius_start, saml_idp,
-    saml_sign, tacacs_reference_client,
+    LdapPeer, PrivateLdap, RadiusPeer, SamlIdp, SamlPost, TacacsServer, curl, ldap_peer, nginx_start,
+    nginx_stop, oidc_public_key, oidc_rotate, oidc_start, oidc_start_tls, oidc_stop, oidc_token,
+    radius_start, saml_idp, saml_sign, tacacs_reference_client,
 };
 pub use plugins::{
     build_c_library, build_c_plugin, daemon_with_plugins, install_plugin, plugin_library, throwaway_ca,

@@ -27,9 +27,15 @@ impl Started {
     /// Runs `tests/peers/<script>` with `args`. Panics with the script's
     /// output when it fails: peer tests never skip silently.
     fn run(what: &str, script: &str, args: &[&str]) -> Self {
+        Self::run_with(what, script, args, &[])
+    }
+
+    /// [`Started::run`] with environment variables.
+    fn run_with(what: &str, script: &str, args: &[&str], env: &[(&str, String)]) -> Self {
         let out = Command::new("bash")
             .arg(repo_root().join("tests/peers").join(script))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .output()
             .unwrap_or_else(|e| panic!("run tests/peers/{script}: {e}"));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -68,6 +74,57 @@ pub fn ldap_peer() -> LdapPeer {
         }
     })
     .clone()
+}
+
+/// A slapd of one test's own (its own state directory and ports), for a
+/// test that stops it; stopped and wiped when dropped.
+pub struct PrivateLdap {
+    /// How to reach it.
+    pub peer: LdapPeer,
+    env: Vec<(&'static str, String)>,
+}
+
+impl PrivateLdap {
+    /// Starts one under `run` (a fresh directory) on `port` (LDAP) and
+    /// `tls_port` (LDAPS), with the shared peer's directory.
+    pub fn start(run: &Path, port: u16, tls_port: u16) -> Self {
+        let env = vec![
+            ("GH_PEERS_RUN", run.display().to_string()),
+            ("GH_LDAP_PORT", port.to_string()),
+            ("GH_LDAPS_PORT", tls_port.to_string()),
+        ];
+        let started = Started::run_with("private slapd", "ldap/start.sh", &[], &env);
+        let get = |k: &str| started.get(k);
+        Self {
+            peer: LdapPeer {
+                uri: get("GH_LDAP_URI"),
+                ldaps_uri: get("GH_LDAPS_URI"),
+                ca: get("GH_LDAP_CA"),
+                base: get("GH_LDAP_BASE"),
+            },
+            env,
+        }
+    }
+
+    /// Starts it again after [`PrivateLdap::stop`] (same data).
+    pub fn restart(&self) {
+        Started::run_with("private slapd", "ldap/start.sh", &[], &self.env);
+    }
+
+    /// Stops it (the data stays).
+    pub fn stop(&self) {
+        Started::run_with("private slapd stop", "ldap/stop.sh", &[], &self.env);
+    }
+}
+
+impl Drop for PrivateLdap {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_root().join("tests/peers/ldap/stop.sh"))
+            .arg("--wipe")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output();
+    }
 }
 
 /// Runs a `tests/peers/oidc` script and returns its stdout (panics with the

@@ -113,6 +113,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
 
     let mut tried = Vec::new();
     let mut unavailable = Vec::new();
+    let mut unreachable: Vec<&AuthenticatorEntry> = Vec::new();
     let mut rejected = 0usize;
     for entry in candidates {
         let name = entry.spec.name.as_str();
@@ -121,7 +122,8 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
         match call_login(entry, attempt).await {
             Ok(LoginStep::Authenticated(identity)) => {
                 tried.push(json!({"authenticator": name, "outcome": "accepted"}));
-                return finish_login(
+                let uid = identity::link_uid(&identity);
+                let answer = finish_login(
                     call,
                     entry,
                     identity,
@@ -131,6 +133,10 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
                     None,
                 )
                 .await;
+                if answer.is_ok() && entry.spec.offline_max_age.is_some() {
+                    remember_offline(call, entry, &req.username, &uid, &req.password).await;
+                }
+                return answer;
             }
             Ok(LoginStep::Challenge(c)) => {
                 call.daemon.metrics.login(name, "challenge");
@@ -145,6 +151,17 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
             Err(PluginError::InvalidCredentials) => {
                 call.daemon.metrics.login(name, "invalid_credentials");
                 rejected += 1;
+                match offline(call)
+                    .forget_if_refused(entry, &req.username, &req.password)
+                    .await
+                {
+                    Ok(true) => tracing::info!(
+                        authenticator = name,
+                        "offline login: the kept password was refused online and is forgotten"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(authenticator = name, "offline login: {e}"),
+                }
                 tried.push(json!({"authenticator": name, "outcome": "invalid_credentials"}));
             }
             Err(PluginError::Denied(reason)) => {
@@ -168,6 +185,7 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
                 call.daemon.metrics.login(name, "unavailable");
                 tracing::warn!(authenticator = name, "authenticator skipped: {e}");
                 unavailable.push(name.to_owned());
+                unreachable.push(entry);
                 tried.push(json!({"authenticator": name, "outcome": e.kind(), "message": e.to_string()}));
             }
         }
@@ -178,14 +196,61 @@ pub(super) async fn login(call: &Call, body: JsonBody) -> Result<Response<Body>,
         json!({ "unavailable": unavailable })
     };
     if rejected == 0 && !unavailable.is_empty() {
+        // Every backend asked was unreachable: what earlier online logins
+        // left may answer instead.
+        let mut expired = false;
+        for entry in unreachable {
+            let name = entry.spec.name.as_str();
+            let now = unix_now();
+            match offline(call)
+                .attempt(entry, &req.username, &req.password, now)
+                .await?
+            {
+                crate::offline::Outcome::NotKept => {}
+                crate::offline::Outcome::Expired => expired = true,
+                crate::offline::Outcome::Accepted { user, uid } => {
+                    return offline_login(call, entry, &req.username, user, uid).await;
+                }
+                crate::offline::Outcome::Rejected => {
+                    call.daemon.metrics.login(name, "invalid_credentials");
+                    count_failure(call, lockout, &attempt).await;
+                    audit(
+                        call,
+                        Some(name),
+                        &req.username,
+                        "invalid_credentials",
+                        Some("offline".into()),
+                        vec![],
+                    );
+                    return Err(
+                        ApiError::new(ErrorCode::InvalidCredentials, "invalid credentials")
+                            .with_details(json!({ "unavailable": unavailable, "offline": true })),
+                    );
+                }
+            }
+        }
         audit(
             call,
             scope,
             &req.username,
             "backend_unavailable",
-            Some("backend_unavailable".into()),
+            Some(
+                if expired {
+                    "offline_expired"
+                } else {
+                    "backend_unavailable"
+                }
+                .into(),
+            ),
             vec![],
         );
+        let details = if expired {
+            let mut d = details;
+            d["offline"] = json!("expired");
+            d
+        } else {
+            details
+        };
         Err(
             ApiError::new(ErrorCode::BackendUnavailable, "no authenticator could be reached")
                 .with_details(details),
@@ -211,6 +276,87 @@ fn shared_lockout<'a>(call: &'a Call) -> crate::lockout::SharedLockout<'a> {
     crate::lockout::SharedLockout {
         store: call.runtime.store.as_ref(),
     }
+}
+
+/// Offline login's view of this request's generation.
+fn offline(call: &Call) -> crate::offline::Offline<'_> {
+    crate::offline::Offline {
+        store: call.runtime.store.as_ref(),
+        passwords: &call.runtime.passwords,
+        hashing: &call.daemon.hashing,
+    }
+}
+
+/// Keeps an offline-login verifier after an online success; a failure
+/// is logged (the login stands).
+async fn remember_offline(
+    call: &Call,
+    entry: &AuthenticatorEntry,
+    username: &str,
+    uid: &str,
+    password: &gatehouse_sdk::Secret,
+) {
+    let name = entry.spec.name.as_str();
+    let user = match call.runtime.store.linked_user(name, uid).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(authenticator = name, "offline login: nothing kept: {e}");
+            return;
+        }
+    };
+    if let Err(e) = offline(call)
+        .remember(entry, username, uid, user.id, password, unix_now())
+        .await
+    {
+        tracing::warn!(authenticator = name, "offline login: nothing kept: {e}");
+    }
+}
+
+/// The answer of a login accepted offline: the user's memberships as the
+/// store has them (the maps cannot run without the backend), marked
+/// offline in the answer and the audit line.
+async fn offline_login(
+    call: &Call,
+    entry: &AuthenticatorEntry,
+    username: &str,
+    user: crate::store::UserRecord,
+    uid: String,
+) -> Result<Response<Body>, ApiError> {
+    let name = entry.spec.name.as_str();
+    let grants = call.runtime.store.grants(user.id).await?;
+    let (organizations, teams, roles) = identity::memberships(&grants);
+    if let Err(e) = shared_lockout(call).success(username).await {
+        tracing::warn!("lockout: cannot clear the counter of a successful login: {e}");
+    }
+    call.daemon.metrics.login(name, "offline");
+    audit(
+        call,
+        Some(name),
+        username,
+        "success",
+        Some("offline".into()),
+        vec![],
+    );
+    let mut attributes = std::collections::BTreeMap::new();
+    if !roles.is_empty() {
+        attributes.insert("gatehouse_roles".into(), roles);
+    }
+    let token = login_token(call, &user, name).await;
+    let result = LoginResult {
+        user: user.to_wire(),
+        authenticator: name.to_owned(),
+        authenticator_uid: uid,
+        groups: Vec::new(),
+        organizations,
+        teams,
+        attributes,
+        token,
+        return_to: None,
+        offline: true,
+        explanation: None,
+    };
+    Ok(super::json(StatusCode::OK, &LoginResponse::Ok(Box::new(result))))
 }
 
 /// Counts a failed login; a store that cannot take it is logged (the
@@ -375,41 +521,23 @@ async fn finish_login(
     // The audit line is the login's one log line (target `audit`): one
     // write per login, not two.
     audit(call, Some(name), username, "success", None, acted);
+    let authenticator_uid = identity::link_uid(&identity);
     let mut attributes = identity.attributes;
     if !roles.is_empty() {
         attributes.insert("gatehouse_roles".into(), roles);
     }
-    let token = match (&call.runtime.config.issuer, &call.runtime.issuer) {
-        (Some(config), Some(issuer)) => {
-            let now = gatehouse_sdk::jose::unix(std::time::SystemTime::now());
-            match issuer
-                .login_token(config, call.runtime.store.as_ref(), &user, name, now)
-                .await
-            {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    // the login stands; only its token is missing
-                    tracing::error!(authenticator = name, "issuer: no login token: {e}");
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
+    let token = login_token(call, &user, name).await;
     let result = LoginResult {
         user: user.to_wire(),
         authenticator: name.to_owned(),
-        authenticator_uid: if identity.case_insensitive {
-            identity.uid.to_lowercase()
-        } else {
-            identity.uid
-        },
+        authenticator_uid,
         groups: identity.groups,
         organizations,
         teams,
         attributes,
         token,
         return_to,
+        offline: false,
         explanation: explain.then(|| {
             json!({
                 "authenticators": tried,
@@ -420,6 +548,25 @@ async fn finish_login(
         }),
     };
     Ok(super::json(StatusCode::OK, &LoginResponse::Ok(Box::new(result))))
+}
+
+/// The issuer's token for a login, when `[issuer]` is configured.
+async fn login_token(call: &Call, user: &crate::store::UserRecord, authenticator: &str) -> Option<String> {
+    let (Some(config), Some(issuer)) = (&call.runtime.config.issuer, &call.runtime.issuer) else {
+        return None;
+    };
+    let now = gatehouse_sdk::jose::unix(std::time::SystemTime::now());
+    match issuer
+        .login_token(config, call.runtime.store.as_ref(), user, authenticator, now)
+        .await
+    {
+        Ok(t) => Some(t),
+        Err(e) => {
+            // the login stands; only its token is missing
+            tracing::error!(authenticator, "issuer: no login token: {e}");
+            None
+        }
+    }
 }
 
 /// Runs one login step: panics become errors, time is bounded.

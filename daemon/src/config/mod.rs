@@ -226,6 +226,10 @@ pub struct AuthenticatorSpec {
     pub remove_users: bool,
     /// Legacy authenticators whose users move here on first login.
     pub auto_migrate_users_from: Vec<String>,
+    /// Offline login: how long after the authenticator last accepted a
+    /// user's password that password still logs in while every backend is
+    /// unreachable (`None`: never; see [`crate::offline`]).
+    pub offline_max_age: Option<Duration>,
     /// An explicit plugin library.
     pub library: Option<PathBuf>,
     /// Where the plugin runs.
@@ -1128,6 +1132,9 @@ pub(crate) fn toml_to_json(v: toml::Value) -> serde_json::Value {
     }
 }
 
+/// The longest `offline_max_age`.
+const MAX_OFFLINE_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 fn resolve_authenticator(
     r: &mut Resolver<'_>,
     a: &Spanned<RawAuthenticator>,
@@ -1141,6 +1148,23 @@ fn resolve_authenticator(
         ok = false;
     }
     let iso = isolation(r, &raw.isolation, &format!("{key}.isolation"));
+    let offline_max_age = raw.offline_max_age.as_ref().and_then(|t| {
+        let k = format!("{key}.offline_max_age");
+        let v = match parse_duration(t.get_ref()) {
+            Ok(v) if v.is_zero() || v > MAX_OFFLINE_AGE => {
+                Err("must be between 1s and 365d (leave it out to turn offline login off)".to_owned())
+            }
+            Ok(_) if raw.kind.get_ref() == "local" => Err(
+                "the local authenticator keeps its passwords itself and needs no backend: offline login does not apply"
+                    .to_owned(),
+            ),
+            other => other,
+        };
+        v.map_err(|e| r.err::<()>(&t.span(), k, e)).ok()
+    });
+    if raw.offline_max_age.is_some() && offline_max_age.is_none() {
+        ok = false;
+    }
     let maps = crate::maps::config::resolve_maps(r, &raw.maps, &key);
     if maps.is_none() {
         ok = false;
@@ -1159,6 +1183,7 @@ fn resolve_authenticator(
                 order: 0,
                 create_objects: raw.create_objects,
                 remove_users: raw.remove_users,
+                offline_max_age,
                 auto_migrate_users_from: raw
                     .auto_migrate_users_from
                     .iter()

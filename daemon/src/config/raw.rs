@@ -95,6 +95,7 @@ pub(crate) struct RawAuthenticator {
     pub(crate) remove_users: bool,
     #[serde(default)]
     pub(crate) auto_migrate_users_from: Vec<Spanned<String>>,
+    pub(crate) offline_max_age: Option<Spanned<String>>,
     pub(crate) library: Option<Spanned<String>>,
     pub(crate) isolation: Option<Spanned<String>>,
     pub(crate) settings: Option<Spanned<toml::Table>>,

@@ -440,3 +440,45 @@ fn the_config_schema_matches_the_loader() {
         assert_eq!(def["additionalProperties"], false, "{text}");
     }
 }
+
+#[test]
+fn offline_max_age_is_a_bounded_duration_and_not_for_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |name: &str, kind: &str, age: &str| {
+        format!("[[authenticators]]\nname = \"{name}\"\ntype = \"{kind}\"\noffline_max_age = \"{age}\"\n")
+    };
+    let main = write(dir.path(), "ok.toml", &entry("L", "ldap", "7d"));
+    let c = load(&main).unwrap();
+    assert_eq!(
+        c.authenticators[0].offline_max_age,
+        Some(Duration::from_secs(7 * 86_400))
+    );
+    let text = [
+        entry("zero", "ldap", "0s"),
+        entry("long", "ldap", "400d"),
+        entry("typo", "ldap", "a week"),
+        entry("local", "local", "1d"),
+    ]
+    .concat();
+    let main = write(dir.path(), "bad.toml", &text);
+    let e = load(&main).unwrap_err();
+    let keys: Vec<_> = e.0.iter().filter_map(|e| e.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [
+            "authenticators[\"zero\"].offline_max_age",
+            "authenticators[\"long\"].offline_max_age",
+            "authenticators[\"typo\"].offline_max_age",
+            "authenticators[\"local\"].offline_max_age",
+        ],
+        "{e}"
+    );
+    assert!(e.0[3].message.contains("local authenticator"), "{e}");
+    // absent: off
+    let main = write(
+        dir.path(),
+        "off.toml",
+        "[[authenticators]]\nname = \"L\"\ntype = \"ldap\"\n",
+    );
+    assert_eq!(load(&main).unwrap().authenticators[0].offline_max_age, None);
+}

@@ -160,6 +160,18 @@ const TABLES: &[Table] = &[
         ],
         false,
     ),
+    (
+        "offline_verifiers",
+        &[
+            ("authenticator", Ty::Text),
+            ("username", Ty::Text),
+            ("user_id", Ty::Int),
+            ("uid", Ty::Text),
+            ("verifier", Ty::Text),
+            ("verified_at", Ty::Int),
+        ],
+        false,
+    ),
 ];
 
 fn sqlite_err(e: rusqlite::Error) -> StoreError {

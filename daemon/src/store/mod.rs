@@ -216,6 +216,41 @@ pub trait Store: Send + Sync + 'static {
         expected: Option<i64>,
         value: &Secret,
     ) -> Result<bool, StoreError>;
+
+    /// The offline-login verifier kept for `username` (normalised) at
+    /// `authenticator`, if any.
+    async fn offline_verifier(
+        &self,
+        authenticator: &str,
+        username: &str,
+    ) -> Result<Option<OfflineVerifier>, StoreError>;
+
+    /// Keeps (or replaces) the offline-login verifier of `username` at
+    /// `authenticator`.
+    async fn put_offline_verifier(
+        &self,
+        authenticator: &str,
+        username: &str,
+        verifier: &OfflineVerifier,
+    ) -> Result<(), StoreError>;
+
+    /// Forgets the offline-login verifier of `username` at `authenticator`;
+    /// true when there was one.
+    async fn delete_offline_verifier(&self, authenticator: &str, username: &str) -> Result<bool, StoreError>;
+}
+
+/// What offline login keeps of a password an authenticator accepted
+/// online (see [`crate::offline`]). Deleted with its user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfflineVerifier {
+    /// The user the login reached.
+    pub user_id: i64,
+    /// The user's uid at the authenticator.
+    pub uid: String,
+    /// A salted Argon2id hash of the password (PHC string).
+    pub verifier: Secret,
+    /// When the authenticator last accepted this password (Unix seconds).
+    pub verified_at: i64,
 }
 
 /// A named document and its version (see [`Store::document`]). The value

@@ -32,9 +32,9 @@ use postgres::{GenericClient, Row, Statement};
 use rustls_pki_types::pem::PemObject as _;
 
 use super::{
-    Document, Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
-    PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction, TransactionWork, UserRecord,
-    pending_digest,
+    Document, Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser,
+    OfflineVerifier, PendingKind, PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction,
+    TransactionWork, UserRecord, pending_digest,
 };
 
 /// How a daemon reaches its PostgreSQL store (`[store]` with a
@@ -213,6 +213,17 @@ const MIGRATIONS: &[&str] = &[
         version BIGINT NOT NULL,
         updated_at BIGINT NOT NULL
     );",
+    // 9: offline-login verifiers, per authenticator and username
+    "CREATE TABLE offline_verifiers (
+        authenticator TEXT NOT NULL,
+        username TEXT NOT NULL,
+        user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uid TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        verified_at BIGINT NOT NULL,
+        PRIMARY KEY (authenticator, username)
+    );
+    CREATE INDEX offline_verifiers_user ON offline_verifiers(user_id);",
 ];
 
 /// The advisory lock migrations run under ("gatehous" in ASCII).
@@ -1463,6 +1474,71 @@ impl Store for PostgresStore {
                 )?,
             };
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn offline_verifier(
+        &self,
+        authenticator: &str,
+        username: &str,
+    ) -> Result<Option<OfflineVerifier>, StoreError> {
+        let (authenticator, username) = (authenticator.to_owned(), username.to_owned());
+        self.q(move |q| {
+            let row = q.opt(
+                "SELECT user_id, uid, verifier, verified_at FROM offline_verifiers
+                 WHERE authenticator = $1 AND username = $2",
+                &[&authenticator, &username],
+            )?;
+            row.map(|r| {
+                Ok(OfflineVerifier {
+                    user_id: r.try_get(0).map_err(backend)?,
+                    uid: r.try_get(1).map_err(backend)?,
+                    verifier: Secret::new(r.try_get::<_, String>(2).map_err(backend)?),
+                    verified_at: r.try_get(3).map_err(backend)?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_offline_verifier(
+        &self,
+        authenticator: &str,
+        username: &str,
+        verifier: &OfflineVerifier,
+    ) -> Result<(), StoreError> {
+        let (authenticator, username, v) = (authenticator.to_owned(), username.to_owned(), verifier.clone());
+        self.q(move |q| {
+            let text = v.verifier.expose();
+            q.exec(
+                "INSERT INTO offline_verifiers (authenticator, username, user_id, uid, verifier, verified_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (authenticator, username) DO UPDATE SET user_id = excluded.user_id,
+                   uid = excluded.uid, verifier = excluded.verifier, verified_at = excluded.verified_at",
+                &[
+                    &authenticator,
+                    &username,
+                    &v.user_id,
+                    &v.uid,
+                    &text,
+                    &v.verified_at,
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_offline_verifier(&self, authenticator: &str, username: &str) -> Result<bool, StoreError> {
+        let (authenticator, username) = (authenticator.to_owned(), username.to_owned());
+        self.q(move |q| {
+            let n = q.exec(
+                "DELETE FROM offline_verifiers WHERE authenticator = $1 AND username = $2",
+                &[&authenticator, &username],
+            )?;
+            Ok(n > 0)
         })
         .await
     }

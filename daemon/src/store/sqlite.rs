@@ -9,9 +9,9 @@ use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Document, Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
-    PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction, TransactionWork, UserRecord,
-    pending_digest,
+    Document, Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser,
+    OfflineVerifier, PendingKind, PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction,
+    TransactionWork, UserRecord, pending_digest,
 };
 
 /// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
@@ -128,6 +128,17 @@ const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     );",
+    // 9: offline-login verifiers, per authenticator and username
+    "CREATE TABLE offline_verifiers (
+        authenticator TEXT NOT NULL,
+        username TEXT NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uid TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        verified_at INTEGER NOT NULL,
+        PRIMARY KEY (authenticator, username)
+    );
+    CREATE INDEX offline_verifiers_user ON offline_verifiers(user_id);",
 ];
 
 /// An SQLite-backed [`Store`].
@@ -1226,6 +1237,75 @@ impl Store for SqliteStore {
             }
             .map_err(backend)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn offline_verifier(
+        &self,
+        authenticator: &str,
+        username: &str,
+    ) -> Result<Option<OfflineVerifier>, StoreError> {
+        let (authenticator, username) = (authenticator.to_owned(), username.to_owned());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT user_id, uid, verifier, verified_at FROM offline_verifiers
+                 WHERE authenticator = ?1 AND username = ?2",
+                params![authenticator, username],
+                |r| {
+                    Ok(OfflineVerifier {
+                        user_id: r.get(0)?,
+                        uid: r.get(1)?,
+                        verifier: Secret::new(r.get::<_, String>(2)?),
+                        verified_at: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_offline_verifier(
+        &self,
+        authenticator: &str,
+        username: &str,
+        verifier: &OfflineVerifier,
+    ) -> Result<(), StoreError> {
+        let (authenticator, username, v) = (authenticator.to_owned(), username.to_owned(), verifier.clone());
+        self.with(move |c| {
+            exec(
+                c,
+                "INSERT INTO offline_verifiers (authenticator, username, user_id, uid, verifier, verified_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (authenticator, username) DO UPDATE SET user_id = excluded.user_id,
+                   uid = excluded.uid, verifier = excluded.verifier, verified_at = excluded.verified_at",
+                params![
+                    authenticator,
+                    username,
+                    v.user_id,
+                    v.uid,
+                    v.verifier.expose(),
+                    v.verified_at
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_offline_verifier(&self, authenticator: &str, username: &str) -> Result<bool, StoreError> {
+        let (authenticator, username) = (authenticator.to_owned(), username.to_owned());
+        self.with(move |c| {
+            exec(
+                c,
+                "DELETE FROM offline_verifiers WHERE authenticator = ?1 AND username = ?2",
+                params![authenticator, username],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
         })
         .await
     }

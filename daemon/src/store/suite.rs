@@ -117,10 +117,11 @@ both!(
     claims_are_once_until_expiry,
     lockout_counters,
     documents_are_replaced_only_at_the_version_read,
+    offline_verifiers_are_kept_replaced_and_go_with_their_user,
 );
 
 async fn schema_is_current(s: Arc<dyn Store>) {
-    assert_eq!(s.schema_version().await.unwrap(), 8);
+    assert_eq!(s.schema_version().await.unwrap(), 9);
 }
 
 async fn users_round_trip_and_conflict(s: Arc<dyn Store>) {
@@ -521,6 +522,42 @@ async fn documents_are_replaced_only_at_the_version_read(s: Arc<dyn Store>) {
     assert_eq!(s.document("ring").await.unwrap().unwrap().version, 3);
 }
 
+async fn offline_verifiers_are_kept_replaced_and_go_with_their_user(s: Arc<dyn Store>) {
+    let ann = s
+        .create_user(NewUser {
+            username: "ann".into(),
+            ..NewUser::default()
+        })
+        .await
+        .unwrap();
+    let v = |hash: &str, at| OfflineVerifier {
+        user_id: ann.id,
+        uid: "uid=ann".into(),
+        verifier: Secret::new(hash),
+        verified_at: at,
+    };
+    assert_eq!(s.offline_verifier("LDAP", "ann").await.unwrap(), None);
+    s.put_offline_verifier("LDAP", "ann", &v("$argon2id$one", 10))
+        .await
+        .unwrap();
+    s.put_offline_verifier("LDAP", "ann", &v("$argon2id$two", 20))
+        .await
+        .unwrap();
+    s.put_offline_verifier("RADIUS", "ann", &v("$argon2id$r", 30))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.offline_verifier("LDAP", "ann").await.unwrap(),
+        Some(v("$argon2id$two", 20))
+    );
+    assert!(s.delete_offline_verifier("RADIUS", "ann").await.unwrap());
+    assert!(!s.delete_offline_verifier("RADIUS", "ann").await.unwrap());
+    assert_eq!(s.offline_verifier("RADIUS", "ann").await.unwrap(), None);
+    // a deleted user takes its verifiers along
+    assert!(s.delete_user("ann").await.unwrap());
+    assert_eq!(s.offline_verifier("LDAP", "ann").await.unwrap(), None);
+}
+
 async fn lockout_counters(s: Arc<dyn Store>) {
     let k = |key: &[u8], cap| LockoutKey {
         key: key.to_vec(),
@@ -591,7 +628,7 @@ fn concurrent_opens_migrate_once() {
     let mut c = PostgresStore::client(&settings).unwrap();
     let rows = c.query("SELECT version FROM gatehouse_schema", &[]).unwrap();
     assert_eq!(rows.len(), 1, "one version row");
-    assert_eq!(rows[0].get::<_, i32>(0), 8);
+    assert_eq!(rows[0].get::<_, i32>(0), 9);
 }
 
 /// A wrong password or an untrusted server certificate: a clear error
