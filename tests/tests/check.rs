@@ -128,6 +128,43 @@ async fn jwt_routes_in_every_proxy_style() {
     )
     .await;
     assert_eq!(s, 200);
+
+    // the admin route cannot be reached around its prefix: routes see the
+    // path nginx routes (decoded, slashes merged, dot segments resolved)
+    for sneaky in [
+        "/ai/x/../admin/x",
+        "/ai//admin/x",
+        "/ai/./admin/x",
+        "/ai/%2e%2e/ai/admin/x",
+        "/ai%2fadmin/x",
+        "/ai/%61dmin/x",
+    ] {
+        let (s, _) = check(
+            &d,
+            &[("x-original-uri", sneaky), ("authorization", "Bearer tok-good")],
+        )
+        .await;
+        assert_eq!(s, 403, "{sneaky} reached the admin route as a non-superuser");
+    }
+    // and a path that climbs above the root, or hides a NUL, is refused
+    for bad in ["/ai/../../admin/x", "/ai/%00/x", "/ai/%zz"] {
+        let (s, _) = check(
+            &d,
+            &[("x-original-uri", bad), ("authorization", "Bearer tok-good")],
+        )
+        .await;
+        assert_eq!(s, 403, "{bad}");
+    }
+    // the query string is no part of the path
+    let (s, _) = check(
+        &d,
+        &[
+            ("x-original-uri", "/ai/chat?next=/ai/admin/../x"),
+            ("authorization", "Bearer tok-good"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
 }
 
 #[tokio::test]

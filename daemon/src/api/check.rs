@@ -2,11 +2,13 @@
 //! `forwardAuth` and Envoy `ext_authz` (HTTP). The original request comes
 //! from `X-Original-URI`/`X-Original-Method` (nginx),
 //! `X-Forwarded-Uri`/`X-Forwarded-Method` (Traefik), or the path after
-//! `/v1/check` and the method itself (Envoy). The first `[[routes]]` entry
-//! that matches decides: `200` with identity headers, `401` (no or bad
+//! `/v1/check` and the method itself (Envoy). Routes match the path as the
+//! proxy routes it (decoded, dot segments resolved: see `path.rs`). The
+//! first `[[routes]]` entry that matches decides: `200` with identity headers, `401` (no or bad
 //! credentials: the proxy should ask for them) or `403` (known, but not
 //! allowed here).
 
+mod path;
 pub(crate) mod routes;
 
 use std::collections::BTreeMap;
@@ -99,7 +101,6 @@ pub(super) async fn check(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let (orig_method, uri) = original(method, path_rest, query, headers);
-    let path = uri.split(['?', '#']).next().unwrap_or("");
     let rt = &call.runtime;
     let mut who = Denial {
         call,
@@ -107,7 +108,20 @@ pub(super) async fn check(
         verifier: None,
         subject: "",
     };
-    let Some(route) = rt.config.routes.iter().find(|r| r.matches(&orig_method, path)) else {
+    // Routes see the path the proxy will route, not the raw one.
+    let path = match path::normalize(uri.split(['?', '#']).next().unwrap_or("")) {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(who.deny(
+                "unsafe_path",
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                &e.to_string(),
+                None,
+            ));
+        }
+    };
+    let Some(route) = rt.config.routes.iter().find(|r| r.matches(&orig_method, &path)) else {
         return Ok(who.deny(
             "no_route",
             StatusCode::FORBIDDEN,
