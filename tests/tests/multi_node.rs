@@ -377,6 +377,22 @@ async fn postgres_restarted_under_load() {
     let logs = a.logs();
     assert!(logs.contains("PostgreSQL"), "{logs}");
     assert!(!logs.contains(&pg.password()), "{logs}");
+
+    // a restart while the daemons are idle costs no request at all: idle
+    // connections are checked before they are used again
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    pg_stop(RESTART_PORT);
+    let _pg = pg_start(RESTART_PORT);
+    for d in [&a, &b] {
+        let mut c = d.client().await;
+        let r = login(&mut c, "before", "correct horse battery").await;
+        assert_eq!(
+            r.status,
+            200,
+            "the first request after a quiet restart: {:?}",
+            r.value()
+        );
+    }
 }
 
 #[tokio::test]

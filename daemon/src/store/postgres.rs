@@ -268,7 +268,16 @@ fn now() -> i64 {
 struct Conn {
     client: postgres::Client,
     cache: Cache,
+    /// When it went back to the pool.
+    idle_since: std::time::Instant,
 }
+
+/// A connection idle this long is checked (an empty query) before it is
+/// used again: a server restarted meanwhile costs a reconnect, not a failed
+/// request. Busier connections are not checked; when one breaks in use,
+/// the idle ones beside it are dropped too (the server they share is
+/// likely gone).
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Statements prepared on one connection, by SQL text.
 #[derive(Default)]
@@ -703,21 +712,45 @@ impl Pool {
         Ok(Conn {
             client,
             cache: Cache::default(),
+            idle_since: std::time::Instant::now(),
         })
     }
 
+    /// A connection for one call (on a blocking thread).
     fn take(&self) -> Result<Conn, StoreError> {
-        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
-        match idle {
-            Some(c) if !c.client.is_closed() => Ok(c),
-            _ => self.connect(),
+        loop {
+            let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+            match idle {
+                None => return self.connect(),
+                Some(c) if c.client.is_closed() => {}
+                Some(mut c) if c.idle_since.elapsed() >= CHECK_AFTER_IDLE => {
+                    if c.client.is_valid(self.wait).is_ok() {
+                        return Ok(c);
+                    }
+                    self.drop_idle();
+                    return self.connect();
+                }
+                Some(c) => return Ok(c),
+            }
         }
     }
 
-    fn give_back(&self, conn: Conn) {
+    /// Drops every idle connection (on a blocking thread).
+    fn drop_idle(&self) {
+        let idle = self
+            .idle
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        drop(idle);
+    }
+
+    fn give_back(&self, mut conn: Conn) {
         if conn.client.is_closed() {
+            self.drop_idle();
             return;
         }
+        conn.idle_since = std::time::Instant::now();
         if let Ok(mut v) = self.idle.lock() {
             v.push(conn);
         }
