@@ -56,4 +56,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+# the package test (tests/tests/package.rs) runs scripts/package.sh --debug
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-deb"
+  cargo install --locked cargo-deb --version 3.8.0
+fi
 echo "setup: ok"

@@ -46,7 +46,11 @@ pub fn init(default_level: &str, format: LogFormat) {
         LogFormat::Journald => match tracing_journald::layer() {
             Ok(layer) => tracing_subscriber::registry()
                 .with(filter())
-                .with(layer.with_syslog_identifier("gatehoused".into()))
+                .with(
+                    layer
+                        .with_syslog_identifier("gatehoused".into())
+                        .with_priority_mappings(syslog_priorities()),
+                )
                 .try_init()
                 .map_err(Into::into),
             Err(e) => {
@@ -60,6 +64,21 @@ pub fn init(default_level: &str, format: LogFormat) {
     };
     if let Err(e) = result {
         eprintln!("gatehoused: logging already initialised: {e}");
+    }
+}
+
+/// journald priorities as syslog(3) reads the levels: `info` is
+/// informational (6), not notice (5, tracing-journald's default), so
+/// `journalctl -p notice` shows warnings and errors only; `debug` and
+/// `trace` are both debug (7).
+fn syslog_priorities() -> tracing_journald::PriorityMappings {
+    use tracing_journald::Priority;
+    tracing_journald::PriorityMappings {
+        error: Priority::Error,
+        warn: Priority::Warning,
+        info: Priority::Informational,
+        debug: Priority::Debug,
+        trace: Priority::Debug,
     }
 }
 

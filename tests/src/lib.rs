@@ -23,6 +23,7 @@ pub mod cli;
 pub mod forward_auth;
 pub mod github;
 pub mod in_process;
+pub mod namespace;
 pub mod peers;
 pub mod pg;
 pub mod plugins;

@@ -459,17 +459,254 @@ async fn log_formats_json_and_text_with_timestamps() {
     assert!(text(&out).contains("log.format"), "{}", text(&out));
 }
 
-/// `format = "journald"` where journald is not reachable: text on stderr
-/// and a warning saying so, not a daemon without logs.
+/// A private mount namespace with a tmpfs over `/run` (so no journald
+/// socket of the machine's is reachable in it) and, with `journald`, the
+/// real systemd-journald started in it, storing its journal in
+/// `store` (bound over `/run/log/journal`): the machine's own journal and
+/// files are untouched.
+struct Journal {
+    ns: gatehouse_e2e::namespace::MountNamespace,
+    journald: Option<std::process::Child>,
+    store: tempfile::TempDir,
+}
+
+impl Journal {
+    fn new(journald: bool) -> Self {
+        let store = tempfile::tempdir().unwrap();
+        // volatile storage only, no kernel messages, nothing forwarded
+        let ns = gatehouse_e2e::namespace::MountNamespace::new(
+            r#"mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/log/journal /run/systemd/journald.conf.d
+mount --bind "$1" /run/log/journal
+printf '[Journal]\nStorage=volatile\nReadKMsg=no\nForwardToSyslog=no\nForwardToKMsg=no\nForwardToConsole=no\nForwardToWall=no\n' \
+  > /run/systemd/journald.conf.d/zz-gatehouse-test.conf
+if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi"#,
+            &[store.path()],
+        );
+        let journald = journald.then(|| {
+            let bin = [
+                "/lib/systemd/systemd-journald",
+                "/usr/lib/systemd/systemd-journald",
+            ]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("systemd-journald (Debian package systemd; tests/peers/install.sh)");
+            // not socket-activated: it binds /run/systemd/journal/{socket,stdout,dev-log} itself
+            let child = ns
+                .command(bin)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !ns
+                .command("test")
+                .args(["-S", "/run/systemd/journal/socket"])
+                .status()
+                .unwrap()
+                .success()
+            {
+                assert!(std::time::Instant::now() < deadline, "journald did not start");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            child
+        });
+        Self { ns, journald, store }
+    }
+
+    /// gatehoused in the namespace, on a prepared daemon directory.
+    fn daemon(&self, d: Daemon) -> Daemon {
+        let mut cmd = self.ns.command(gatehouse_e2e::process::bin("gatehoused"));
+        cmd.arg("--config")
+            .arg(&d.config)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("RUST_LOG");
+        d.spawn_with(cmd)
+    }
+
+    /// The journal read back with journalctl, one JSON object per entry.
+    fn entries(&self) -> Vec<serde_json::Value> {
+        let out = std::process::Command::new("journalctl")
+            .arg("--directory")
+            .arg(self.machine_dir())
+            .args(["-o", "json", "--no-pager"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// `<store>/<machine id>`, where journald keeps its files.
+    fn machine_dir(&self) -> std::path::PathBuf {
+        std::fs::read_dir(self.store.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.is_dir())
+            .expect("a journal directory")
+    }
+
+    /// Every byte journald stored (all journal files).
+    fn raw(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for e in std::fs::read_dir(self.machine_dir()).unwrap() {
+            all.extend(std::fs::read(e.unwrap().path()).unwrap());
+        }
+        all
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Some(mut j) = self.journald.take() {
+            let _ = j.kill();
+            let _ = j.wait();
+        }
+    }
+}
+
+/// `format = "journald"` was only tested for its fallback: the records now
+/// go to a real systemd-journald and are read back with journalctl, with
+/// their priority, identifier, target and structured fields, the audit
+/// trail among them (`audit = "log"`), and no password in the journal.
+#[tokio::test]
+async fn journald_format_writes_structured_records_without_secrets() {
+    if !gatehouse_e2e::process::is_root() {
+        eprintln!("SKIPPED: a private journald needs root (mount namespace)");
+        return;
+    }
+    let journal = Journal::new(true);
+    let setup = Setup::with_body(&format!(
+        "{LOCAL_AUTH}\n[log]\nformat = \"journald\"\naudit = \"log\"\n"
+    ));
+    let d = Daemon::prepare(&setup);
+    // a state directory others may read: narrowed, with a warning
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir(d.dir().join("state")).unwrap();
+    std::fs::set_permissions(d.dir().join("state"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let d = journal.daemon(d);
+    let (pw, wrong) = ("ann's journald secret", "a wrong secret guess");
+    assert_eq!(
+        d.cli(&["user", "add", "ann"], &format!("{pw}\n")).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        d.cli(&["login", "ann"], &format!("{pw}\n")).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        d.cli(&["login", "ann"], &format!("{wrong}\n")).status.code(),
+        Some(5)
+    );
+
+    let pid = d.pid().to_string();
+    let ours = |e: &serde_json::Value| e["_PID"] == pid.as_str();
+    let audit = |entries: &[serde_json::Value], event: &str, outcome: &str| {
+        entries.iter().filter(|e| ours(e)).any(|e| {
+            e["TARGET"] == "audit"
+                && e["MESSAGE"]
+                    .as_str()
+                    .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                    .is_some_and(|a| a["event"] == event && a["outcome"] == outcome && a["username"] == "ann")
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut entries = journal.entries();
+    while !audit(&entries, "login", "invalid_credentials") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit record in the journal: {entries:#?}\ndaemon stderr: {}",
+            d.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        entries = journal.entries();
+    }
+    let mine: Vec<&serde_json::Value> = entries.iter().filter(|e| ours(e)).collect();
+    // nothing fell back to stderr
+    assert!(!d.logs().contains("listening"), "{}", d.logs());
+    for e in &mine {
+        assert_eq!(e["SYSLOG_IDENTIFIER"], "gatehoused", "{e}");
+        assert_eq!(e["_TRANSPORT"], "journal", "{e}");
+        assert!(e["CODE_FILE"].is_string() && e["CODE_LINE"].is_string(), "{e}");
+    }
+    // the start line: info (6), its target and its fields (prefixed F_)
+    let start = mine
+        .iter()
+        .find(|e| e["MESSAGE"].as_str().is_some_and(|m| m.ends_with(" listening")))
+        .unwrap_or_else(|| panic!("no start line: {mine:#?}"));
+    assert_eq!(start["PRIORITY"], "6", "{start}");
+    assert_eq!(start["TARGET"], "gatehouse_daemon", "{start}");
+    assert_eq!(start["F_SOCKET"], d.socket.display().to_string(), "{start}");
+    assert_eq!(start["F_GENERATION"], "1", "{start}");
+    assert_eq!(start["F_AUTHENTICATORS"], "1", "{start}");
+    // a warning is a warning (4)
+    let warn = mine
+        .iter()
+        .find(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.contains("narrowed to 0700"))
+        })
+        .unwrap_or_else(|| panic!("no warning: {mine:#?}"));
+    assert_eq!(warn["PRIORITY"], "4", "{warn}");
+    // the audit trail: every decision, as info
+    assert!(audit(&entries, "user_add", "success"), "{mine:#?}");
+    assert!(audit(&entries, "login", "success"), "{mine:#?}");
+    assert!(
+        mine.iter()
+            .filter(|e| e["TARGET"] == "audit")
+            .all(|e| e["PRIORITY"] == "6")
+    );
+    assert!(!d.dir().join("state/audit.log").exists());
+    // no password anywhere in the journal: not in what journalctl shows,
+    // not in the files' bytes
+    let export = std::process::Command::new("journalctl")
+        .arg("--directory")
+        .arg(journal.machine_dir())
+        .args(["-o", "export", "--no-pager"])
+        .output()
+        .unwrap()
+        .stdout;
+    let raw = journal.raw();
+    for secret in [pw, wrong] {
+        for (what, bytes) in [("journalctl", &export), ("the journal files", &raw)] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{what} hold {secret:?}"
+            );
+        }
+    }
+}
+
+/// `format = "journald"` where journald is not reachable (no socket in a
+/// namespace of its own, when root can make one): text on stderr and a
+/// warning saying so, not a daemon without logs.
 #[tokio::test]
 async fn journald_format_falls_back_to_text_with_a_warning() {
-    if std::path::Path::new("/run/systemd/journal/socket").exists() {
-        return; // journald is there: the records go to it
+    let setup = Setup::with_body(&format!("{LOCAL_AUTH}\n[log]\nformat = \"journald\"\n"));
+    let d = if gatehouse_e2e::process::is_root() {
+        let journal = Journal::new(false);
+        let d = journal.daemon(Daemon::prepare(&setup));
+        drop(journal);
+        d
+    } else if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        eprintln!("SKIPPED: journald runs here and a namespace without it needs root");
+        return;
+    } else {
+        Daemon::start(setup)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !d.logs().contains("listening") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let d = Daemon::start(Setup::with_body(&format!(
-        "{LOCAL_AUTH}\n[log]\nformat = \"journald\"\n"
-    )));
     assert!(d.logs().contains("journald is not reachable"), "{}", d.logs());
+    assert!(d.logs().contains("listening"), "{}", d.logs());
 }
 
 /// Stops nginx on drop: SIGTERM to the master, which takes its workers

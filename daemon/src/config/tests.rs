@@ -438,6 +438,13 @@ fn the_config_schema_matches_the_loader() {
         documented.sort();
         assert_eq!(accepted, documented, "{text}");
         assert_eq!(def["additionalProperties"], false, "{text}");
+        // and says what each key is for
+        for (k, p) in def["properties"].as_object().expect("properties") {
+            assert!(
+                p["description"].as_str().is_some_and(|d| !d.trim().is_empty()),
+                "{text}: `{k}` has no description in docs/config.schema.json"
+            );
+        }
     }
 }
 

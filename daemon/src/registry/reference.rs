@@ -145,6 +145,19 @@ mod tests {
     /// only in an error message.
     #[test]
     fn settings_reference_is_current() {
+        // every key says what it is for: most had a type and nothing else
+        let mut undescribed = Vec::new();
+        for t in types() {
+            for (k, p) in t.schema["properties"].as_object().into_iter().flatten() {
+                if p["description"].as_str().is_none_or(|d| d.trim().is_empty()) {
+                    undescribed.push(format!("{}.{k}", t.type_name));
+                }
+            }
+        }
+        assert!(
+            undescribed.is_empty(),
+            "settings without a description in their type's config_schema: {undescribed:?}"
+        );
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/settings.md");
         let want = markdown();
         if std::env::var_os("GATEHOUSE_BLESS").is_some() {

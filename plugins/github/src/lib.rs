@@ -98,14 +98,14 @@ impl AuthenticatorFactory for GithubFactory {
             "type": "object",
             "required": required,
             "properties": {
-                "key": {"type": "string"},
-                "secret": {"type": "string"},
-                "scope": {"type": "string", "default": settings::DEFAULT_SCOPE},
-                "org_name": {"type": "string"},
-                "team_id": {"type": ["integer", "string"]},
-                "url": {"type": "string"},
-                "api_url": {"type": "string"},
-                "callback_url": {"type": "string"}
+                "key": {"type": "string", "description": "the OAuth app's client id"},
+                "secret": {"type": "string", "description": "the OAuth app's client secret"},
+                "scope": {"type": "string", "default": settings::DEFAULT_SCOPE, "description": "OAuth scopes requested; the default reads private organization and team memberships"},
+                "org_name": {"type": "string", "description": "*_org types: only members of this organization may log in (its login name)"},
+                "team_id": {"type": ["integer", "string"], "description": "*_team types: only members of the team with this numeric id may log in"},
+                "url": {"type": "string", "description": "github_enterprise*: the instance's web URL (default https://github.com)"},
+                "api_url": {"type": "string", "description": "github_enterprise*: the instance's REST API URL (default https://api.github.com)"},
+                "callback_url": {"type": "string", "description": "the authorization callback URL registered with the app (derived from [daemon] public_url when empty)"}
             }
         })
     }

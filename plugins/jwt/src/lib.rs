@@ -160,16 +160,16 @@ impl VerifierFactory for JwtFactory {
             "type": "object",
             "required": ["audience", "issuers"],
             "properties": {
-                "audience": {"type": "string"},
-                "issuers": {"type": "array", "items": {"type": "string"}},
-                "jwks_cache_ttl": {"type": "string"},
-                "leeway": {"type": "string"},
-                "algorithms": {"type": "array", "items": {"type": "string"}},
-                "unknown_kid_refetch_interval": {"type": "string"},
-                "fetch_timeout": {"type": "string"},
-                "ca_file": {"type": "string"},
-                "persist_keys": {"type": "boolean"},
-                "token_cache_size": {"type": "integer"},
+                "audience": {"type": "string", "description": "the aud every token must carry (a request may name another)"},
+                "issuers": {"type": "array", "items": {"type": "string"}, "description": "the trusted issuer URLs; keys come from each one's discovery document and JWKS"},
+                "jwks_cache_ttl": {"type": "string", "description": "how long fetched keys are used before they are fetched again (a duration); default 24h"},
+                "leeway": {"type": "string", "description": "clock skew allowed on exp, nbf and iat (a duration); default 30s"},
+                "algorithms": {"type": "array", "items": {"type": "string"}, "description": "signature algorithms accepted (never none or HMAC); default RS256, ES256, EdDSA"},
+                "unknown_kid_refetch_interval": {"type": "string", "description": "a token with an unknown key id refetches the issuer's keys at most this often (a duration); default 30s"},
+                "fetch_timeout": {"type": "string", "description": "connect and request timeout of key fetches (a duration); default: [http]'s"},
+                "ca_file": {"type": "string", "description": "a PEM bundle of extra CA roots for reaching the issuers, trusted besides the system's"},
+                "persist_keys": {"type": "boolean", "description": "keep the last good keys in state_dir, so tokens verify after a restart while an issuer is down (default true)"},
+                "token_cache_size": {"type": "integer", "description": "verified tokens kept in memory (about 2 KB each); default 10000"},
                 "danger_allow_http_issuers": {"type": "boolean", "description": "allow http:// issuers that are not on loopback: their keys can be replaced in transit (tests only)"}
             }
         })

@@ -114,6 +114,66 @@ const SETTINGS: &[&str] = &[
     "ca_file",
 ];
 
+/// The settings reference's text for a key of [`SETTINGS`].
+fn describe(key: &str) -> &'static str {
+    match key {
+        "oidc_endpoint" => {
+            "the provider URL whose discovery document (`/.well-known/openid-configuration`) fills in the endpoints not given; for keycloak the realm URL"
+        }
+        "key" => "the client id registered at the provider",
+        "secret" => "the client secret (not needed with token_endpoint_auth_method = \"none\")",
+        "access_token_method" => "HTTP method of the token request: POST (default) or GET",
+        "access_token_url" => "the token endpoint (default: from discovery or the preset)",
+        "authorization_url" => {
+            "the authorization endpoint the browser is sent to (default: from discovery or the preset)"
+        }
+        "id_key" => {
+            "the ID-token claim that identifies the user permanently; default `sub` (`upn` for azuread)"
+        }
+        "id_token_issuer" => {
+            "the `iss` every ID token must carry (default: from discovery or the preset; required when the endpoints are given without oidc_endpoint)"
+        }
+        "jwks_uri" => "where the provider's signing keys are fetched (default: from discovery or the preset)",
+        "public_key" => "a fixed RS256 public key (PEM or bare base64) instead of fetching jwks_uri",
+        "revoke_token_method" => "HTTP method of the token revocation request: GET (default) or POST",
+        "revoke_token_url" => "the token revocation endpoint, if any",
+        "response_type" => "only \"code\" (the authorization code flow with PKCE, the default)",
+        "token_endpoint_auth_method" => {
+            "how the client authenticates at the token endpoint: client_secret_basic (default), client_secret_post, or none (a public client)"
+        }
+        "userinfo_url" => {
+            "the userinfo endpoint, fetched after the ID token is checked (its `sub` must match); default: from discovery"
+        }
+        "username_key" => {
+            "the claim the username is taken from; default: the preset's rule, then preferred_username, email, the id"
+        }
+        "verify_ssl" => {
+            "check the provider's TLS certificate (default true; false is a danger setting for tests only)"
+        }
+        "redirect_state" => {
+            "repeat the state in the callback URL as `redirect_state` (for providers that need it); default false"
+        }
+        "groups_claim" => "the claim that lists the user's groups (for maps); default `groups`",
+        "callback_url" => {
+            "the redirect URI registered at the provider (derived from [daemon] public_url when empty)"
+        }
+        "tenant_id" => {
+            "azuread only: the tenant, a GUID or a verified domain (not common/organizations/consumers)"
+        }
+        "hosted_domain" => {
+            "google_oauth2 only: accept only accounts of this Google Workspace domain (the ID token's `hd` claim)"
+        }
+        "leeway" => "clock skew allowed on exp, nbf and iat (a duration, at most 10m); default 30s",
+        "id_token_max_age" => {
+            "how old (by iat) an ID token may be when it arrives (a duration, at most 24h); default 10m"
+        }
+        "ca_file" => {
+            "a PEM bundle of extra CA roots for reaching the provider, trusted besides [http]'s and the system's"
+        }
+        _ => "",
+    }
+}
+
 impl AuthenticatorFactory for OidcFactory {
     fn type_name(&self) -> &str {
         self.0.type_name()
@@ -130,16 +190,19 @@ impl AuthenticatorFactory for OidcFactory {
                 "verify_ssl" | "redirect_state" => "boolean",
                 _ => "string",
             };
-            props.insert((*k).to_owned(), json!({"type": t}));
+            props.insert((*k).to_owned(), json!({"type": t, "description": describe(k)}));
         }
-        props.insert("scope".into(), json!({"type": ["string", "array"]}));
+        props.insert(
+            "scope".into(),
+            json!({"type": ["string", "array"], "description": "scopes requested (a space-separated string or a list); `openid` is always added; default \"openid email profile\""}),
+        );
         props.insert(
             "hd".into(),
             json!({"type": "string", "description": "alias of hosted_domain"}),
         );
         props.insert(
             "algorithms".into(),
-            json!({"type": "array", "items": {"type": "string"}}),
+            json!({"type": "array", "items": {"type": "string"}, "description": "ID-token signature algorithms accepted (never `none` or HMAC); default RS256 with `public_key`, else RS256, RS384, RS512, PS256, ES256, ES384, EdDSA"}),
         );
         json!({"type": "object", "required": ["key"], "properties": props})
     }

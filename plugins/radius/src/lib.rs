@@ -71,14 +71,14 @@ impl AuthenticatorFactory for RadiusFactory {
             "type": "object",
             "required": ["server", "secret"],
             "properties": {
-                "server": {"type": ["string", "array"]},
-                "port": {"type": "integer", "default": 1812},
-                "secret": {"type": "string"},
-                "timeout": {"type": ["string", "number"], "default": "2s"},
-                "retries": {"type": "integer", "default": 1},
-                "require_message_authenticator": {"type": "boolean", "default": true},
-                "nas_identifier": {"type": "string"},
-                "nas_ip_address": {"type": "string"}
+                "server": {"type": ["string", "array"], "description": "the RADIUS server(s): host, host:port or [v6]:port; several are tried in order"},
+                "port": {"type": "integer", "default": 1812, "description": "UDP port of servers given without one"},
+                "secret": {"type": "string", "description": "the shared secret with the server(s)"},
+                "timeout": {"type": ["string", "number"], "default": "2s", "description": "wait for an answer per attempt (a duration, or seconds); all attempts must fit in the login's 30 s"},
+                "retries": {"type": "integer", "default": 1, "description": "attempts after the first, per server"},
+                "require_message_authenticator": {"type": "boolean", "default": true, "description": "refuse answers without a valid Message-Authenticator (BlastRADIUS protection)"},
+                "nas_identifier": {"type": "string", "description": "NAS-Identifier sent in each request"},
+                "nas_ip_address": {"type": "string", "description": "NAS-IP-Address (or NAS-IPv6-Address) sent in each request"}
             }
         })
     }

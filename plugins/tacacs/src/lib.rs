@@ -219,9 +219,9 @@ impl AuthenticatorFactory for TacacsFactory {
             "required": ["host", "secret"],
             "properties": {
                 "host": {"type": "string", "description": "TACACS+ server host name or address"},
-                "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 49},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 49, "description": "TCP port of the server"},
                 "secret": {"type": "string", "description": "the shared key (or secret_file, secret_credential)"},
-                "auth_protocol": {"enum": ["ascii", "pap"], "default": "ascii"},
+                "auth_protocol": {"enum": ["ascii", "pap"], "default": "ascii", "description": "the authentication exchange: ascii (prompted) or pap"},
                 "rem_addr": {"type": "boolean", "default": false,
                              "description": "send the login's remote address as rem_addr"},
                 "session_timeout": {"type": ["integer", "string"], "default": 5,
