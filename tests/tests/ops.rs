@@ -48,8 +48,9 @@ issuers = ["{issuer}", "http://127.0.0.1:19461"]
     ));
     let d = Daemon::start(setup);
     // the reachable issuer's keys are fetched in the background
+    // (within 20 s: the first fetch may wait for a busy machine)
     let mut out = d.cli(&["status"], "");
-    for _ in 0..50 {
+    for _ in 0..200 {
         if text(&out).contains(&format!("issuer {issuer}: ")) && !text(&out).contains("fetched never;") {
             break;
         }
