@@ -200,6 +200,14 @@ impl Daemon {
                 panic!("gatehoused exited early ({status}):\n{}", self.logs());
             }
             if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                // The socket is bound (and the kernel queues connections)
+                // before the daemon logs its start-up line: tests that read
+                // the log right away wait for that line too (a daemon that
+                // logs elsewhere just costs the wait).
+                let logged = Instant::now() + Duration::from_secs(5);
+                while !self.logs().contains("listening") && Instant::now() < logged {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return;
             }
             assert!(
