@@ -110,6 +110,11 @@ pub trait Store: Send + Sync + 'static {
     async fn linked_user(&self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Every grant a user holds.
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Looks a user up by store id (the host's name service asks by uid).
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError>;
+    /// Every organization and team with its members, for the host's name
+    /// service (`crate::nss`).
+    async fn host_groups(&self) -> Result<HostGroups, StoreError>;
     /// Runs `work` in one transaction: every write it makes is committed
     /// together, or none is (an error from `work` rolls back). Transactions
     /// are serialised against each other, so two concurrent first logins
@@ -415,6 +420,19 @@ pub struct GrantRecord {
     pub role: String,
     /// The authenticator whose maps granted it.
     pub authenticator: String,
+}
+
+/// Organizations, teams and who holds a grant on each (see
+/// [`Store::host_groups`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostGroups {
+    /// `(id, name)` of every organization.
+    pub organizations: Vec<(i64, String)>,
+    /// `(id, organization name, team name)` of every team.
+    pub teams: Vec<(i64, String, String)>,
+    /// `(user id, username, organization id, team id)` of every distinct
+    /// grant on an organization (team id `None`) or a team.
+    pub members: Vec<(i64, String, i64, Option<i64>)>,
 }
 
 /// A static-object token (the secret itself is never stored).

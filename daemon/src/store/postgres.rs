@@ -32,7 +32,7 @@ use postgres::{GenericClient, Row, Statement};
 use rustls_pki_types::pem::PemObject as _;
 
 use super::{
-    Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
+    Entitlements, Facts, GrantRecord, HostGroups, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
     PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction, TransactionWork, UserRecord,
     pending_digest,
 };
@@ -970,6 +970,58 @@ impl Store for PostgresStore {
 
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
         self.q(move |q| q.grants(user_id)).await
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        self.q(move |q| q.user_by_id(id)).await
+    }
+
+    async fn host_groups(&self) -> Result<HostGroups, StoreError> {
+        self.q(|q| {
+            let organizations = q
+                .rows("SELECT id, name FROM organizations ORDER BY id", &[])?
+                .iter()
+                .map(|r| Ok((r.try_get(0).map_err(backend)?, r.try_get(1).map_err(backend)?)))
+                .collect::<Result<_, StoreError>>()?;
+            let teams = q
+                .rows(
+                    "SELECT t.id, o.name, t.name FROM teams t
+                     JOIN organizations o ON o.id = t.organization_id ORDER BY t.id",
+                    &[],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0).map_err(backend)?,
+                        r.try_get(1).map_err(backend)?,
+                        r.try_get(2).map_err(backend)?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            let members = q
+                .rows(
+                    "SELECT DISTINCT u.id, u.username, g.organization_id, g.team_id FROM grants g
+                     JOIN users u ON u.id = g.user_id
+                     WHERE g.organization_id IS NOT NULL ORDER BY u.id",
+                    &[],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0).map_err(backend)?,
+                        r.try_get(1).map_err(backend)?,
+                        r.try_get(2).map_err(backend)?,
+                        r.try_get(3).map_err(backend)?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok(HostGroups {
+                organizations,
+                teams,
+                members,
+            })
+        })
+        .await
     }
 
     async fn transaction(&self, work: TransactionWork) -> Result<(), StoreError> {

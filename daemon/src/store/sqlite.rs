@@ -9,7 +9,7 @@ use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
+    Entitlements, Facts, GrantRecord, HostGroups, LockoutKey, LockoutRow, MAX_PENDING, NewUser, PendingKind,
     PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction, TransactionWork, UserRecord,
     pending_digest,
 };
@@ -696,6 +696,49 @@ impl Store for SqliteStore {
 
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
         self.with(move |c| q::grants(c, user_id)).await
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        self.with(move |c| q::user_by_id(c, id)).await
+    }
+
+    async fn host_groups(&self) -> Result<HostGroups, StoreError> {
+        self.with(|c| {
+            let mut out = HostGroups::default();
+            let mut stmt = c
+                .prepare_cached("SELECT id, name FROM organizations ORDER BY id")
+                .map_err(backend)?;
+            out.organizations = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT t.id, o.name, t.name FROM teams t
+                     JOIN organizations o ON o.id = t.organization_id ORDER BY t.id",
+                )
+                .map_err(backend)?;
+            out.teams = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT DISTINCT u.id, u.username, g.organization_id, g.team_id FROM grants g
+                     JOIN users u ON u.id = g.user_id
+                     WHERE g.organization_id IS NOT NULL ORDER BY u.id",
+                )
+                .map_err(backend)?;
+            out.members = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            Ok(out)
+        })
+        .await
     }
 
     async fn transaction(&self, work: TransactionWork) -> Result<(), StoreError> {
