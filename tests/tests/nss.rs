@@ -173,6 +173,18 @@ fn raw(socket: &Path, request: &str) -> (u16, String) {
     )
 }
 
+/// The lookup socket of `d`, once it is bound (the harness's readiness
+/// is the main socket's, which is bound first).
+fn nss_socket(d: &Daemon) -> PathBuf {
+    let path = d.dir().join("nss.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "no {}:\n{}", path.display(), d.logs());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    path
+}
+
 fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n")
 }
@@ -183,7 +195,7 @@ async fn getent_and_id_answer_from_the_daemon() {
         return;
     }
     let d = Daemon::start(Setup::with_body(&body()));
-    let nss_socket = d.dir().join("nss.sock");
+    let nss_socket = nss_socket(&d);
     assert_eq!(
         std::fs::metadata(&nss_socket).unwrap().mode() & 0o777,
         0o666,
@@ -302,7 +314,7 @@ async fn the_lookup_socket_is_read_only_and_holds_no_secret() {
             .status,
         201
     );
-    let nss = d.dir().join("nss.sock");
+    let nss = nss_socket(&d);
     let (status, body) = raw(&nss, &get("/v1/nss/passwd?name=lena"));
     assert_eq!(status, 200, "{body}");
     let entry: Value = serde_json::from_str(&body).unwrap();
@@ -405,4 +417,56 @@ fn down_hung_or_untrusted_daemons_answer_nothing() {
     // the impostor did answer: the refusal is the module's
     let (status, body) = raw(&fake, &get("/v1/nss/passwd?name=alice"));
     assert_eq!(status, 200, "{body}");
+}
+
+/// `scripts/install-host.sh` puts both modules where each layout's PAM and
+/// glibc look for them (staged under a directory here).
+#[test]
+fn install_host_puts_both_modules_in_place() {
+    let from = gatehouse_e2e::bin_dir();
+    let built_nss = std::fs::read(gatehouse_e2e::plugin_library("nss_gatehouse")).unwrap();
+    let built_pam = std::fs::read(gatehouse_e2e::plugin_library("pam_gatehouse")).unwrap();
+    let arch = std::env::consts::ARCH;
+    for (layout, pam, nss) in [
+        (
+            "debian",
+            format!("lib/{arch}-linux-gnu/security/pam_gatehouse.so"),
+            format!("lib/{arch}-linux-gnu/libnss_gatehouse.so.2"),
+        ),
+        (
+            "rhel",
+            "usr/lib64/security/pam_gatehouse.so".to_owned(),
+            "usr/lib64/libnss_gatehouse.so.2".to_owned(),
+        ),
+    ] {
+        let dest = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(gatehouse_e2e::repo_root().join("scripts/install-host.sh"))
+            .arg("--from")
+            .arg(&from)
+            .arg("--destdir")
+            .arg(dest.path())
+            .args(["--layout", layout])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("passwd: files gatehouse"), "{text}");
+        for (path, built) in [(&pam, &built_pam), (&nss, &built_nss)] {
+            let p = dest.path().join(path);
+            assert_eq!(&std::fs::read(&p).unwrap(), built, "{layout}: {path}");
+            assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o644);
+        }
+    }
+    // a wrong layout is refused, not guessed
+    let out = Command::new("bash")
+        .arg(gatehouse_e2e::repo_root().join("scripts/install-host.sh"))
+        .args(["--from", "/nonexistent", "--layout", "arch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
