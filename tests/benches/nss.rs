@@ -102,7 +102,7 @@ fn main() {
     let uid = 70000 + u32::try_from(middle).unwrap() + 1;
     println!("NSS lookups, {users} users in one organization and one team, one caller, {seconds} s per row:");
     println!("| lookup | calls/s | p50 | p99 |\n|---|---|---|---|");
-    let mut row = |what: &str, f: &mut dyn FnMut()| {
+    let row = |what: &str, f: &mut dyn FnMut()| {
         let (rate, p50, p99) = measure(seconds, f);
         println!("| {what} | {rate:.0} | {p50:.1?} | {p99:.1?} |");
     };
