@@ -9,12 +9,14 @@
 //!   primary group is a private group of the same name with gid = uid;
 //! - an organization's gid is `gid_range` start + 2 × its id, a team's
 //!   `gid_range` start + 2 × its id + 1 (the two have separate id
-//!   sequences). Teams are named `<organization>.<team>`.
+//!   sequences). An organization's group is named as it is, a team's
+//!   `<organization>.<team>`; organizations whose name holds a `.` are
+//!   not groups (nor are their teams), so a group name splits at its first
+//!   `.` into exactly one organization or team.
 //!
 //! An object whose id falls outside its range, or whose name is not a
-//! safe host name ([`host_name_ok`]), or whose name another object
-//! already takes (a user's private group wins) is not answered for, and is
-//! logged once.
+//! safe host name ([`host_name_ok`]) or is a user's name (the user's
+//! private group wins), is not answered for, and is logged once.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -22,7 +24,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use gatehouse_sdk::proto::{NssGroup, NssPasswd};
 
 use crate::config::HostConfig;
-use crate::store::{HostGroups, UserRecord};
+use crate::store::{HostGroup, HostGroupKey, HostGroups, UserRecord};
 
 /// The longest name answered for (glibc has no limit; `useradd` stops at 32).
 pub const MAX_NAME: usize = 255;
@@ -65,6 +67,29 @@ pub fn gecos(user: &UserRecord) -> String {
         .filter(|c| !c.is_control() && !matches!(c, ':' | ','))
         .take(256)
         .collect()
+}
+
+/// The group name of an organization, or of one of its teams: `None`
+/// when the organization's name holds a `.` or the result is not a safe
+/// host name.
+pub fn group_name(organization: &str, team: Option<&str>) -> Option<String> {
+    if organization.contains('.') {
+        return None;
+    }
+    let name = match team {
+        Some(t) => format!("{organization}.{t}"),
+        None => organization.to_owned(),
+    };
+    host_name_ok(&name).then_some(name)
+}
+
+/// What a group name can name: the organization it is, or the team its
+/// first `.` splits it into.
+pub fn group_key(name: &str) -> HostGroupKey {
+    match name.split_once('.') {
+        Some((org, team)) => HostGroupKey::Team(org.to_owned(), team.to_owned()),
+        None => HostGroupKey::Organization(name.to_owned()),
+    }
 }
 
 /// Logs `message` once per `key` for the daemon's lifetime (at most 4096
@@ -172,81 +197,97 @@ impl<'a> HostDb<'a> {
         }
     }
 
-    /// Every organization and team group `[host] groups` exposes, by gid,
-    /// with members who are users the host sees. `users` are the names
-    /// of the users the host sees (their private groups take precedence).
+    /// The group of an organization or team, when `[host] groups` exposes
+    /// its kind and its name and gid are usable (else logged once), with
+    /// the members in `users` (store id → name of the users the host sees).
+    /// Whether a user has its name is the caller's business.
+    pub fn group(&self, g: &HostGroup, users: impl Fn(i64, &str) -> bool) -> Option<NssGroup> {
+        let team = g.team.is_some();
+        if (team && !self.cfg.groups.teams) || (!team && !self.cfg.groups.organizations) {
+            return None;
+        }
+        let what = if team { "team" } else { "organization" };
+        let id = g.id;
+        let Some(name) = group_name(&g.organization, g.team.as_deref()) else {
+            warn_once(format!("gname {what} {id}"), || {
+                format!(
+                    "{what} {:?} has no usable host group name (a safe name; no '.' in an organization's): \
+                     the host does not see it",
+                    g.team.as_deref().unwrap_or(&g.organization)
+                )
+            });
+            return None;
+        };
+        let Some(gid) = self.group_gid(id, team) else {
+            warn_once(format!("gid {what} {id}"), || {
+                format!(
+                    "{what} {name:?} (store id {id}) is beyond gid_range {}-{}: the host does not see it; widen gid_range",
+                    self.cfg.gid_range.start, self.cfg.gid_range.end
+                )
+            });
+            return None;
+        };
+        Some(NssGroup {
+            name,
+            gid,
+            members: g
+                .members
+                .iter()
+                .filter(|(id, name)| users(*id, name))
+                .map(|(_, name)| name.clone())
+                .collect(),
+        })
+    }
+
+    /// Logs (once) that a user's private group hides group `g`.
+    pub fn shadowed(&self, g: &NssGroup) {
+        warn_once(format!("gtaken {}", g.name), || {
+            format!(
+                "group {:?} has a user's name (the user's private group wins): the host does not see it",
+                g.name
+            )
+        });
+    }
+
+    /// Every organization and team group, by gid. `users` are the users
+    /// the host sees (store id → name); their private groups take
+    /// precedence over groups of the same name.
     pub fn groups(&self, rows: &HostGroups, users: &BTreeMap<i64, String>) -> Vec<NssGroup> {
         let taken: BTreeSet<&str> = users.values().map(String::as_str).collect();
-        // (gid, name) of every candidate
-        let mut candidates: Vec<(u32, String)> = Vec::new();
-        let mut add = |id: i64, team: bool, name: String| {
-            let what = if team { "team" } else { "organization" };
-            match self.group_gid(id, team) {
-                None => warn_once(format!("gid {what} {id}"), || {
-                    format!(
-                        "{what} {name:?} (store id {id}) is beyond gid_range {}-{}: the host does not see it; widen gid_range",
-                        self.cfg.gid_range.start, self.cfg.gid_range.end
-                    )
-                }),
-                Some(_) if !host_name_ok(&name) => warn_once(format!("gname {what} {id}"), || {
-                    format!("{what} {name:?} is not a safe host group name: the host does not see it")
-                }),
-                Some(_) if taken.contains(name.as_str()) => warn_once(format!("gtaken {what} {id}"), || {
-                    format!(
-                        "{what} {name:?} has a user's name (the user's private group wins): the host does not see it"
-                    )
-                }),
-                Some(gid) => candidates.push((gid, name)),
-            }
-        };
-        if self.cfg.groups.organizations {
-            for (id, name) in &rows.organizations {
-                add(*id, false, name.clone());
-            }
+        let mut members: BTreeMap<(i64, bool), Vec<(i64, String)>> = BTreeMap::new();
+        for (user_id, name, org, team) in &rows.members {
+            let key = match team {
+                Some(t) => (*t, true),
+                None => (*org, false),
+            };
+            members.entry(key).or_default().push((*user_id, name.clone()));
         }
-        if self.cfg.groups.teams {
-            for (id, org, team) in &rows.teams {
-                add(*id, true, format!("{org}.{team}"));
-            }
-        }
-        // a name two groups claim is answered for neither
-        let mut count: BTreeMap<&str, usize> = BTreeMap::new();
-        for (_, name) in &candidates {
-            *count.entry(name.as_str()).or_default() += 1;
-        }
-        let clash: BTreeSet<String> = count
-            .into_iter()
-            .filter(|(_, n)| *n > 1)
-            .map(|(name, _)| name.to_owned())
+        let mut all: Vec<HostGroup> = rows
+            .organizations
+            .iter()
+            .map(|(id, name)| HostGroup {
+                id: *id,
+                organization: name.clone(),
+                team: None,
+                members: members.remove(&(*id, false)).unwrap_or_default(),
+            })
             .collect();
-        for name in &clash {
-            warn_once(format!("clash {name}"), || {
-                format!("two groups are both named {name:?}: the host sees neither")
-            });
-        }
-        let mut members: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
-        for (user_id, _, org, team) in &rows.members {
-            let Some(name) = users.get(user_id) else {
-                continue;
-            };
-            let gid = match team {
-                Some(t) => self.group_gid(*t, true),
-                None => self.group_gid(*org, false),
-            };
-            if let Some(gid) = gid {
-                members.entry(gid).or_default().insert(name.as_str());
-            }
-        }
-        let mut out: Vec<NssGroup> = candidates
-            .into_iter()
-            .filter(|(_, name)| !clash.contains(name))
-            .map(|(gid, name)| NssGroup {
-                members: members
-                    .get(&gid)
-                    .map(|m| m.iter().map(|s| (*s).to_owned()).collect())
-                    .unwrap_or_default(),
-                name,
-                gid,
+        all.extend(rows.teams.iter().map(|(id, org, team)| HostGroup {
+            id: *id,
+            organization: org.clone(),
+            team: Some(team.clone()),
+            members: members.remove(&(*id, true)).unwrap_or_default(),
+        }));
+        let visible = |id: i64, name: &str| users.get(&id).is_some_and(|n| n == name);
+        let mut out: Vec<NssGroup> = all
+            .iter()
+            .filter_map(|g| self.group(g, visible))
+            .filter(|g| {
+                let free = !taken.contains(g.name.as_str());
+                if !free {
+                    self.shadowed(g);
+                }
+                free
             })
             .collect();
         out.sort_by_key(|g| g.gid);
@@ -349,7 +390,22 @@ mod tests {
     }
 
     #[test]
-    fn groups_with_members_clashes_and_kinds() {
+    fn group_names_split_at_the_first_dot() {
+        assert_eq!(group_name("corp", None).as_deref(), Some("corp"));
+        assert_eq!(group_name("corp", Some("ops.eu")).as_deref(), Some("corp.ops.eu"));
+        assert_eq!(group_name("a.b", None), None);
+        assert_eq!(group_name("a.b", Some("c")), None);
+        assert_eq!(group_name("corp", Some("night shift")), None);
+        assert_eq!(group_name("-x", None), None);
+        assert_eq!(group_key("corp"), HostGroupKey::Organization("corp".into()));
+        assert_eq!(
+            group_key("corp.ops.eu"),
+            HostGroupKey::Team("corp".into(), "ops.eu".into())
+        );
+    }
+
+    #[test]
+    fn groups_with_members_names_and_kinds() {
         let mut c = cfg();
         let rows = HostGroups {
             organizations: vec![
@@ -357,13 +413,21 @@ mod tests {
                 (2, "a.b".into()),
                 (3, "alice".into()),
                 (4, "bad name".into()),
+                (5, "a".into()),
+                (60, "beyond".into()),
             ],
-            teams: vec![(1, "default".into(), "devs".into()), (2, "a".into(), "b".into())],
+            teams: vec![
+                (1, "default".into(), "devs".into()),
+                (2, "a".into(), "b".into()),
+                (3, "a.b".into(), "c".into()),
+            ],
             members: vec![
                 (1, "alice".into(), 1, None),
                 (1, "alice".into(), 1, Some(1)),
                 (2, "bob".into(), 1, Some(1)),
                 (9, "unseen".into(), 1, Some(1)),
+                // a stale name: the user was renamed or is not seen
+                (2, "robert".into(), 1, None),
             ],
         };
         let users: BTreeMap<i64, String> = [(1, "alice".to_owned()), (2, "bob".to_owned())].into();
@@ -383,6 +447,8 @@ mod tests {
             vec![
                 ("default", 80002, vec!["alice"]),
                 ("default.devs", 80003, vec!["alice", "bob"]),
+                ("a.b", 80005, vec![]),
+                ("a", 80010, vec![]),
             ]
         );
         c.groups.organizations = false;
@@ -390,6 +456,13 @@ mod tests {
         assert_eq!(
             groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
             ["default.devs", "a.b"]
+        );
+        c.groups.organizations = true;
+        c.groups.teams = false;
+        let groups = HostDb::new(&c).groups(&rows, &users);
+        assert_eq!(
+            groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+            ["default", "a"]
         );
     }
 }

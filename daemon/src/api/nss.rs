@@ -12,8 +12,9 @@ use http::{Response, StatusCode};
 use super::{ApiError, Body, json};
 use crate::client::decode_segment;
 use crate::config::HostConfig;
-use crate::nss::{GidOwner, HostDb, host_name_ok};
+use crate::nss::{GidOwner, HostDb, group_key, host_name_ok};
 use crate::runtime::Runtime;
+use crate::store::{HostGroup, HostGroupKey};
 
 /// What a lookup asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -109,6 +110,30 @@ async fn all_groups(rt: &Runtime, db: &HostDb<'_>) -> Result<Vec<NssGroup>, ApiE
     Ok(out)
 }
 
+/// The passwd entry of the user named `name`, when the host sees one.
+async fn visible_user(rt: &Runtime, db: &HostDb<'_>, name: &str) -> Result<Option<NssPasswd>, ApiError> {
+    if !host_name_ok(name) {
+        return Ok(None);
+    }
+    Ok(rt.store.user_by_username(name).await?.and_then(|u| db.passwd(&u)))
+}
+
+/// The group of one organization or team, unless the host does not see it
+/// or a user's private group has its name.
+async fn one_group(rt: &Runtime, db: &HostDb<'_>, key: HostGroupKey) -> Result<Option<NssGroup>, ApiError> {
+    let Some(g) = rt.store.host_group(key).await? else {
+        return Ok(None);
+    };
+    let Some(entry) = db.group(&g, |id, name| db.uid(id).is_some() && host_name_ok(name)) else {
+        return Ok(None);
+    };
+    if visible_user(rt, db, &entry.name).await?.is_some() {
+        db.shadowed(&entry);
+        return Ok(None);
+    }
+    Ok(Some(entry))
+}
+
 /// `GET /v1/nss/group`.
 pub(super) async fn group(rt: &Runtime, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let cfg = host(rt)?;
@@ -119,19 +144,14 @@ pub(super) async fn group(rt: &Runtime, query: Option<&str>) -> Result<Response<
             entries.sort_by_key(|g| g.gid);
             return Ok(json(StatusCode::OK, &NssGroupList { entries }));
         }
-        Key::Name(name) if host_name_ok(&name) => {
-            // a user's private group first, then the organizations and teams
-            match rt
-                .store
-                .user_by_username(&name)
+        Key::Name(name) => match visible_user(rt, &db, &name).await? {
+            // a user's private group first, then an organization or team
+            Some(p) => Some(HostDb::private_group(&p)),
+            None if host_name_ok(&name) => one_group(rt, &db, group_key(&name))
                 .await?
-                .and_then(|u| db.passwd(&u))
-            {
-                Some(p) => Some(HostDb::private_group(&p)),
-                None => all_groups(rt, &db).await?.into_iter().find(|g| g.name == name),
-            }
-        }
-        Key::Name(_) => None,
+                .filter(|g| g.name == name),
+            None => None,
+        },
         Key::Id(gid) => match db.gid_owner(gid) {
             Some(GidOwner::User(id)) => rt
                 .store
@@ -139,38 +159,53 @@ pub(super) async fn group(rt: &Runtime, query: Option<&str>) -> Result<Response<
                 .await?
                 .and_then(|u| db.passwd(&u))
                 .map(|p| HostDb::private_group(&p)),
-            Some(_) => all_groups(rt, &db).await?.into_iter().find(|g| g.gid == gid),
+            Some(GidOwner::Organization(id)) => one_group(rt, &db, HostGroupKey::OrganizationId(id)).await?,
+            Some(GidOwner::Team(id)) => one_group(rt, &db, HostGroupKey::TeamId(id)).await?,
             None => None,
-        },
+        }
+        .filter(|g| g.gid == gid),
     };
     Ok(json(StatusCode::OK, &found.ok_or_else(not_found)?))
 }
 
 /// `GET /v1/nss/initgroups?name=`: every gid the user is a member of, its
-/// private group first.
+/// private group first, then by gid. From the user's own grants: one
+/// query, whatever the number of groups.
 pub(super) async fn initgroups(rt: &Runtime, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let cfg = host(rt)?;
     let db = HostDb::new(cfg);
     let Key::Name(name) = key(query, "name")? else {
         return Err(ApiError::bad_request("expected name=NAME"));
     };
-    if !host_name_ok(&name) {
-        return Err(not_found());
+    let me = visible_user(rt, &db, &name).await?.ok_or_else(not_found)?;
+    let id = db.user_id(me.uid).ok_or_else(not_found)?;
+    let mut groups: BTreeMap<u32, String> = BTreeMap::new();
+    for g in rt.store.grants(id).await? {
+        let (group_id, team) = match (g.team_id, g.organization_id) {
+            (Some(t), _) => (t, g.team),
+            (None, Some(o)) => (o, None),
+            (None, None) => continue, // a global role: no group
+        };
+        let Some(organization) = g.organization else {
+            continue;
+        };
+        let host_group = HostGroup {
+            id: group_id,
+            organization,
+            team,
+            members: Vec::new(),
+        };
+        if let Some(entry) = db.group(&host_group, |_, _| false) {
+            groups.insert(entry.gid, entry.name);
+        }
     }
-    let me = rt
-        .store
-        .user_by_username(&name)
-        .await?
-        .and_then(|u| db.passwd(&u))
-        .ok_or_else(not_found)?;
     let mut gids = vec![me.gid];
-    gids.extend(
-        all_groups(rt, &db)
-            .await?
-            .into_iter()
-            .filter(|g| g.members.contains(&me.name))
-            .map(|g| g.gid),
-    );
+    for (gid, group_name) in groups {
+        // a user's private group hides a group of its name
+        if visible_user(rt, &db, &group_name).await?.is_none() {
+            gids.push(gid);
+        }
+    }
     Ok(json(StatusCode::OK, &NssGroupIds { gids }))
 }
 

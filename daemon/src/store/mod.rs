@@ -115,6 +115,9 @@ pub trait Store: Send + Sync + 'static {
     /// Every organization and team with its members, for the host's name
     /// service (`crate::nss`).
     async fn host_groups(&self) -> Result<HostGroups, StoreError>;
+    /// One organization or team with its members, for the host's name
+    /// service's lookups by name or id.
+    async fn host_group(&self, key: HostGroupKey) -> Result<Option<HostGroup>, StoreError>;
     /// Runs `work` in one transaction: every write it makes is committed
     /// together, or none is (an error from `work` rolls back). Transactions
     /// are serialised against each other, so two concurrent first logins
@@ -433,6 +436,34 @@ pub struct HostGroups {
     /// `(user id, username, organization id, team id)` of every distinct
     /// grant on an organization (team id `None`) or a team.
     pub members: Vec<(i64, String, i64, Option<i64>)>,
+}
+
+/// Which organization or team [`Store::host_group`] looks up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostGroupKey {
+    /// An organization by id.
+    OrganizationId(i64),
+    /// A team by id.
+    TeamId(i64),
+    /// An organization by name.
+    Organization(String),
+    /// A team by organization name and team name.
+    Team(String, String),
+}
+
+/// An organization (`team: None`) or a team, with the users holding a
+/// grant on it (any role; for an organization, a grant on the
+/// organization itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostGroup {
+    /// The organization's or the team's id.
+    pub id: i64,
+    /// The organization's name (the team's organization).
+    pub organization: String,
+    /// The team's name.
+    pub team: Option<String>,
+    /// `(user id, username)` of each member, by id.
+    pub members: Vec<(i64, String)>,
 }
 
 /// A static-object token (the secret itself is never stored).

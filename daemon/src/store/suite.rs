@@ -651,4 +651,37 @@ async fn host_lookups_and_ids_never_reused(s: Arc<dyn Store>) {
             (c, "cy".to_owned(), g.organizations[1].0, None),
         ]
     );
+    // one group by id or name, members once whatever their roles
+    let want_org = HostGroup {
+        id: org,
+        organization: "Default".into(),
+        team: None,
+        members: vec![(a, "ann".into())],
+    };
+    let want_team = HostGroup {
+        id: team,
+        organization: "Default".into(),
+        team: Some("Devs".into()),
+        members: vec![(a, "ann".into()), (c, "cy".into())],
+    };
+    let get = |k: HostGroupKey| {
+        let s = Arc::clone(&s);
+        async move { s.host_group(k).await.unwrap() }
+    };
+    assert_eq!(
+        get(HostGroupKey::OrganizationId(org)).await,
+        Some(want_org.clone())
+    );
+    assert_eq!(
+        get(HostGroupKey::Organization("Default".into())).await,
+        Some(want_org)
+    );
+    assert_eq!(get(HostGroupKey::TeamId(team)).await, Some(want_team.clone()));
+    assert_eq!(
+        get(HostGroupKey::Team("Default".into(), "Devs".into())).await,
+        Some(want_team)
+    );
+    assert_eq!(get(HostGroupKey::TeamId(org + team + 100)).await, None);
+    assert_eq!(get(HostGroupKey::Organization("Devs".into())).await, None);
+    assert_eq!(get(HostGroupKey::Team("Gone".into(), "Devs".into())).await, None);
 }
