@@ -392,3 +392,122 @@ pub unsafe extern "C" fn _nss_gatehouse_initgroups_dyn(
         (Status::Success, 0)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+
+    /// A daemon stand-in answering every request with `body` (200).
+    fn stand_in(body: &'static str) -> tempfile_dir::Dir {
+        let dir = tempfile_dir::Dir::new();
+        let listener = UnixListener::bind(dir.0.join("nss.sock")).expect("bind");
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        // SAFETY: nextest runs each test in a process of its own; no other
+        // thread reads the environment now.
+        unsafe { std::env::set_var("GATEHOUSE_NSS_SOCKET", dir.0.join("nss.sock")) };
+        dir
+    }
+
+    /// A directory removed on drop (no tempfile dependency for one test).
+    mod tempfile_dir {
+        pub(super) struct Dir(pub(super) std::path::PathBuf);
+        impl Dir {
+            pub(super) fn new() -> Self {
+                let p = std::env::temp_dir().join(format!("nss-gh-ffi-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&p);
+                std::fs::create_dir_all(&p).expect("dir");
+                Self(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    const ALICE: &str =
+        r#"{"name":"alice","uid":70001,"gid":70001,"gecos":"Alice","dir":"/home/alice","shell":"/bin/bash"}"#;
+
+    fn lookup(name: &CStr, buflen: usize) -> (c_int, c_int, Option<(String, uid_t, String)>) {
+        let mut pw: passwd = unsafe_zeroed_passwd();
+        let mut buf = vec![0 as c_char; buflen.max(1)];
+        let mut errno = 0;
+        // SAFETY: a NUL-terminated name, a writable passwd, `buflen` bytes.
+        let s = unsafe {
+            _nss_gatehouse_getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr(), buflen, &mut errno)
+        };
+        let got = (s == Status::Success as c_int).then(|| {
+            // SAFETY: on success every field points into `buf`, NUL-terminated.
+            unsafe {
+                (
+                    CStr::from_ptr(pw.pw_name).to_string_lossy().into_owned(),
+                    pw.pw_uid,
+                    CStr::from_ptr(pw.pw_dir).to_string_lossy().into_owned(),
+                )
+            }
+        });
+        (s, errno, got)
+    }
+
+    fn unsafe_zeroed_passwd() -> passwd {
+        // SAFETY: struct passwd is plain data; all-zero is a valid value
+        // (null pointers, zero ids).
+        unsafe { std::mem::zeroed() }
+    }
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    #[test]
+    fn entries_land_in_the_callers_buffer_and_a_small_one_is_erange() {
+        if !is_root() {
+            eprintln!("SKIPPED: the stand-in's socket must belong to root to be trusted");
+            return;
+        }
+        let _dir = stand_in(ALICE);
+        let (s, _, got) = lookup(c"alice", 1024);
+        assert_eq!(s, Status::Success as c_int);
+        assert_eq!(got, Some(("alice".into(), 70001, "/home/alice".into())));
+        // too small: TRYAGAIN + ERANGE, so glibc retries with more
+        let (s, errno, _) = lookup(c"alice", 16);
+        assert_eq!((s, errno), (Status::TryAgain as c_int, libc::ERANGE));
+        // an answer about someone else is not taken for alice
+        let (s, _, got) = lookup(c"bob", 1024);
+        assert_eq!((s, got), (Status::NotFound as c_int, None));
+        // nor is a NULL buffer written to
+        let mut pw = unsafe_zeroed_passwd();
+        let mut errno = 0;
+        // SAFETY: glibc never passes NULL; the module must not write through it.
+        let s = unsafe {
+            _nss_gatehouse_getpwnam_r(c"alice".as_ptr(), &mut pw, std::ptr::null_mut(), 0, &mut errno)
+        };
+        assert_eq!(s, Status::Unavail as c_int);
+    }
+
+    #[test]
+    fn garbage_from_the_daemon_is_unavailable_not_a_crash() {
+        if !is_root() {
+            eprintln!("SKIPPED: the stand-in's socket must belong to root to be trusted");
+            return;
+        }
+        let _dir = stand_in(r#"{"name":"alice","uid":"zero"}"#);
+        let (s, _, got) = lookup(c"alice", 1024);
+        assert_eq!((s, got), (Status::Unavail as c_int, None));
+    }
+}
