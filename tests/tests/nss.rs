@@ -470,3 +470,49 @@ fn install_host_puts_both_modules_in_place() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Two hosts on one PostgreSQL store answer every user and group with the
+/// same ids, whichever host created them.
+#[tokio::test]
+async fn hosts_sharing_a_store_agree_on_ids() {
+    let pg = gatehouse_e2e::pg::pg_peer();
+    let db = pg.database("nss");
+    let secrets = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{}\n{HOST}\n{LOCAL_AUTH}\n[[authenticators.maps]]\nmap_type = \"team\"\norganization = \"eng\"\nteam = \"ops\"\ntriggers.always = {{}}\n",
+        pg.store_table(&db, secrets.path())
+    );
+    let a = Daemon::start(Setup::with_body(&body));
+    let b = Daemon::start(Setup::with_body(&body));
+    assert_eq!(
+        add_user(&mut a.client().await, "ann", "ann's password")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        add_user(&mut b.client().await, "ben", "ben's password")
+            .await
+            .status,
+        201
+    );
+    login_with(&b, "Local Database", "ann", "ann's password").await;
+    login_with(&a, "Local Database", "ben", "ben's password").await;
+    let (na, nb) = (nss_socket(&a), nss_socket(&b));
+    for path in [
+        "/v1/nss/passwd?name=ann",
+        "/v1/nss/passwd?name=ben",
+        "/v1/nss/group?name=eng.ops",
+        "/v1/nss/initgroups?name=ann",
+        "/v1/nss/passwd",
+        "/v1/nss/group",
+    ] {
+        let (sa, from_a) = raw(&na, &get(path));
+        let (sb, from_b) = raw(&nb, &get(path));
+        assert_eq!((sa, sb), (200, 200), "{path}: {from_a} {from_b}");
+        assert_eq!(from_a, from_b, "{path}");
+    }
+    let (_, team) = raw(&na, &get("/v1/nss/group?name=eng.ops"));
+    let team: Value = serde_json::from_str(&team).unwrap();
+    assert_eq!(team["members"], json!(["ann", "ben"]));
+}
