@@ -116,8 +116,8 @@ impl<'a> Client<'a> {
         if !self.trusted.contains(&owner) {
             return Err(format!("{} belongs to uid {owner}", self.socket.display()));
         }
-        let stream =
-            UnixStream::connect(self.socket).map_err(|e| format!("{}: {e}", self.socket.display()))?;
+        let stream = connect_by(self.socket, Instant::now() + self.timeout)
+            .map_err(|e| format!("{}: {e}", self.socket.display()))?;
         // the file may be swapped between the check and the connect; the
         // listener's credentials cannot
         let peer = rustix::net::sockopt::socket_peercred(&stream)
@@ -198,6 +198,39 @@ impl<'a> Client<'a> {
     pub fn groups_of(&self, name: &str) -> Answer<Vec<u32>> {
         self.ask::<NssGroupIds>(&Query::GroupsOf(name)).map(|g| g.gids)
     }
+}
+
+/// Connects to `path` by `deadline`. A plain blocking `connect` would wait
+/// for as long as a hung daemon's listen backlog stays full; a
+/// non-blocking one answers `EAGAIN` at once, and is retried until the
+/// deadline.
+fn connect_by(path: &Path, deadline: Instant) -> std::io::Result<UnixStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let addr = SocketAddrUnix::new(path)?;
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    loop {
+        match rustix::net::connect(&fd, &addr) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(rustix::io::Errno::AGAIN) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the daemon accepts no connection",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 /// Splits a `Connection: close` answer into status and body (no chunked
@@ -301,6 +334,46 @@ mod tests {
         // nothing even connected
         assert!(listener.accept().is_err());
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+
+    #[test]
+    fn a_daemon_whose_backlog_is_full_is_unavailable_within_the_timeout() {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+        let dir = std::env::temp_dir().join(format!("nss-gh-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let addr = SocketAddrUnix::new(&path).expect("addr");
+        let listener = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).expect("socket");
+        rustix::net::bind(&listener, &addr).expect("bind");
+        rustix::net::listen(&listener, 0).expect("listen");
+        // fill the backlog: connect until the kernel refuses one more
+        let mut held = Vec::new();
+        loop {
+            let fd = rustix::net::socket_with(
+                AddressFamily::UNIX,
+                SocketType::STREAM,
+                SocketFlags::NONBLOCK,
+                None,
+            )
+            .expect("socket");
+            match rustix::net::connect(&fd, &addr) {
+                Ok(()) => held.push(fd),
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(e) => panic!("connect: {e}"),
+            }
+            assert!(held.len() < 64, "the backlog never filled");
+        }
+        let owner = std::fs::metadata(&path).expect("meta").uid();
+        let c = Client::new(&path, vec![owner], Duration::from_millis(300));
+        let t = Instant::now();
+        match c.passwd(&Query::PasswdByName("alice")) {
+            Answer::Unavailable(m) => assert!(m.contains("accepts no connection"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
