@@ -21,3 +21,4 @@ cargo bench -p gatehouse-e2e --bench store
 cargo bench -p gatehouse-e2e --bench tacacs
 cargo bench -p gatehouse-e2e --bench radius
 cargo bench -p gatehouse-e2e --bench saml
+cargo bench -p gatehouse-e2e --bench nss

@@ -22,6 +22,7 @@ pub mod lockout;
 pub mod logging;
 pub mod maps;
 pub mod metrics;
+pub mod nss;
 pub mod offline;
 pub mod password;
 pub mod registry;
@@ -65,6 +66,16 @@ pub async fn run(
                 )
             })?;
             tracing::info!("forward auth (/v1/check only) listening on {}", f.listen);
+            Some(l)
+        }
+        None => None,
+    };
+    // `[host] nss_socket`: the name-service lookups, for any local process.
+    let nss = match rt.config.host.as_ref().and_then(|h| h.nss_socket.as_deref()) {
+        Some(path) => {
+            let l = server::Listener::bind(path, 0o666)
+                .map_err(|e| std::io::Error::other(format!("[host] nss_socket: {e}")))?;
+            tracing::info!("name-service lookups (/v1/nss/*) on {}", l.display);
             Some(l)
         }
         None => None,
@@ -117,7 +128,7 @@ pub async fn run(
     systemd::ready(&format!("serving generation {}", rt.generation));
     drop(rt);
 
-    server::serve(listener, forward_auth, Arc::clone(&daemon), shutdown).await;
+    server::serve(listener, forward_auth, nss, Arc::clone(&daemon), shutdown).await;
     if let Some(w) = watcher {
         w.abort();
     }

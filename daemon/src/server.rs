@@ -89,6 +89,16 @@ impl Listener {
                 display: "socket passed by systemd (LISTEN_FDS)".into(),
             });
         }
+        Self::bind(path, mode)
+    }
+
+    /// Binds `path` with `mode` (never a socket systemd passed), replacing a
+    /// stale socket file but never a live one.
+    pub fn bind(path: &Path, mode: u32) -> Result<Self, BindError> {
+        let io_err = |source| BindError::Io {
+            path: path.to_owned(),
+            source,
+        };
         if path.as_os_str().len() > 107 {
             return Err(BindError::TooLong(path.to_owned()));
         }
@@ -182,7 +192,9 @@ pub fn check_socket_dir(dir: &Path, own_uid: u32) -> Result<(), BindError> {
 
 /// Serves until `shutdown` resolves, then stops accepting, removes the
 /// socket file and waits (at most the configured timeout) for in-flight
-/// requests. `forward_auth` is the `[forward_auth]` TCP listener, if any.
+/// requests. `forward_auth` is the `[forward_auth]` TCP listener, if any;
+/// `nss` the `[host] nss_socket` listener (the name-service lookups only,
+/// for any local peer, within the same connection caps), if any.
 ///
 /// Right after `accept`, before anything is read: a socket peer that
 /// `[access]` lets use no endpoint is answered 403 and closed; a
@@ -192,6 +204,7 @@ pub fn check_socket_dir(dir: &Path, own_uid: u32) -> Result<(), BindError> {
 pub async fn serve(
     listener: Listener,
     forward_auth: Option<TcpListener>,
+    nss: Option<Listener>,
     daemon: Arc<Daemon>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -206,6 +219,7 @@ pub async fn serve(
         let accepted = tokio::select! {
             a = listener.inner.accept() => a.map(|(s, _)| Accepted::Unix(s)),
             a = accept_tcp(forward_auth.as_ref()) => a.map(|(s, _)| Accepted::Tcp(s)),
+            a = accept_nss(nss.as_ref()) => a.map(|(s, _)| Accepted::Nss(s)),
             () = &mut shutdown => break,
         };
         let stream = match accepted {
@@ -269,6 +283,30 @@ pub async fn serve(
                 });
                 spawn_connection(&graceful, &limits, Timed::new(stream, clock), service, slot);
             }
+            Accepted::Nss(stream) => {
+                drop(runtime);
+                let Ok(cred) = stream.peer_cred() else {
+                    tracing::warn!("no peer credentials on the nss socket, closing the connection");
+                    continue;
+                };
+                let slot =
+                    match connections.admit(Some(cred.uid()), total_cap, limits.max_connections_per_uid) {
+                        Ok(slot) => slot,
+                        Err(why) => {
+                            refuse(&daemon, &lingering, why, Accepted::Nss(stream));
+                            continue;
+                        }
+                    };
+                daemon.metrics.connection();
+                let d = Arc::clone(&daemon);
+                let clock = ConnClock::new(&limits);
+                let c = Arc::clone(&clock);
+                let service = service_fn(move |req| {
+                    let d = Arc::clone(&d);
+                    timed_request(Arc::clone(&c), req, move |req| api::serve_nss(d, req))
+                });
+                spawn_connection(&graceful, &limits, Timed::new(stream, clock), service, slot);
+            }
             Accepted::Tcp(stream) => {
                 drop(runtime);
                 let slot = match connections.admit(None, total_cap, usize::MAX) {
@@ -299,6 +337,15 @@ pub async fn serve(
     if let Some(path) = &owned_path {
         let _ = std::fs::remove_file(path);
     }
+    if let Some(Listener {
+        inner, owned_path, ..
+    }) = nss
+    {
+        drop(inner);
+        if let Some(path) = &owned_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
     let timeout = daemon.shutdown_timeout();
     tracing::info!(
         "stopped accepting; waiting up to {}s for in-flight requests",
@@ -313,6 +360,14 @@ pub async fn serve(
 enum Accepted {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Nss(UnixStream),
+}
+
+async fn accept_nss(listener: Option<&Listener>) -> io::Result<(UnixStream, tokio::net::unix::SocketAddr)> {
+    match listener {
+        Some(l) => l.inner.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn accept_tcp(listener: Option<&TcpListener>) -> io::Result<(TcpStream, std::net::SocketAddr)> {
@@ -334,7 +389,7 @@ const LINGER_MAX: usize = 32;
 impl Accepted {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         match self {
-            Self::Unix(s) => s.try_write(bytes),
+            Self::Unix(s) | Self::Nss(s) => s.try_write(bytes),
             Self::Tcp(s) => s.try_write(bytes),
         }
     }

@@ -273,6 +273,10 @@ fn check_restart_only(old: &Config, new: &Config) -> Result<(), ConfigErrors> {
     if old.forward_auth.as_ref().map(|f| f.listen) != new.forward_auth.as_ref().map(|f| f.listen) {
         errors.push(loc.error("forward_auth.listen", restart));
     }
+    let nss_socket = |c: &Config| c.host.as_ref().and_then(|h| h.nss_socket.clone());
+    if nss_socket(old) != nss_socket(new) {
+        errors.push(loc.error("host.nss_socket", restart));
+    }
     let issuer_listener = |c: &Config| c.issuer.as_ref().map(|i| (i.listen, i.tls.clone()));
     if issuer_listener(old) != issuer_listener(new) {
         errors.push(loc.error("issuer.listen", restart));

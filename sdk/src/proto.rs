@@ -670,6 +670,58 @@ pub struct SkippedFile {
     pub reason: String,
 }
 
+/// A passwd entry of the host's name service (`GET /v1/nss/passwd` on
+/// `[host] nss_socket`). It holds no secret: the password field is always
+/// `x`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct NssPasswd {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id (the user's private group: the uid).
+    pub gid: u32,
+    /// Full name.
+    pub gecos: String,
+    /// Home directory.
+    pub dir: String,
+    /// Login shell.
+    pub shell: String,
+}
+
+/// A group entry of the host's name service (`GET /v1/nss/group`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct NssGroup {
+    /// Group name.
+    pub name: String,
+    /// Group id.
+    pub gid: u32,
+    /// Member login names.
+    pub members: Vec<String>,
+}
+
+/// Every passwd entry (`GET /v1/nss/passwd` without a query).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct NssPasswdList {
+    /// The entries, by uid.
+    pub entries: Vec<NssPasswd>,
+}
+
+/// Every group entry (`GET /v1/nss/group` without a query).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct NssGroupList {
+    /// The entries, by gid.
+    pub entries: Vec<NssGroup>,
+}
+
+/// The groups a user is a member of (`GET /v1/nss/initgroups?name=…`),
+/// private group included.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct NssGroupIds {
+    /// Group ids.
+    pub gids: Vec<u32>,
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

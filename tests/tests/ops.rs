@@ -858,6 +858,7 @@ fn what_a_drop_in_may_hold_is_documented_and_true() {
         "[log]",
         "[forward_auth]",
         "[issuer]",
+        "[host]",
     ];
     let header: String = main
         .lines()

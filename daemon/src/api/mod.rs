@@ -7,6 +7,7 @@ mod host;
 mod issuer;
 mod lockout;
 mod login;
+mod nss;
 mod plugins;
 mod tokens;
 mod users;
@@ -107,6 +108,50 @@ pub async fn serve_forward_auth(daemon: Arc<Daemon>, req: Request<Incoming>) -> 
         admin: false,
     };
     serve_with(daemon, Peer::NETWORK, Some(rights), req).await
+}
+
+/// Serves one request of the `[host] nss_socket` listener: the read-only
+/// name-service lookups (`/v1/nss/*`) and nothing else. Any local process
+/// may connect; nothing it can ask is a secret or an admin action.
+pub async fn serve_nss(daemon: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let runtime = daemon.runtime();
+    let method = req.method().clone();
+    let query = req.uri().query().map(str::to_owned);
+    let query = query.as_deref();
+
+    macro_rules! on {
+        ($label:expr, $allow:expr, { $($m:pat => $body:expr),+ $(,)? }) => {
+            ($label, match method {
+                $($m => $body,)+
+                _ => Err(ApiError::method_not_allowed($allow)),
+            })
+        };
+    }
+
+    let (route, result) = match req.uri().path() {
+        "/v1/nss/passwd" => {
+            on!("/v1/nss/passwd", "GET", { Method::GET => nss::passwd(&runtime, query).await })
+        }
+        "/v1/nss/group" => on!("/v1/nss/group", "GET", { Method::GET => nss::group(&runtime, query).await }),
+        "/v1/nss/initgroups" => {
+            on!("/v1/nss/initgroups", "GET", { Method::GET => nss::initgroups(&runtime, query).await })
+        }
+        _ => (
+            "nss_other",
+            Err(ApiError::not_found(
+                "this socket ([host] nss_socket) serves the /v1/nss/ lookups only",
+            )),
+        ),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    daemon
+        .metrics
+        .request(route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Dispatches on method and path; returns the route label for metrics.

@@ -8,6 +8,7 @@
 
 mod connections;
 mod duration;
+pub mod host;
 pub mod log;
 // `http` would shadow the `http` crate in this module.
 #[path = "http.rs"]
@@ -26,6 +27,7 @@ use toml::Spanned;
 pub use crate::api::check::routes::{PathMatch, RequiredTeam, Route};
 pub use connections::{ConnectionLimits, ForwardAuthConfig};
 pub use duration::parse_duration;
+pub use host::{HostConfig, HostGroupKinds, IdRange};
 pub use http_table::HttpConfig;
 pub use source::Location;
 
@@ -101,6 +103,8 @@ pub struct Config {
     pub forward_auth: Option<ForwardAuthConfig>,
     /// `[issuer]`: service access tokens, when configured.
     pub issuer: Option<crate::issuer::IssuerConfig>,
+    /// `[host]`: users and groups for the host's name service, when configured.
+    pub host: Option<HostConfig>,
     /// `[[authenticators]]`, in login order.
     pub authenticators: Vec<AuthenticatorSpec>,
     /// `[[verifiers]]`.
@@ -602,6 +606,7 @@ fn resolve(
     let mut log_settings = log::LogSettings::default();
     let mut forward_auth = None;
     let mut issuer = None;
+    let mut host = None;
     let mut authenticators: Vec<(AuthenticatorSpec, Option<i64>)> = Vec::new();
     let mut verifiers = Vec::new();
     let mut routes: Vec<Route> = Vec::new();
@@ -681,6 +686,11 @@ fn resolve(
             && singleton("issuer", &i.span(), &mut r)
         {
             issuer = crate::issuer::config::resolve(&mut r, i, &dir, &daemon.state_dir);
+        }
+        if let Some(h) = &raw.host
+            && singleton("host", &h.span(), &mut r)
+        {
+            host = host::resolve(&mut r, h, &dir);
         }
         for route in &raw.routes {
             if let Some(rt) = crate::api::check::routes::resolve_route(&mut r, route) {
@@ -774,6 +784,7 @@ fn resolve(
         log: log_settings,
         forward_auth,
         issuer,
+        host,
         authenticators,
         verifiers,
         routes,

@@ -16,6 +16,7 @@ pub(crate) struct RawFile {
     pub(crate) http: Option<Spanned<super::http_table::RawHttp>>,
     pub(crate) log: Option<Spanned<super::log::RawLog>>,
     pub(crate) forward_auth: Option<Spanned<super::connections::RawForwardAuth>>,
+    pub(crate) host: Option<Spanned<super::host::RawHost>>,
     #[serde(default)]
     pub(crate) authenticators: Vec<Spanned<RawAuthenticator>>,
     #[serde(default)]

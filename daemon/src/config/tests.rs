@@ -394,6 +394,7 @@ fn the_config_schema_matches_the_loader() {
             &schema["$defs"]["RawForwardAuth"],
         ),
         ("[issuer]\nzz_probe = 1\n".into(), &schema["$defs"]["RawIssuer"]),
+        ("[host]\nzz_probe = 1\n".into(), &schema["$defs"]["RawHost"]),
         (
             "[[authenticators]]\nzz_probe = 1\n".into(),
             &schema["$defs"]["RawAuthenticator"],
@@ -488,4 +489,84 @@ fn offline_max_age_is_a_bounded_duration_and_not_for_local() {
         "[[authenticators]]\nname = \"L\"\ntype = \"ldap\"\n",
     );
     assert_eq!(load(&main).unwrap().authenticators[0].offline_max_age, None);
+}
+
+#[test]
+fn host_table_resolves_and_bad_values_name_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[host]\nuid_range = [70000, 79999]\ngid_range = [80000, 89999]\nnss_socket = \"run/nss.sock\"\ngroups = [\"teams\"]\n",
+    );
+    let c = load(&main).unwrap();
+    let h = c.host.expect("[host]");
+    assert_eq!((h.uid_range.start, h.uid_range.end), (70000, 79999));
+    assert_eq!(h.home, "/home/{username}");
+    assert_eq!(h.shell, "/bin/sh");
+    assert!(h.groups.teams && !h.groups.organizations);
+    assert_eq!(h.nss_socket, Some(dir.path().join("run/nss.sock")));
+    assert!(load(&write(dir.path(), "none.toml", "")).unwrap().host.is_none());
+
+    for (text, key, says) in [
+        ("gid_range = [1, 2]\n", "host.uid_range", "required"),
+        (
+            "uid_range = [0, 10]\ngid_range = [20, 30]\n",
+            "host.uid_range",
+            "1 <= first",
+        ),
+        (
+            "uid_range = [10, 5]\ngid_range = [20, 30]\n",
+            "host.uid_range",
+            "first <= last",
+        ),
+        (
+            "uid_range = [10, 4294967295]\ngid_range = [1, 5]\n",
+            "host.uid_range",
+            "4294967294",
+        ),
+        (
+            "uid_range = [10, 20]\ngid_range = [20, 30]\n",
+            "host.gid_range",
+            "overlap",
+        ),
+        (
+            "uid_range = [10, 20]\ngid_range = [30, 40, 50]\n",
+            "host.gid_range",
+            "[first, last]",
+        ),
+        (
+            "uid_range = [10, 20]\ngid_range = [30, 40]\nhome = \"home/{username}\"\n",
+            "host.home",
+            "absolute",
+        ),
+        (
+            "uid_range = [10, 20]\ngid_range = [30, 40]\nhome = \"/home/{user}\"\n",
+            "host.home",
+            "placeholder",
+        ),
+        (
+            "uid_range = [10, 20]\ngid_range = [30, 40]\nshell = \"/bin/{username}\"\n",
+            "host.shell",
+            "no placeholders",
+        ),
+        (
+            "uid_range = [10, 20]\ngid_range = [30, 40]\ngroups = [\"roles\"]\n",
+            "host.groups",
+            "unknown kind",
+        ),
+        (
+            "uid_range = [10, 20]\ngid_range = [30, 40]\nnss_socket = \" \"\n",
+            "host.nss_socket",
+            "empty",
+        ),
+    ] {
+        let main = write(dir.path(), "bad.toml", &format!("[host]\n{text}"));
+        let e = load(&main).unwrap_err();
+        assert!(
+            e.0.iter()
+                .any(|x| x.key.as_deref() == Some(key) && x.message.contains(says) && x.line.is_some()),
+            "{text}: {e}"
+        );
+    }
 }

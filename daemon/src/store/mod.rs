@@ -110,6 +110,14 @@ pub trait Store: Send + Sync + 'static {
     async fn linked_user(&self, authenticator: &str, uid: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Every grant a user holds.
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError>;
+    /// Looks a user up by store id (the host's name service asks by uid).
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError>;
+    /// Every organization and team with its members, for the host's name
+    /// service (`crate::nss`).
+    async fn host_groups(&self) -> Result<HostGroups, StoreError>;
+    /// One organization or team with its members, for the host's name
+    /// service's lookups by name or id.
+    async fn host_group(&self, key: HostGroupKey) -> Result<Option<HostGroup>, StoreError>;
     /// Runs `work` in one transaction: every write it makes is committed
     /// together, or none is (an error from `work` rolls back). Transactions
     /// are serialised against each other, so two concurrent first logins
@@ -475,6 +483,47 @@ pub struct GrantRecord {
     pub role: String,
     /// The authenticator whose maps granted it.
     pub authenticator: String,
+}
+
+/// Organizations, teams and who holds a grant on each (see
+/// [`Store::host_groups`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostGroups {
+    /// `(id, name)` of every organization.
+    pub organizations: Vec<(i64, String)>,
+    /// `(id, organization name, team name)` of every team.
+    pub teams: Vec<(i64, String, String)>,
+    /// `(user id, username, organization id, team id)` of every distinct
+    /// grant on an organization (team id `None`) or a team.
+    pub members: Vec<(i64, String, i64, Option<i64>)>,
+}
+
+/// Which organization or team [`Store::host_group`] looks up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostGroupKey {
+    /// An organization by id.
+    OrganizationId(i64),
+    /// A team by id.
+    TeamId(i64),
+    /// An organization by name.
+    Organization(String),
+    /// A team by organization name and team name.
+    Team(String, String),
+}
+
+/// An organization (`team: None`) or a team, with the users holding a
+/// grant on it (any role; for an organization, a grant on the
+/// organization itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostGroup {
+    /// The organization's or the team's id.
+    pub id: i64,
+    /// The organization's name (the team's organization).
+    pub organization: String,
+    /// The team's name.
+    pub team: Option<String>,
+    /// `(user id, username)` of each member, by id.
+    pub members: Vec<(i64, String)>,
 }
 
 /// A static-object token (the secret itself is never stored).

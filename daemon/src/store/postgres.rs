@@ -32,9 +32,9 @@ use postgres::{GenericClient, Row, Statement};
 use rustls_pki_types::pem::PemObject as _;
 
 use super::{
-    Document, Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser,
-    OfflineVerifier, PendingKind, PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction,
-    TransactionWork, UserRecord, pending_digest,
+    Document, Entitlements, Facts, GrantRecord, HostGroup, HostGroupKey, HostGroups, LockoutKey, LockoutRow,
+    MAX_PENDING, NewUser, OfflineVerifier, PendingKind, PendingLogin, Profile, StaticToken, Store,
+    StoreError, Taken, Transaction, TransactionWork, UserRecord, pending_digest,
 };
 
 /// How a daemon reaches its PostgreSQL store (`[store]` with a
@@ -1021,6 +1021,113 @@ impl Store for PostgresStore {
 
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
         self.q(move |q| q.grants(user_id)).await
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        self.q(move |q| q.user_by_id(id)).await
+    }
+
+    async fn host_group(&self, key: HostGroupKey) -> Result<Option<HostGroup>, StoreError> {
+        self.q(move |q| {
+            let row = match &key {
+                HostGroupKey::OrganizationId(id) => q.opt(
+                    "SELECT id, name, NULL::TEXT FROM organizations WHERE id = $1",
+                    &[id],
+                )?,
+                HostGroupKey::Organization(name) => q.opt(
+                    "SELECT id, name, NULL::TEXT FROM organizations WHERE name = $1",
+                    &[name],
+                )?,
+                HostGroupKey::TeamId(id) => q.opt(
+                    "SELECT t.id, o.name, t.name FROM teams t
+                     JOIN organizations o ON o.id = t.organization_id WHERE t.id = $1",
+                    &[id],
+                )?,
+                HostGroupKey::Team(org, team) => q.opt(
+                    "SELECT t.id, o.name, t.name FROM teams t
+                     JOIN organizations o ON o.id = t.organization_id WHERE o.name = $1 AND t.name = $2",
+                    &[org, team],
+                )?,
+            };
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let id: i64 = row.try_get(0).map_err(backend)?;
+            let organization: String = row.try_get(1).map_err(backend)?;
+            let team: Option<String> = row.try_get(2).map_err(backend)?;
+            let rows = if team.is_some() {
+                q.rows(
+                    "SELECT DISTINCT u.id, u.username FROM grants g JOIN users u ON u.id = g.user_id
+                     WHERE g.team_id = $1 ORDER BY u.id",
+                    &[&id],
+                )?
+            } else {
+                q.rows(
+                    "SELECT DISTINCT u.id, u.username FROM grants g JOIN users u ON u.id = g.user_id
+                     WHERE g.organization_id = $1 AND g.team_id IS NULL ORDER BY u.id",
+                    &[&id],
+                )?
+            };
+            let members = rows
+                .iter()
+                .map(|r| Ok((r.try_get(0).map_err(backend)?, r.try_get(1).map_err(backend)?)))
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Some(HostGroup {
+                id,
+                organization,
+                team,
+                members,
+            }))
+        })
+        .await
+    }
+
+    async fn host_groups(&self) -> Result<HostGroups, StoreError> {
+        self.q(|q| {
+            let organizations = q
+                .rows("SELECT id, name FROM organizations ORDER BY id", &[])?
+                .iter()
+                .map(|r| Ok((r.try_get(0).map_err(backend)?, r.try_get(1).map_err(backend)?)))
+                .collect::<Result<_, StoreError>>()?;
+            let teams = q
+                .rows(
+                    "SELECT t.id, o.name, t.name FROM teams t
+                     JOIN organizations o ON o.id = t.organization_id ORDER BY t.id",
+                    &[],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0).map_err(backend)?,
+                        r.try_get(1).map_err(backend)?,
+                        r.try_get(2).map_err(backend)?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            let members = q
+                .rows(
+                    "SELECT DISTINCT u.id, u.username, g.organization_id, g.team_id FROM grants g
+                     JOIN users u ON u.id = g.user_id
+                     WHERE g.organization_id IS NOT NULL ORDER BY u.id",
+                    &[],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get(0).map_err(backend)?,
+                        r.try_get(1).map_err(backend)?,
+                        r.try_get(2).map_err(backend)?,
+                        r.try_get(3).map_err(backend)?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            Ok(HostGroups {
+                organizations,
+                teams,
+                members,
+            })
+        })
+        .await
     }
 
     async fn transaction(&self, work: TransactionWork) -> Result<(), StoreError> {

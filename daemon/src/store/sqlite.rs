@@ -9,9 +9,9 @@ use gatehouse_sdk::Secret;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Document, Entitlements, Facts, GrantRecord, LockoutKey, LockoutRow, MAX_PENDING, NewUser,
-    OfflineVerifier, PendingKind, PendingLogin, Profile, StaticToken, Store, StoreError, Taken, Transaction,
-    TransactionWork, UserRecord, pending_digest,
+    Document, Entitlements, Facts, GrantRecord, HostGroup, HostGroupKey, HostGroups, LockoutKey, LockoutRow,
+    MAX_PENDING, NewUser, OfflineVerifier, PendingKind, PendingLogin, Profile, StaticToken, Store,
+    StoreError, Taken, Transaction, TransactionWork, UserRecord, pending_digest,
 };
 
 /// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
@@ -714,6 +714,104 @@ impl Store for SqliteStore {
 
     async fn grants(&self, user_id: i64) -> Result<Vec<GrantRecord>, StoreError> {
         self.with(move |c| q::grants(c, user_id)).await
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        self.with(move |c| q::user_by_id(c, id)).await
+    }
+
+    async fn host_group(&self, key: HostGroupKey) -> Result<Option<HostGroup>, StoreError> {
+        self.with(move |c| {
+            const TEAM: &str = "SELECT t.id, o.name, t.name FROM teams t
+                 JOIN organizations o ON o.id = t.organization_id";
+            let team_row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, Some(r.get(2)?)));
+            let org_row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, None));
+            let found: Option<(i64, String, Option<String>)> = match &key {
+                HostGroupKey::OrganizationId(id) => one(
+                    c,
+                    "SELECT id, name FROM organizations WHERE id = ?1",
+                    params![id],
+                    org_row,
+                ),
+                HostGroupKey::Organization(name) => one(
+                    c,
+                    "SELECT id, name FROM organizations WHERE name = ?1",
+                    params![name],
+                    org_row,
+                ),
+                HostGroupKey::TeamId(id) => one(c, &format!("{TEAM} WHERE t.id = ?1"), params![id], team_row),
+                HostGroupKey::Team(org, team) => one(
+                    c,
+                    &format!("{TEAM} WHERE o.name = ?1 AND t.name = ?2"),
+                    params![org, team],
+                    team_row,
+                ),
+            }
+            .optional()
+            .map_err(backend)?;
+            let Some((id, organization, team)) = found else {
+                return Ok(None);
+            };
+            let sql = if team.is_some() {
+                "SELECT DISTINCT u.id, u.username FROM grants g JOIN users u ON u.id = g.user_id
+                 WHERE g.team_id = ?1 ORDER BY u.id"
+            } else {
+                "SELECT DISTINCT u.id, u.username FROM grants g JOIN users u ON u.id = g.user_id
+                 WHERE g.organization_id = ?1 AND g.team_id IS NULL ORDER BY u.id"
+            };
+            let mut stmt = c.prepare_cached(sql).map_err(backend)?;
+            let members = stmt
+                .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            Ok(Some(HostGroup {
+                id,
+                organization,
+                team,
+                members,
+            }))
+        })
+        .await
+    }
+
+    async fn host_groups(&self) -> Result<HostGroups, StoreError> {
+        self.with(|c| {
+            let mut out = HostGroups::default();
+            let mut stmt = c
+                .prepare_cached("SELECT id, name FROM organizations ORDER BY id")
+                .map_err(backend)?;
+            out.organizations = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT t.id, o.name, t.name FROM teams t
+                     JOIN organizations o ON o.id = t.organization_id ORDER BY t.id",
+                )
+                .map_err(backend)?;
+            out.teams = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT DISTINCT u.id, u.username, g.organization_id, g.team_id FROM grants g
+                     JOIN users u ON u.id = g.user_id
+                     WHERE g.organization_id IS NOT NULL ORDER BY u.id",
+                )
+                .map_err(backend)?;
+            out.members = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            Ok(out)
+        })
+        .await
     }
 
     async fn transaction(&self, work: TransactionWork) -> Result<(), StoreError> {

@@ -118,6 +118,7 @@ both!(
     lockout_counters,
     documents_are_replaced_only_at_the_version_read,
     offline_verifiers_are_kept_replaced_and_go_with_their_user,
+    host_lookups_and_ids_never_reused,
 );
 
 async fn schema_is_current(s: Arc<dyn Store>) {
@@ -671,4 +672,85 @@ fn connection_failures_are_clear_and_secret_free() {
         .expect("an untrusted server fails")
         .to_string();
     assert!(e.to_lowercase().contains("certificate"), "{e}");
+}
+
+/// The host's name service derives uids and gids from store ids: they must
+/// never be reused, and the lookups must see what the grants say.
+async fn host_lookups_and_ids_never_reused(s: Arc<dyn Store>) {
+    let new = |name: &str| NewUser {
+        username: name.into(),
+        ..NewUser::default()
+    };
+    let ann = s.create_user(new("ann")).await.unwrap();
+    let bob = s.create_user(new("bob")).await.unwrap();
+    assert!(s.delete_user("bob").await.unwrap());
+    let cy = s.create_user(new("cy")).await.unwrap();
+    assert!(cy.id > bob.id, "a deleted user's id was reused");
+    assert_eq!(s.user_by_id(ann.id).await.unwrap().unwrap().username, "ann");
+    assert!(s.user_by_id(bob.id).await.unwrap().is_none());
+    let (a, c) = (ann.id, cy.id);
+    let (org, team) = s
+        .atomically(move |tx| {
+            let (org, _) = tx.organization("Default", true)?.unwrap();
+            let (gone, _) = tx.organization("Gone", true)?.unwrap();
+            let (team, _) = tx.team(org, "Devs", true)?.unwrap();
+            tx.grant(a, Some(org), None, "Organization Member", "A")?;
+            tx.grant(a, Some(org), Some(team), "Team Member", "A")?;
+            tx.grant(a, Some(org), Some(team), "Team Admin", "A")?;
+            tx.grant(c, Some(org), Some(team), "Team Member", "A")?;
+            tx.grant(c, None, None, "Auditor", "A")?;
+            tx.grant(c, Some(gone), None, "Organization Member", "A")?;
+            Ok((org, team))
+        })
+        .await
+        .unwrap();
+    let g = s.host_groups().await.unwrap();
+    assert_eq!(g.organizations.len(), 2, "{g:?}");
+    assert_eq!(g.organizations[0], (org, "Default".to_owned()));
+    assert_eq!(g.teams, vec![(team, "Default".to_owned(), "Devs".to_owned())]);
+    let mut members = g.members.clone();
+    members.sort();
+    // one row per (user, organization, team), whatever the roles
+    assert_eq!(
+        members,
+        vec![
+            (a, "ann".to_owned(), org, None),
+            (a, "ann".to_owned(), org, Some(team)),
+            (c, "cy".to_owned(), org, Some(team)),
+            (c, "cy".to_owned(), g.organizations[1].0, None),
+        ]
+    );
+    // one group by id or name, members once whatever their roles
+    let want_org = HostGroup {
+        id: org,
+        organization: "Default".into(),
+        team: None,
+        members: vec![(a, "ann".into())],
+    };
+    let want_team = HostGroup {
+        id: team,
+        organization: "Default".into(),
+        team: Some("Devs".into()),
+        members: vec![(a, "ann".into()), (c, "cy".into())],
+    };
+    let get = |k: HostGroupKey| {
+        let s = Arc::clone(&s);
+        async move { s.host_group(k).await.unwrap() }
+    };
+    assert_eq!(
+        get(HostGroupKey::OrganizationId(org)).await,
+        Some(want_org.clone())
+    );
+    assert_eq!(
+        get(HostGroupKey::Organization("Default".into())).await,
+        Some(want_org)
+    );
+    assert_eq!(get(HostGroupKey::TeamId(team)).await, Some(want_team.clone()));
+    assert_eq!(
+        get(HostGroupKey::Team("Default".into(), "Devs".into())).await,
+        Some(want_team)
+    );
+    assert_eq!(get(HostGroupKey::TeamId(org + team + 100)).await, None);
+    assert_eq!(get(HostGroupKey::Organization("Devs".into())).await, None);
+    assert_eq!(get(HostGroupKey::Team("Gone".into(), "Devs".into())).await, None);
 }
