@@ -5,7 +5,6 @@
 //! is [`Answer::Unavailable`].
 
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -110,27 +109,8 @@ impl<'a> Client<'a> {
     }
 
     fn connect(&self) -> Result<UnixStream, String> {
-        let owner = std::fs::metadata(self.socket)
-            .map_err(|e| format!("{}: {e}", self.socket.display()))?
-            .uid();
-        if !self.trusted.contains(&owner) {
-            return Err(format!("{} belongs to uid {owner}", self.socket.display()));
-        }
-        let stream = connect_by(self.socket, Instant::now() + self.timeout)
-            .map_err(|e| format!("{}: {e}", self.socket.display()))?;
-        // the file may be swapped between the check and the connect; the
-        // listener's credentials cannot
-        let peer = rustix::net::sockopt::socket_peercred(&stream)
-            .map_err(|e| format!("no peer credentials: {e}"))?
-            .uid
-            .as_raw();
-        if !self.trusted.contains(&peer) {
-            return Err(format!(
-                "the listener on {} runs as uid {peer}",
-                self.socket.display()
-            ));
-        }
-        Ok(stream)
+        gatehouse_host_socket::connect_trusted(self.socket, &self.trusted, Instant::now() + self.timeout)
+            .map_err(|e| e.to_string())
     }
 
     /// `GET target`: the status and body.
@@ -200,39 +180,6 @@ impl<'a> Client<'a> {
     }
 }
 
-/// Connects to `path` by `deadline`. A plain blocking `connect` would wait
-/// for as long as a hung daemon's listen backlog stays full; a
-/// non-blocking one answers `EAGAIN` at once, and is retried until the
-/// deadline.
-fn connect_by(path: &Path, deadline: Instant) -> std::io::Result<UnixStream> {
-    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-    let addr = SocketAddrUnix::new(path)?;
-    let fd = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        None,
-    )?;
-    loop {
-        match rustix::net::connect(&fd, &addr) {
-            Ok(()) => break,
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(rustix::io::Errno::AGAIN) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the daemon accepts no connection",
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let stream = UnixStream::from(fd);
-    stream.set_nonblocking(false)?;
-    Ok(stream)
-}
-
 /// Splits a `Connection: close` answer into status and body (no chunked
 /// bodies: the daemon sends a length).
 fn parse(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
@@ -276,6 +223,7 @@ pub fn trusted_uids(passwd: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt as _;
 
     #[test]
     fn targets_encode_names() {

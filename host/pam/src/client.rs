@@ -4,8 +4,9 @@
 //! socket file would otherwise collect the passwords).
 
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
+
+use gatehouse_host_socket::ConnectError;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -86,29 +87,11 @@ impl<'a> Client<'a> {
     }
 
     fn connect(&self) -> Result<UnixStream, ClientError> {
-        let unavailable =
-            |e: std::io::Error| ClientError::Unavailable(format!("{}: {e}", self.socket.display()));
-        let owner = std::fs::metadata(self.socket).map_err(unavailable)?.uid();
-        if !self.trusted.contains(&owner) {
-            return Err(ClientError::Untrusted(format!(
-                "{} belongs to uid {owner}",
-                self.socket.display()
-            )));
-        }
-        let stream = UnixStream::connect(self.socket).map_err(unavailable)?;
-        // The file can be swapped between the check and the connect; the
-        // listener's credentials cannot.
-        let peer = rustix::net::sockopt::socket_peercred(&stream)
-            .map_err(|e| unavailable(e.into()))?
-            .uid
-            .as_raw();
-        if !self.trusted.contains(&peer) {
-            return Err(ClientError::Untrusted(format!(
-                "the process listening on {} runs as uid {peer}",
-                self.socket.display()
-            )));
-        }
-        Ok(stream)
+        gatehouse_host_socket::connect_trusted(self.socket, &self.trusted, self.deadline).map_err(|e| match e
+        {
+            ConnectError::Unavailable(m) => ClientError::Unavailable(m),
+            ConnectError::Untrusted(m) => ClientError::Untrusted(m),
+        })
     }
 
     /// Sends `body` as JSON with `method` to `path`.
