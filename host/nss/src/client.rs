@@ -4,8 +4,6 @@
 //! `gatehouse` user. Never blocks longer than the deadline; every failure
 //! is [`Answer::Unavailable`].
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -108,38 +106,18 @@ impl<'a> Client<'a> {
         }
     }
 
-    fn connect(&self) -> Result<UnixStream, String> {
-        gatehouse_host_socket::connect_trusted(self.socket, &self.trusted, Instant::now() + self.timeout)
-            .map_err(|e| e.to_string())
-    }
-
     /// `GET target`: the status and body.
     fn get(&self, target: &str) -> Result<(u16, Vec<u8>), String> {
-        let deadline = Instant::now() + self.timeout;
-        let left = || {
-            deadline
-                .checked_duration_since(Instant::now())
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| "timed out".to_owned())
-        };
-        let mut stream = self.connect()?;
-        let io = |e: std::io::Error| e.to_string();
-        stream.set_write_timeout(Some(left()?)).map_err(io)?;
-        let head = format!("GET {target} HTTP/1.1\r\nHost: gatehouse\r\nConnection: close\r\n\r\n");
-        stream.write_all(head.as_bytes()).map_err(io)?;
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            stream.set_read_timeout(Some(left()?)).map_err(io)?;
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) if raw.len() + n <= MAX_ANSWER => raw.extend_from_slice(&buf[..n]),
-                Ok(_) => return Err("answer too large".into()),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
-        parse(&raw)
+        let request = format!("GET {target} HTTP/1.1\r\nHost: gatehouse\r\nConnection: close\r\n\r\n");
+        gatehouse_host_socket::exchange(
+            self.socket,
+            &self.trusted,
+            Instant::now() + self.timeout,
+            request.as_bytes(),
+            MAX_ANSWER,
+        )
+        .map(|r| (r.status, r.body))
+        .map_err(|e| e.to_string())
     }
 
     fn ask<T: DeserializeOwned>(&self, q: &Query<'_>) -> Answer<T> {
@@ -180,42 +158,12 @@ impl<'a> Client<'a> {
     }
 }
 
-/// Splits a `Connection: close` answer into status and body (no chunked
-/// bodies: the daemon sends a length).
-fn parse(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
-    let mut status_line = head.split("\r\n").next().unwrap_or_default().split(' ');
-    if !status_line.next().is_some_and(|v| v.starts_with("HTTP/1.")) {
-        return Err("not an HTTP/1 answer".into());
-    }
-    let status = status_line
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status")?;
-    if head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:"))
-    {
-        return Err("chunked answers are not expected".into());
-    }
-    Ok((status, raw[end + 4..].to_vec()))
-}
-
 /// The uids trusted to own the socket: root and the `gatehouse` user,
 /// read from `passwd` (the text of `/etc/passwd`) — never through NSS,
 /// which may be this very module.
 pub fn trusted_uids(passwd: &str) -> Vec<u32> {
     let mut uids = vec![0];
-    uids.extend(passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        (f.next() == Some("gatehouse"))
-            .then(|| f.nth(1).and_then(|u| u.parse::<u32>().ok()))
-            .flatten()
-    }));
+    uids.extend(gatehouse_host_socket::gatehouse_uid(passwd));
     uids.dedup();
     uids
 }
@@ -239,16 +187,6 @@ mod tests {
         assert_eq!(Query::PasswdByUid(70001).target(), "/v1/nss/passwd?uid=70001");
         assert_eq!(Query::GroupByGid(5).target(), "/v1/nss/group?gid=5");
         assert_eq!(Query::AllGroups.target(), "/v1/nss/group");
-    }
-
-    #[test]
-    fn answers_parse_and_garbage_is_refused() {
-        let (s, b) = parse(b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}").expect("answer");
-        assert_eq!((s, b.as_slice()), (404, b"{}".as_slice()));
-        assert!(parse(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(parse(b"\r\n\r\n").is_err());
-        assert!(parse(b"SSH-2.0-x 200\r\n\r\n").is_err());
-        assert!(parse(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n").is_err());
     }
 
     #[test]
@@ -282,46 +220,6 @@ mod tests {
         // nothing even connected
         assert!(listener.accept().is_err());
         let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
-    }
-
-    #[test]
-    fn a_daemon_whose_backlog_is_full_is_unavailable_within_the_timeout() {
-        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
-        let dir = std::env::temp_dir().join(format!("nss-gh-full-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("s.sock");
-        let _ = std::fs::remove_file(&path);
-        let addr = SocketAddrUnix::new(&path).expect("addr");
-        let listener = rustix::net::socket(AddressFamily::UNIX, SocketType::STREAM, None).expect("socket");
-        rustix::net::bind(&listener, &addr).expect("bind");
-        rustix::net::listen(&listener, 0).expect("listen");
-        // fill the backlog: connect until the kernel refuses one more
-        let mut held = Vec::new();
-        loop {
-            let fd = rustix::net::socket_with(
-                AddressFamily::UNIX,
-                SocketType::STREAM,
-                SocketFlags::NONBLOCK,
-                None,
-            )
-            .expect("socket");
-            match rustix::net::connect(&fd, &addr) {
-                Ok(()) => held.push(fd),
-                Err(rustix::io::Errno::AGAIN) => break,
-                Err(e) => panic!("connect: {e}"),
-            }
-            assert!(held.len() < 64, "the backlog never filled");
-        }
-        let owner = std::fs::metadata(&path).expect("meta").uid();
-        let c = Client::new(&path, vec![owner], Duration::from_millis(300));
-        let t = Instant::now();
-        match c.passwd(&Query::PasswdByName("alice")) {
-            Answer::Unavailable(m) => assert!(m.contains("accepts no connection"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-        drop(listener);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

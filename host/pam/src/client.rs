@@ -3,39 +3,17 @@
 //! and listener checked before anything is sent (whoever could replace the
 //! socket file would otherwise collect the passwords).
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-
-use gatehouse_host_socket::ConnectError;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// What went wrong talking to the daemon.
+pub use gatehouse_host_socket::ExchangeError as ClientError;
+
 /// The most bytes read of one answer.
 const MAX_ANSWER: usize = 1 << 20;
-
-/// What went wrong talking to the daemon.
-#[derive(Debug)]
-pub enum ClientError {
-    /// No daemon answered in time, or the socket is missing or refused.
-    Unavailable(String),
-    /// The socket file or its listener belongs to an untrusted uid.
-    Untrusted(String),
-    /// The daemon answered something this module does not understand.
-    Protocol(String),
-}
-
-impl std::fmt::Display for ClientError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unavailable(m) => write!(f, "daemon unavailable: {m}"),
-            Self::Untrusted(m) => write!(f, "untrusted socket: {m}"),
-            Self::Protocol(m) => write!(f, "unexpected answer: {m}"),
-        }
-    }
-}
 
 /// One answer: the status and the JSON body.
 #[derive(Debug)]
@@ -79,73 +57,23 @@ impl<'a> Client<'a> {
         }
     }
 
-    fn left(&self) -> Result<Duration, ClientError> {
-        self.deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| ClientError::Unavailable("timed out".into()))
-    }
-
-    fn connect(&self) -> Result<UnixStream, ClientError> {
-        gatehouse_host_socket::connect_trusted(self.socket, &self.trusted, self.deadline).map_err(|e| match e
-        {
-            ConnectError::Unavailable(m) => ClientError::Unavailable(m),
-            ConnectError::Untrusted(m) => ClientError::Untrusted(m),
-        })
-    }
-
     /// Sends `body` as JSON with `method` to `path`.
     pub fn send<B: Serialize>(&self, method: &str, path: &str, body: &B) -> Result<Answer, ClientError> {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let mut stream = self.connect()?;
-        let io = |e: std::io::Error| ClientError::Unavailable(e.to_string());
-        stream.set_write_timeout(Some(self.left()?)).map_err(io)?;
-        let head = format!(
+        let mut request = format!(
             "{method} {path} HTTP/1.1\r\nHost: gatehouse\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
-        );
-        stream.write_all(head.as_bytes()).map_err(io)?;
-        stream.write_all(&body).map_err(io)?;
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            stream.set_read_timeout(Some(self.left()?)).map_err(io)?;
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) if raw.len() + n <= MAX_ANSWER => raw.extend_from_slice(&buf[..n]),
-                Ok(_) => return Err(ClientError::Protocol("answer too large".into())),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io(e)),
-            }
-        }
-        parse(&raw)
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        let reply =
+            gatehouse_host_socket::exchange(self.socket, &self.trusted, self.deadline, &request, MAX_ANSWER)?;
+        Ok(Answer {
+            status: reply.status,
+            body: reply.body,
+        })
     }
-}
-
-/// Splits a `Connection: close` answer into status and body.
-fn parse(raw: &[u8]) -> Result<Answer, ClientError> {
-    let bad = |m: &str| ClientError::Protocol(m.to_owned());
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers are not UTF-8"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status"))?;
-    if head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:"))
-    {
-        return Err(bad("chunked answers are not expected"));
-    }
-    Ok(Answer {
-        status,
-        body: raw[end + 4..].to_vec(),
-    })
 }
 
 /// The uids trusted to own the socket: root, the calling process's own
@@ -154,12 +82,7 @@ fn parse(raw: &[u8]) -> Result<Answer, ClientError> {
 pub fn trusted_uids(extra: Option<u32>) -> Vec<u32> {
     let mut uids = vec![0, rustix::process::geteuid().as_raw()];
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    uids.extend(passwd.lines().find_map(|line| {
-        let mut f = line.split(':');
-        (f.next() == Some("gatehouse"))
-            .then(|| f.nth(1).and_then(|u| u.parse::<u32>().ok()))
-            .flatten()
-    }));
+    uids.extend(gatehouse_host_socket::gatehouse_uid(&passwd));
     uids.extend(extra);
     uids.sort_unstable();
     uids.dedup();
@@ -169,15 +92,6 @@ pub fn trusted_uids(extra: Option<u32>) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn answers_parse_and_garbage_is_refused() {
-        let a = parse(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n{}").expect("answer");
-        assert_eq!((a.status, a.body.as_slice()), (401, b"{}".as_slice()));
-        assert!(parse(b"HTTP/1.1 200 OK\r\n").is_err());
-        assert!(parse(b"\r\n\r\n").is_err());
-        assert!(parse(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n").is_err());
-    }
 
     /// A listener that accepts and never answers, in a fresh directory.
     fn silent_socket(name: &str) -> (std::path::PathBuf, std::os::unix::net::UnixListener) {
