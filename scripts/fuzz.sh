@@ -13,8 +13,13 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list --fuzz-dir fuzz)
-# (builds every target; a failed build is shown in full)
-cargo +nightly fuzz build --fuzz-dir fuzz -O >/dev/null 2>&1 || cargo +nightly fuzz build --fuzz-dir fuzz -O
+# (builds the targets named, or every target; a failed build is shown in full)
+build() { cargo +nightly fuzz build --fuzz-dir fuzz -O "$@" >/dev/null 2>&1 || cargo +nightly fuzz build --fuzz-dir fuzz -O "$@"; }
+if [ $# -gt 0 ]; then
+  for t in "${targets[@]}"; do build "$t"; done
+else
+  build
+fi
 mkdir -p fuzz/logs
 run() {
   local t="$1"

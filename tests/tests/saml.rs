@@ -653,6 +653,14 @@ async fn attacks_built_from_real_responses_are_refused_with_their_reason() {
         "destination",
     ));
     let b = fresh(&idp, &sp);
+    let destination = format!(" Destination=\"{}\"", sp.acs);
+    assert!(b.contains(&destination), "the IdP names the ACS as Destination");
+    cases.push((
+        "a signed Response without a Destination",
+        resign(&b.replacen(&destination, "", 1), &idp.key, &idp.cert),
+        "destination",
+    ));
+    let b = fresh(&idp, &sp);
     cases.push((
         "a response signed for another issuer",
         resign(

@@ -31,6 +31,9 @@ pub struct Shape {
     pub response_id: String,
     /// The Response's `InResponseTo`, if any.
     pub in_response_to: Option<String>,
+    /// The Response has a `Destination` attribute (its value is compared
+    /// with the ACS URL on the signed content).
+    pub response_has_destination: bool,
     /// A signature sits in the Response and references it.
     pub response_signed: bool,
     /// The one Assertion's `ID`.
@@ -150,6 +153,7 @@ fn element(
     let mut id = None;
     let mut in_response_to = None;
     let mut uri = None;
+    let mut destination = false;
     for attr in e.attributes() {
         let attr = attr.map_err(|_| SamlError::Malformed("a malformed attribute".into()))?;
         let value = || {
@@ -170,6 +174,7 @@ fn element(
             }
             b"InResponseTo" => in_response_to = Some(value()?),
             b"URI" => uri = Some(value()?),
+            b"Destination" => destination = true,
             _ => {}
         }
     }
@@ -178,6 +183,7 @@ fn element(
         (Some(PROTOCOL), b"Response") if depth == 0 => {
             shape.response_id = id.ok_or_else(|| structure("a Response without an ID"))?;
             shape.in_response_to = in_response_to;
+            shape.response_has_destination = destination;
             Kind::Response
         }
         _ if depth == 0 => return Err(structure("the document is not a SAML Response")),
@@ -261,6 +267,7 @@ mod tests {
             Shape {
                 response_id: "r1".into(),
                 in_response_to: Some("q1".into()),
+                response_has_destination: false,
                 response_signed: true,
                 assertion_id: "a1".into(),
                 assertion_signed: true,
@@ -271,6 +278,13 @@ mod tests {
                    <Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"a\"/></p:Response>";
         let shape = scan(xml).unwrap();
         assert!(!shape.response_signed && !shape.assertion_signed);
+        // the Response's Destination is noticed, an Assertion's is not
+        let xml = "<p:Response xmlns:p=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"r\" Destination=\"\">\
+                   <Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"a\"/></p:Response>";
+        assert!(scan(xml).unwrap().response_has_destination);
+        let xml = "<p:Response xmlns:p=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"r\">\
+                   <Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"a\" Destination=\"x\"/></p:Response>";
+        assert!(!scan(xml).unwrap().response_has_destination);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use gatehouse_sdk::PluginError;
-use samael::crypto::AllowedSignatureAlgorithm;
+use samael::crypto::{AllowedSignatureAlgorithm, ReduceMode};
 use samael::metadata::EntityDescriptor;
 use samael::service_provider::{Error as SpError, ServiceProvider, ServiceProviderBuilder};
 
@@ -138,10 +138,24 @@ impl ResponseVerifier {
                 (&self.unsolicited, None)
             }
         };
-        let assertion = sp.parse_xml_response(xml, ids.as_deref()).map_err(classify)?;
+        // A signed message must name its destination (SAML bindings
+        // 3.5.5.2). samael only compares a Destination that is present: the
+        // signed content it reads (below) no longer holds the Response's own
+        // signature, so it cannot tell that this one was signed.
+        if shape.response_signed && !shape.response_has_destination {
+            return Err(SamlError::Destination);
+        }
+        // What samael reads is xmlsec's pre-digest content: the exact bytes
+        // the verified reference digested (the canonical Response when the
+        // Response is signed, with the signed Assertion inside it; else the
+        // canonical Assertion), not a copy of the document pruned to the
+        // signed nodes. Same checks, without the DOM walk the pruning costs.
+        let assertion = sp
+            .parse_xml_response_with_mode(xml, ids.as_deref(), ReduceMode::PreDigest)
+            .map_err(classify)?;
         // The assertion read must be the one the scan found (and whose
-        // signature xmlsec checked): nothing else was left in the reduced
-        // document, but say so explicitly.
+        // signature xmlsec checked): nothing else is in the signed content,
+        // but say so explicitly.
         if assertion.id != shape.assertion_id {
             return Err(SamlError::Signature(
                 "the verified assertion is not the response's assertion".into(),
