@@ -5,7 +5,7 @@
 # unviable lists land in mutants.out/<group>/mutants.out/ (not committed). Record the
 # table in docs/mutants.md.
 #   scripts/mutants.sh                every group below
-#   scripts/mutants.sh GROUP...       only these (jwt jose daemon check redact)
+#   scripts/mutants.sh GROUP...       only these (jwt jose daemon check redact issuer radius tacacs oidc github paths host)
 #   MUTANTS_ARGS='--re evict' scripts/mutants.sh daemon   extra cargo-mutants options
 # Slow: every mutant rebuilds its crate and runs its package's tests (one
 # mutant at a time: the CPU is shared). The `check` group runs end-to-end
@@ -31,6 +31,10 @@ declare -A files=(
   [tacacs]="plugins/tacacs/src/packet.rs plugins/tacacs/src/session.rs"
   [oidc]="plugins/oidc/src/protocol.rs plugins/oidc/src/claims.rs"
   [github]="plugins/github/src/api.rs"
+  # session 6: forward-auth path normalisation and the host
+  # modules' socket exchange
+  [paths]="daemon/src/api/check/path.rs"
+  [host]="host/socket/src/lib.rs"
 )
 # the SDK's JOSE is behind a feature its own package does not enable;
 # api/check.rs is exercised by the end-to-end tests only (tests/tests/check.rs
@@ -43,9 +47,9 @@ declare -A extra=(
 )
 
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(jwt jose daemon check redact issuer radius tacacs oidc github)
+[ ${#groups[@]} -eq 0 ] && groups=(jwt jose daemon check redact issuer radius tacacs oidc github paths host)
 for g in "${groups[@]}"; do
-  [ -n "${files[$g]:-}" ] || { echo "unknown group $g (jwt jose daemon check redact issuer radius tacacs oidc github)" >&2; exit 2; }
+  [ -n "${files[$g]:-}" ] || { echo "unknown group $g (jwt jose daemon check redact issuer radius tacacs oidc github paths host)" >&2; exit 2; }
   args=()
   for f in ${files[$g]}; do
     [ -f "$f" ] || { echo "$f is missing: update scripts/mutants.sh" >&2; exit 2; }
