@@ -300,21 +300,23 @@ pub fn check_config(
     path: &std::path::Path,
     credentials_dir: Option<&std::path::Path>,
 ) -> Result<Vec<ConfigErrorEntry>, ConfigErrors> {
-    let options = Options {
-        config_path: path.to_owned(),
-        socket_override: None,
-    };
-    let mut config = load_config(&options)?;
-    let mut notes = std::mem::take(&mut config.warnings);
-    // What start-up would refuse before building anything.
-    crate::statedir::check(&config.daemon.state_dir)
-        .map_err(|e| ConfigErrors::one(Location::file(&config.main_file).error("daemon.state_dir", e)))?;
-    config.credentials = match credentials_dir {
+    let credentials = match credentials_dir {
         Some(dir) => config::secrets::Credentials::Directory(dir.to_owned()),
         None if std::env::var_os("CREDENTIALS_DIRECTORY").is_some() => {
             config::secrets::Credentials::FromEnvironment
         }
-        None => {
+        None => config::secrets::Credentials::Unchecked,
+    };
+    let mut config = config::load_with(path, &credentials)?;
+    config.http.warn_if_dangerous();
+    let mut notes = std::mem::take(&mut config.warnings);
+    // What start-up would refuse before building anything.
+    crate::statedir::check(&config.daemon.state_dir)
+        .map_err(|e| ConfigErrors::one(Location::file(&config.main_file).error("daemon.state_dir", e)))?;
+    config.credentials = match credentials {
+        checked @ (config::secrets::Credentials::Directory(_)
+        | config::secrets::Credentials::FromEnvironment) => checked,
+        config::secrets::Credentials::Unchecked => {
             let unchecked = config
                 .authenticators
                 .iter()

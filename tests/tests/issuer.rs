@@ -669,3 +669,53 @@ fn check_config_reads_the_catalog_but_makes_no_keys() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("catalog.yml:3"), "{err}");
 }
+
+#[test]
+fn check_config_leaves_a_keyring_credential_to_the_unit_or_reads_it_from_a_directory() {
+    use base64::Engine as _;
+    let certs = tempfile::tempdir().unwrap();
+    throwaway_server_cert(certs.path());
+    let s = setup(19148, certs.path(), "keyring_key_credential = \"keyring.key\"");
+    let d = Daemon::prepare(&s);
+    std::fs::write(d.dir().join("catalog.yml"), CATALOG).unwrap();
+    let check = |dir: Option<&Path>| {
+        let mut cmd = Command::new(gatehouse_e2e::bin("gatehoused"));
+        cmd.arg("--check-config")
+            .arg(&d.config)
+            .env_remove("CREDENTIALS_DIRECTORY");
+        if let Some(dir) = dir {
+            cmd.arg("--credentials-dir").arg(dir);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // outside the unit: a note, not an error
+    let (ok, err) = check(None);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("issuer.keyring_key_credential") && err.contains("not checked outside the unit"),
+        "{err}"
+    );
+    // with the unit's credentials: read and checked, the value never shown
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("keyring.key"), "c2hvcnQ=\n").unwrap();
+    let (ok, err) = check(Some(creds.path()));
+    assert!(!ok);
+    assert!(
+        err.contains("issuer.keyring_key") && err.contains("32 random bytes"),
+        "{err}"
+    );
+    assert!(!err.contains("c2hvcnQ="), "{err}");
+    let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    std::fs::write(creds.path().join("keyring.key"), format!("{key}\n")).unwrap();
+    let (ok, err) = check(Some(creds.path()));
+    assert!(ok, "{err}");
+    assert!(!err.contains("not checked"), "{err}");
+    // a credential the directory lacks is an error there
+    std::fs::remove_file(creds.path().join("keyring.key")).unwrap();
+    let (ok, err) = check(Some(creds.path()));
+    assert!(!ok && err.contains("issuer.keyring_key"), "{err}");
+}

@@ -510,17 +510,32 @@ const CATALOG: &str = "services:
 
 /// Two daemons with an `[issuer]` on one database of `pg`.
 fn issuer_pair(pg: &PgCluster) -> (Daemon, Daemon, tempfile::TempDir) {
+    let (a, b, files, _) = issuer_pair_with(pg, "");
+    (a, b, files)
+}
+
+/// [`issuer_pair`] with more `[issuer]` lines; also the database's name
+/// and the setup's body.
+fn issuer_pair_with(
+    pg: &PgCluster,
+    issuer_extra: &str,
+) -> (Daemon, Daemon, tempfile::TempDir, (String, String)) {
     let db = pg.database("multi");
     let files = tempfile::tempdir().unwrap();
     let catalog = files.path().join("catalog.yml");
     std::fs::write(&catalog, CATALOG).unwrap();
     let body = format!(
-        "{}\n{LOCAL_AUTH}\n[issuer]\nurl = \"https://issuer.example.test\"\nalgorithm = \"ES256\"\ncatalog = \"{}\"\ninstance_id = \"multi\"\ntoken_ttl = \"10m\"\n",
+        "{}\n{LOCAL_AUTH}\n[issuer]\nurl = \"https://issuer.example.test\"\nalgorithm = \"ES256\"\ncatalog = \"{}\"\ninstance_id = \"multi\"\ntoken_ttl = \"10m\"\n{issuer_extra}",
         pg.store_table(&db, files.path()),
         catalog.display()
     );
     let setup = Setup::with_body(&body);
-    (Daemon::start(setup.clone()), Daemon::start(setup), files)
+    (
+        Daemon::start(setup.clone()),
+        Daemon::start(setup),
+        files,
+        (db, body),
+    )
 }
 
 /// The JWKS a daemon publishes, as a key set, with its key ids.
@@ -611,4 +626,69 @@ async fn both_hosts_sign_with_one_keyring_and_publish_each_others_rotations() {
     let mut a = a;
     a.restart();
     assert_eq!(jwks(&a).await.1, jwks(&b).await.1);
+}
+
+/// The keyring document as PostgreSQL holds it.
+fn stored_keyring(pg: &PgCluster, db: &str) -> String {
+    pg.with(db, |c| {
+        c.query_one("SELECT value FROM documents WHERE name = 'issuer.keyring'", &[])
+            .expect("the keyring document")
+            .get(0)
+    })
+}
+
+#[tokio::test]
+async fn a_sealed_keyring_is_ciphertext_in_postgres_and_a_host_without_its_key_refuses_it() {
+    use base64::Engine as _;
+    let pg = pg_peer();
+    let keys = tempfile::tempdir().unwrap();
+    let write_key = |name: &str, byte: u8| {
+        let path = keys.path().join(name);
+        let text = base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+        std::fs::write(&path, format!("{text}\n")).unwrap();
+        (path, text)
+    };
+    let (k1, k1_text) = write_key("k1", 1);
+    let (k2, _) = write_key("k2", 2);
+    let (a, b, _files, (db, body)) =
+        issuer_pair_with(&pg, &format!("keyring_key_file = \"{}\"\n", k1.display()));
+    assert_eq!(
+        add_user(&mut a.client().await, "ann", "correct horse battery")
+            .await
+            .status,
+        201
+    );
+    // one keyring for both hosts, and no private key in the database
+    let (keys_a, kids_a) = jwks(&a).await;
+    assert_eq!(kids_a, jwks(&b).await.1);
+    assert!(signed_by(&keys_a, &login_token(&b, "ann").await).0);
+    let stored = stored_keyring(&pg, &db);
+    assert!(stored.contains("A256GCM"), "{stored}");
+    for secret in ["pkcs8", "\"d\"", k1_text.as_str()] {
+        assert!(!stored.contains(secret), "{secret} in {stored}");
+    }
+
+    // B given another key: the reload is refused, nothing is rewritten,
+    // and B keeps signing with the keys it had
+    let wrong = body.replace(&k1.display().to_string(), &k2.display().to_string());
+    b.replace_config(&Setup::with_body(&wrong));
+    let r = b.client().await.post("/v1/reload", &json!({})).await.unwrap();
+    assert_eq!(r.status, 422, "{:?}", r.value());
+    let errors = r.value()["error"]["details"]["errors"].to_string();
+    assert!(errors.contains("sealed with key id"), "{errors}");
+    assert!(!errors.contains(&k1_text), "{errors}");
+    assert_eq!(stored_keyring(&pg, &db), stored);
+    assert!(signed_by(&keys_a, &login_token(&b, "ann").await).0);
+
+    // the new key with the old one beside it: B seals the keyring again
+    // under the new key, and A (old key only) is told why it cannot read it
+    let moved = format!("{wrong}keyring_previous_key_file = \"{}\"\n", k1.display());
+    b.replace_config(&Setup::with_body(&moved));
+    let r = b.client().await.post("/v1/reload", &json!({})).await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.value());
+    let resealed = stored_keyring(&pg, &db);
+    assert!(resealed != stored && !resealed.contains("pkcs8"), "{resealed}");
+    assert_eq!(jwks(&b).await.1, kids_a);
+    let r = a.client().await.get("/v1/jwks").await.unwrap();
+    assert_eq!(r.status, 503, "{:?}", r.value());
 }

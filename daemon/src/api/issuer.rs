@@ -40,6 +40,8 @@ impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Store(s) => s.into(),
+            // another host sealed the keyring under a key this one lacks
+            KeyError::Sealed(_) => ApiError::new(ErrorCode::BackendUnavailable, e.to_string()),
             other => ApiError::internal(other.to_string()),
         }
     }

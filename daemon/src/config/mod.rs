@@ -317,8 +317,16 @@ pub enum Isolation {
     Process,
 }
 
-/// Loads and resolves the configuration rooted at `path`.
+/// Loads and resolves the configuration rooted at `path`, reading
+/// `*_credential` secrets from `$CREDENTIALS_DIRECTORY`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, &secrets::Credentials::FromEnvironment)
+}
+
+/// [`load`], with `*_credential` secrets of the daemon's own tables
+/// (`[store]`, `[issuer]`) read as `credentials` says (a check outside the
+/// unit leaves them unchecked, with a note, rather than failing).
+pub fn load_with(path: &Path, credentials: &secrets::Credentials) -> Result<Config, ConfigErrors> {
     let main_file = absolute(path);
     let main = read_source(&main_file)?;
     let (main_raw, mut errors) = parse(&main);
@@ -383,8 +391,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             Err(e) => errors.extend(e.0),
         }
     }
-    let mut config = resolve(&main_file, &base, sources, errors)?;
+    let mut config = resolve(&main_file, &base, sources, errors, credentials)?;
     config.include_patterns = patterns;
+    warnings.append(&mut config.warnings);
     config.warnings = warnings;
     Ok(config)
 }
@@ -537,7 +546,10 @@ fn remove_within(value: &mut toml::de::DeValue<'_>, span: &std::ops::Range<usize
 /// find, so all errors of a file set are reported together.
 pub(crate) struct Resolver<'a> {
     errors: Vec<ConfigErrorEntry>,
+    notes: Vec<ConfigErrorEntry>,
     pub(crate) src: &'a SourceFile,
+    /// Where `*_credential` secrets of the daemon's own tables come from.
+    pub(crate) credentials: &'a secrets::Credentials,
 }
 
 impl Resolver<'_> {
@@ -559,6 +571,12 @@ impl Resolver<'_> {
         self.errors.push(entry);
     }
 
+    /// Records a problem that does not stop the load (printed by
+    /// `--check-config`, logged at every load).
+    pub(crate) fn note(&mut self, entry: ConfigErrorEntry) {
+        self.notes.push(entry);
+    }
+
     /// How many errors are recorded so far.
     pub(crate) fn error_count(&self) -> usize {
         self.errors.len()
@@ -570,6 +588,7 @@ fn resolve(
     base: &Path,
     sources: Vec<(SourceFile, RawFile)>,
     stage_one: Vec<ConfigErrorEntry>,
+    credentials: &secrets::Credentials,
 ) -> Result<Config, ConfigErrors> {
     // Entries left out by stage one are missing here: checks across
     // entries (names, references) would only report follow-on errors.
@@ -611,6 +630,7 @@ fn resolve(
     let mut verifiers = Vec::new();
     let mut routes: Vec<Route> = Vec::new();
     let mut files = Vec::new();
+    let mut notes = Vec::new();
     // which file set each singleton table, to report duplicates
     let mut singleton_seen: Vec<(&'static str, String)> = Vec::new();
 
@@ -619,7 +639,9 @@ fn resolve(
         let dir = src.path.parent().unwrap_or(base).to_owned();
         let mut r = Resolver {
             errors: Vec::new(),
+            notes: Vec::new(),
             src,
+            credentials,
         };
         let mut singleton = |name: &'static str, span: &std::ops::Range<usize>, r: &mut Resolver<'_>| {
             if let Some((_, other)) = singleton_seen.iter().find(|(n, _)| *n == name) {
@@ -708,6 +730,7 @@ fn resolve(
             }
         }
         errors.extend(r.errors);
+        notes.extend(r.notes);
     }
 
     if partial {
@@ -790,8 +813,8 @@ fn resolve(
         routes,
         files,
         include_patterns: Vec::new(),
-        credentials: secrets::Credentials::FromEnvironment,
-        warnings: Vec::new(),
+        credentials: credentials.clone(),
+        warnings: notes,
     })
 }
 
@@ -1003,19 +1026,24 @@ fn resolve_postgres(r: &mut Resolver<'_>, raw: &raw::RawStore, dir: &Path) -> Op
     let mut secrets = serde_json::Value::Object(secrets);
     let mut errors = Vec::new();
     let mut read = Vec::new();
-    secrets::resolve_secrets(
+    let checked = secrets::resolve_secrets(
         &mut secrets,
         &["password"],
         &r.src.at(&span),
         "store",
-        // the store opens at start-up, inside the unit: its credentials
-        // directory is the environment's
-        &secrets::Credentials::FromEnvironment,
+        r.credentials,
         &mut read,
         &mut errors,
     );
     for e in errors {
         r.push(e);
+    }
+    if !checked {
+        let note = r
+            .src
+            .at(&span)
+            .error("store.password_credential", secrets::NOT_CHECKED);
+        r.note(note);
     }
     let password = secrets
         .get("password")

@@ -25,6 +25,11 @@ pub enum Credentials {
     Unchecked,
 }
 
+/// What `--check-config` says of a `*_credential` setting it cannot read
+/// (outside the unit, without `--credentials-dir`).
+pub const NOT_CHECKED: &str =
+    "not checked outside the unit (a systemd credential): pass --credentials-dir DIR to check it";
+
 /// Reads `K_file` and `K_credential` settings into `K` for the secret keys a
 /// plugin declares; `*_credential` names a file in the credentials
 /// directory (`credentials`). False when a credential was left unchecked

@@ -570,3 +570,116 @@ fn host_table_resolves_and_bad_values_name_their_key() {
         );
     }
 }
+
+#[test]
+fn keyring_keys_are_read_from_files_checked_and_never_shown() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "catalog.yml", "services: {}\n");
+    let key = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    write(dir.path(), "keys/current", &format!("{}\n", key(1)));
+    write(dir.path(), "keys/old", &key(2));
+    let issuer = |extra: &str| {
+        format!("[issuer]\nurl = \"https://issuer.example.test\"\ncatalog = \"catalog.yml\"\n{extra}")
+    };
+    // relative files, read and parsed; the ids tell the keys apart
+    let main = write(
+        dir.path(),
+        "a.toml",
+        &issuer("keyring_key_file = \"keys/current\"\nkeyring_previous_key_file = \"keys/old\"\n"),
+    );
+    let c = load(&main).unwrap();
+    let sealing = &c.issuer.as_ref().unwrap().sealing;
+    let (current, previous) = (
+        sealing.current.as_ref().unwrap().id(),
+        sealing.previous.as_ref().unwrap().id(),
+    );
+    assert_ne!(current, previous);
+    assert!(!format!("{c:?}").contains(&key(1)));
+    // no key: in the clear
+    let main = write(dir.path(), "b.toml", &issuer(""));
+    assert!(!load(&main).unwrap().issuer.unwrap().sealing.seals());
+
+    // refused, by key, the value never repeated
+    for (extra, wanted_key, wanted) in [
+        (
+            "keyring_key = \"c2hvcnQ=\"\n",
+            "issuer.keyring_key",
+            "32 random bytes",
+        ),
+        (
+            "keyring_key = \"not base64 at all, 8675309\"\n",
+            "issuer.keyring_key",
+            "32 random bytes",
+        ),
+        (
+            "keyring_previous_key_file = \"keys/old\"\n",
+            "issuer.keyring_previous_key",
+            "beside a current keyring_key",
+        ),
+        (
+            "keyring_key_file = \"keys/old\"\nkeyring_previous_key_file = \"keys/old\"\n",
+            "issuer.keyring_previous_key",
+            "same key",
+        ),
+        (
+            "keyring_key_file = \"keys/missing\"\n",
+            "issuer.keyring_key",
+            "cannot read secret file",
+        ),
+        (
+            "keyring_key = \"x\"\nkeyring_key_file = \"keys/old\"\n",
+            "issuer.keyring_key",
+            "only once",
+        ),
+    ] {
+        let main = write(dir.path(), "c.toml", &issuer(extra));
+        let e = load(&main).unwrap_err();
+        let entry =
+            e.0.iter()
+                .find(|x| x.key.as_deref() == Some(wanted_key))
+                .unwrap_or_else(|| panic!("{extra}: {e}"));
+        assert!(entry.message.contains(wanted), "{extra}: {}", entry.message);
+        for secret in ["c2hvcnQ=", "8675309", key(2).as_str()] {
+            assert!(!e.to_string().contains(secret), "{extra}: {e}");
+        }
+    }
+}
+
+#[test]
+fn daemon_credentials_are_noted_when_unchecked_and_read_from_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = write(
+        dir.path(),
+        "g.toml",
+        "[store]\nurl = \"postgres://gh@db.example/gh\"\npassword_credential = \"pg\"\n",
+    );
+    // a check outside the unit: a note, no error, no password
+    let c = load_with(&main, &secrets::Credentials::Unchecked).unwrap();
+    let StoreUrl::Postgres(p) = &c.store.url else {
+        panic!("{:?}", c.store.url)
+    };
+    assert!(p.password.is_none());
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.key.as_deref() == Some("store.password_credential")
+                && w.message.contains("not checked outside the unit")),
+        "{:?}",
+        c.warnings
+    );
+    // the unit's directory: read
+    write(dir.path(), "creds/pg", "from-the-unit\n");
+    let c = load_with(&main, &secrets::Credentials::Directory(dir.path().join("creds"))).unwrap();
+    let StoreUrl::Postgres(p) = &c.store.url else {
+        panic!("{:?}", c.store.url)
+    };
+    assert_eq!(
+        p.password.as_ref().map(gatehouse_sdk::Secret::expose),
+        Some("from-the-unit")
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // a directory without it: an error naming the key
+    let e = load_with(&main, &secrets::Credentials::Directory(dir.path().to_owned())).unwrap_err();
+    assert!(e.to_string().contains("store.password"), "{e}");
+}

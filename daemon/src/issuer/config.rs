@@ -23,6 +23,9 @@
 //! tls_key_file = "issuer.key"
 //! signing_key_file = "…"                   # a key file of an earlier gatehouse, imported into the store once
 //!                                          # (default: state_dir/issuer-keys.json)
+//! keyring_key_file = "keyring.key"         # seals the keyring in the store (AES-256-GCM); also
+//!                                          # keyring_key / keyring_key_credential
+//! keyring_previous_key_file = "old.key"    # opens a keyring sealed before the key changed
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,7 +38,8 @@ use toml::Spanned;
 use super::catalog::{Catalog, Version};
 use super::entitlements::Mode;
 use super::keys::Algorithm;
-use crate::config::{Location, Resolver, parse_duration};
+use super::seal::{SealKey, Sealing};
+use crate::config::{Location, Resolver, parse_duration, secrets};
 
 /// `[issuer]` as written.
 #[derive(Debug, Deserialize)]
@@ -62,6 +66,12 @@ pub(crate) struct RawIssuer {
     login_audience: Option<Spanned<String>>,
     tls_cert_file: Option<Spanned<String>>,
     tls_key_file: Option<Spanned<String>>,
+    keyring_key: Option<Spanned<String>>,
+    keyring_key_file: Option<Spanned<String>>,
+    keyring_key_credential: Option<Spanned<String>>,
+    keyring_previous_key: Option<Spanned<String>>,
+    keyring_previous_key_file: Option<Spanned<String>>,
+    keyring_previous_key_credential: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,12 +118,17 @@ pub struct IssuerConfig {
     pub listen: Option<std::net::SocketAddr>,
     /// Its certificate chain and key (PEM); `None`: plain http, loopback only.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// The keys that seal the keyring in the store (none: in the clear).
+    pub sealing: Arc<Sealing>,
 }
 
 impl IssuerConfig {
     /// Whether two configurations can share one keyring and token cache.
     pub fn same_keys(&self, other: &Self) -> bool {
         self.key_file == other.key_file
+            && self.sealing.current_id() == other.sealing.current_id()
+            && self.sealing.previous.as_ref().map(SealKey::id)
+                == other.sealing.previous.as_ref().map(SealKey::id)
             && self.algorithm == other.algorithm
             && self.url == other.url
             && self.token_ttl == other.token_ttl
@@ -285,6 +300,7 @@ pub(crate) fn resolve(
             "TLS files without issuer.listen do nothing",
         );
     }
+    let sealing = resolve_sealing(r, raw, dir);
     if r.error_count() != before {
         return None;
     }
@@ -306,5 +322,95 @@ pub(crate) fn resolve(
         key_file,
         listen,
         tls,
+        sealing: Arc::new(sealing),
     })
+}
+
+/// `keyring_key` and `keyring_previous_key` (each inline, `*_file` or
+/// `*_credential`): base64 of 32 bytes. The values never reach an error
+/// message.
+fn resolve_sealing(r: &mut Resolver<'_>, raw: &Spanned<RawIssuer>, dir: &Path) -> Sealing {
+    let issuer = raw.get_ref();
+    let mut settings = serde_json::Map::new();
+    let mut span = raw.span();
+    for (key, value) in [
+        ("keyring_key", &issuer.keyring_key),
+        ("keyring_key_file", &issuer.keyring_key_file),
+        ("keyring_key_credential", &issuer.keyring_key_credential),
+        ("keyring_previous_key", &issuer.keyring_previous_key),
+        ("keyring_previous_key_file", &issuer.keyring_previous_key_file),
+        (
+            "keyring_previous_key_credential",
+            &issuer.keyring_previous_key_credential,
+        ),
+    ] {
+        if let Some(v) = value {
+            span = v.span();
+            let v = match key.strip_suffix("_file") {
+                // relative to the file that names it, as resolve_secrets reads it
+                Some(_) => dir.join(v.get_ref()).to_string_lossy().into_owned(),
+                None => v.get_ref().clone(),
+            };
+            settings.insert(key.to_owned(), serde_json::Value::String(v));
+        }
+    }
+    let mut settings = serde_json::Value::Object(settings);
+    let (mut errors, mut read) = (Vec::new(), Vec::new());
+    let credentials = settings
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .filter(|k| k.ends_with("_credential"))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let checked = secrets::resolve_secrets(
+        &mut settings,
+        &["keyring_key", "keyring_previous_key"],
+        &r.src.at(&span),
+        "issuer",
+        r.credentials,
+        &mut read,
+        &mut errors,
+    );
+    for e in errors {
+        r.push(e);
+    }
+    if !checked {
+        // a check outside the unit: the key's form is not known, and the
+        // check's scratch store holds no keyring to open
+        for key in credentials {
+            let note = r
+                .src
+                .at(&span)
+                .error(format!("issuer.{key}"), secrets::NOT_CHECKED);
+            r.note(note);
+        }
+        return Sealing::default();
+    }
+    let mut key = |name: &str| {
+        let text = settings.get(name)?.as_str()?;
+        SealKey::parse(&gatehouse_sdk::Secret::new(text.to_owned()))
+            .map_err(|e| r.push(r.src.at(&span).error(format!("issuer.{name}"), e.to_string())))
+            .ok()
+    };
+    let current = key("keyring_key");
+    let previous = key("keyring_previous_key");
+    if previous.is_some() && current.is_none() && r.error_count() == 0 {
+        r.push(r.src.at(&span).error(
+            "issuer.keyring_previous_key",
+            "a previous key opens the keyring only beside a current keyring_key",
+        ));
+    }
+    if let (Some(c), Some(p)) = (&current, &previous)
+        && c.id() == p.id()
+    {
+        r.push(
+            r.src
+                .at(&span)
+                .error("issuer.keyring_previous_key", "is the same key as keyring_key"),
+        );
+    }
+    Sealing { current, previous }
 }

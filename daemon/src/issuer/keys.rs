@@ -1,6 +1,7 @@
-//! The issuer's signing keys: generated on first start, kept 0600 in the
-//! state directory, rotated on demand. A rotated-out key stays published
-//! until every token it signed has expired, then it is dropped.
+//! The issuer's signing keys: generated on first start, kept in the store
+//! (sealed under `[issuer] keyring_key` when one is set, see `seal.rs`),
+//! rotated on demand. A rotated-out key stays published until every token
+//! it signed has expired, then it is dropped.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use gatehouse_sdk::jose::publish::{PublicKey, jwks_document, public_jwk, rsa_com
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::seal::{OpenError, Sealing};
 use crate::store::{Store, StoreError};
 
 /// The algorithms the issuer signs with.
@@ -74,6 +76,9 @@ pub enum KeyError {
     /// The store failed.
     #[error("issuer keyring: {0}")]
     Store(#[from] StoreError),
+    /// The stored keyring is sealed and cannot be opened here.
+    #[error("issuer keyring: {0}")]
+    Sealed(#[from] OpenError),
     /// Other hosts changed the keyring every time this one tried.
     #[error("issuer keyring: other hosts kept changing it; try again")]
     Contended,
@@ -241,6 +246,7 @@ const ATTEMPTS: usize = 8;
 /// only when nobody changed it since it was read.
 pub struct Keyring {
     store: Arc<dyn Store>,
+    sealing: Arc<Sealing>,
     state: Mutex<Loaded>,
 }
 
@@ -275,9 +281,12 @@ impl Keyring {
     /// the first time (then renamed `*.imported`). When the current key has
     /// another algorithm (the configuration changed), a new key of `alg`
     /// becomes current and the old one is retired. Keys retired longer than
-    /// `keep` seconds ago are dropped.
+    /// `keep` seconds ago are dropped. With a sealing key, a keyring stored
+    /// in the clear or under the previous key is sealed again under the
+    /// current one.
     pub async fn open(
         store: Arc<dyn Store>,
+        sealing: Arc<Sealing>,
         legacy: &Path,
         alg: Algorithm,
         keep: i64,
@@ -285,6 +294,7 @@ impl Keyring {
     ) -> Result<Self, KeyError> {
         let ring = Self {
             store,
+            sealing,
             state: Mutex::new(Loaded {
                 keys: Vec::new(),
                 version: None,
@@ -292,7 +302,7 @@ impl Keyring {
             }),
         };
         let imported = ring.import(legacy).await?;
-        ring.update(|keys| {
+        ring.update(true, |keys| {
             let dropped = drop_expired(keys, keep, now);
             let current_ok = keys.iter().any(|k| k.stored.retired.is_none() && k.alg == alg);
             if !current_ok {
@@ -333,10 +343,8 @@ impl Keyring {
         if self.store.document(DOCUMENT).await?.is_some() {
             return Ok(false);
         }
-        Ok(self
-            .store
-            .put_document(DOCUMENT, None, &Secret::new(text))
-            .await?)
+        let stored = self.sealing.seal(Secret::new(text)).map_err(KeyError::Crypto)?;
+        Ok(self.store.put_document(DOCUMENT, None, &stored).await?)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Loaded> {
@@ -355,7 +363,7 @@ impl Keyring {
             return Ok(());
         }
         let keys = match &doc {
-            Some(d) => parse(d.value.expose())?,
+            Some(d) => parse(self.sealing.open(&d.value)?.text.expose())?,
             None => Vec::new(),
         };
         *self.lock() = Loaded {
@@ -367,23 +375,34 @@ impl Keyring {
     }
 
     /// Applies `change` to the stored keyring and writes it back when
-    /// `change` says it changed something, again from a fresh read when
-    /// another host wrote first.
+    /// `change` says it changed something (or, with `reseal`, when it is
+    /// not sealed under the current key), again from a fresh read when
+    /// another host wrote first. Only opening reseals: while hosts change
+    /// keys one by one, their routine reads must not seal the keyring back
+    /// and forth between the old key and the new.
     async fn update(
         &self,
+        reseal: bool,
         mut change: impl FnMut(&mut Vec<Key>) -> Result<bool, KeyError>,
     ) -> Result<(), KeyError> {
         for _ in 0..ATTEMPTS {
             let doc = self.store.document(DOCUMENT).await?;
             let version = doc.as_ref().map(|d| d.version);
-            let mut keys = match &doc {
-                Some(d) => parse(d.value.expose())?,
-                None => Vec::new(),
+            let (mut keys, stale) = match &doc {
+                Some(d) => {
+                    let opened = self.sealing.open(&d.value)?;
+                    (parse(opened.text.expose())?, opened.reseal)
+                }
+                None => (Vec::new(), false),
             };
-            let version = if change(&mut keys)? {
-                let text = serialize(&keys)?;
+            let stale = reseal && stale;
+            let version = if change(&mut keys)? || stale {
+                let text = self.sealing.seal(serialize(&keys)?).map_err(KeyError::Crypto)?;
                 if !self.store.put_document(DOCUMENT, version, &text).await? {
                     continue;
+                }
+                if stale && let Some(id) = self.sealing.current_id() {
+                    tracing::info!("issuer: the keyring in the store is now sealed under key id {id}");
                 }
                 Some(version.map_or(1, |v| v + 1))
             } else {
@@ -438,7 +457,8 @@ impl Keyring {
     /// and the retired ones still kept (keys retired more than `keep`
     /// seconds before `now` are dropped first).
     pub async fn jwks(&self, keep: i64, now: i64) -> Result<Value, KeyError> {
-        self.update(|keys| Ok(drop_expired(keys, keep, now))).await?;
+        self.update(false, |keys| Ok(drop_expired(keys, keep, now)))
+            .await?;
         Ok(jwks_document(self.lock().keys.iter().map(|k| k.jwk.clone())))
     }
 
@@ -457,7 +477,7 @@ impl Keyring {
     /// new key's id.
     pub async fn rotate(&self, alg: Algorithm, keep: i64, now: i64) -> Result<String, KeyError> {
         let mut kid = String::new();
-        self.update(|keys| {
+        self.update(false, |keys| {
             let fresh = Key::generate(alg, now)?;
             kid.clone_from(&fresh.kid);
             drop_expired(keys, keep, now);
@@ -516,6 +536,10 @@ mod tests {
             .collect()
     }
 
+    fn clear() -> Arc<Sealing> {
+        Arc::new(Sealing::default())
+    }
+
     fn store(dir: &Path) -> Arc<dyn Store> {
         Arc::new(SqliteStore::open(&dir.join("g.db")).expect("store"))
     }
@@ -525,13 +549,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let legacy = dir.path().join("issuer-keys.json");
         let s = store(dir.path());
-        let ring = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 3600, 1000)
+        let ring = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::ES256, 3600, 1000)
             .await
             .expect("open");
         let first = ring.current_kid().expect("kid");
         assert!(!legacy.exists(), "no key file is written any more");
         // another host (or a restart) on the same store: the same key
-        let again = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 3600, 1001)
+        let again = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::ES256, 3600, 1001)
             .await
             .expect("reopen");
         assert_eq!(again.current_kid().as_deref(), Some(first.as_str()));
@@ -550,7 +574,7 @@ mod tests {
             kids(&again.jwks(3600, 5601).await.expect("jwks")),
             [second.clone()].into()
         );
-        let reopened = Keyring::open(s, &legacy, Algorithm::ES256, 3600, 9000)
+        let reopened = Keyring::open(s, clear(), &legacy, Algorithm::ES256, 3600, 9000)
             .await
             .expect("reopen");
         assert_eq!(
@@ -567,7 +591,7 @@ mod tests {
         let opens = (0..6).map(|i| {
             let s = Arc::clone(&s);
             let legacy = legacy.clone();
-            tokio::spawn(async move { Keyring::open(s, &legacy, Algorithm::EdDSA, 60, i).await })
+            tokio::spawn(async move { Keyring::open(s, clear(), &legacy, Algorithm::EdDSA, 60, i).await })
         });
         let mut current = BTreeSet::new();
         for o in opens {
@@ -575,7 +599,7 @@ mod tests {
             current.insert(ring.current_kid().expect("kid"));
         }
         assert_eq!(current.len(), 1, "{current:?}");
-        let ring = Keyring::open(s, &legacy, Algorithm::EdDSA, 60, 10)
+        let ring = Keyring::open(s, clear(), &legacy, Algorithm::EdDSA, 60, 10)
             .await
             .expect("open");
         assert_eq!(kids(&ring.jwks(60, 10).await.expect("jwks")), current);
@@ -590,7 +614,7 @@ mod tests {
         let text = serialize(std::slice::from_ref(&old)).expect("serialize");
         std::fs::write(&legacy, text.expose()).expect("write");
         let s = store(dir.path());
-        let ring = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 60, 200)
+        let ring = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::ES256, 60, 200)
             .await
             .expect("open");
         assert_eq!(ring.current_kid(), Some(old.kid.clone()));
@@ -600,7 +624,7 @@ mod tests {
         let other = Key::generate(Algorithm::ES256, 300).expect("key");
         let text = serialize(std::slice::from_ref(&other)).expect("serialize");
         std::fs::write(&legacy, text.expose()).expect("write");
-        let ring = Keyring::open(s, &legacy, Algorithm::ES256, 60, 400)
+        let ring = Keyring::open(s, clear(), &legacy, Algorithm::ES256, 60, 400)
             .await
             .expect("open");
         assert_eq!(ring.current_kid(), Some(old.kid));
@@ -611,11 +635,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let s = store(dir.path());
         let legacy = dir.path().join("k.json");
-        let rsa = Keyring::open(Arc::clone(&s), &legacy, Algorithm::RS256, 60, 0)
+        let rsa = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::RS256, 60, 0)
             .await
             .expect("rsa");
         let old = rsa.current_kid().expect("kid");
-        let ed = Keyring::open(s, &legacy, Algorithm::EdDSA, 60, 10)
+        let ed = Keyring::open(s, clear(), &legacy, Algorithm::EdDSA, 60, 10)
             .await
             .expect("ed");
         let jwks = ed.jwks(60, 10).await.expect("jwks");
@@ -635,7 +659,7 @@ mod tests {
         let legacy = dir.path().join("k.json");
         std::fs::write(&legacy, "{not json").expect("write");
         let s = store(dir.path());
-        let e = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 60, 0)
+        let e = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::ES256, 60, 0)
             .await
             .expect_err("damaged file");
         assert!(e.to_string().contains("not a key file"), "{e}");
@@ -647,7 +671,7 @@ mod tests {
                 .await
                 .expect("put")
         );
-        let e = Keyring::open(Arc::clone(&s), &legacy, Algorithm::ES256, 60, 0)
+        let e = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::ES256, 60, 0)
             .await
             .expect_err("damaged document");
         assert!(e.to_string().contains("not a keyring"), "{e}");
@@ -662,13 +686,119 @@ mod tests {
         );
     }
 
+    fn sealed_with(current: Option<u8>, previous: Option<u8>) -> Arc<Sealing> {
+        let key =
+            |b: u8| super::super::seal::SealKey::parse(&Secret::new(STANDARD.encode([b; 32]))).expect("key");
+        Arc::new(Sealing {
+            current: current.map(key),
+            previous: previous.map(key),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_sealing_key_seals_the_stored_keyring_and_a_missing_one_changes_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = store(dir.path());
+        let legacy = dir.path().join("none.json");
+        let stored = || async {
+            let d = s.document(DOCUMENT).await.expect("doc").expect("doc");
+            (d.version, d.value.expose().to_owned())
+        };
+        let first = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::ES256, 60, 0)
+            .await
+            .expect("clear");
+        let kid = first.current_kid().expect("kid");
+        assert!(
+            stored().await.1.contains("pkcs8"),
+            "stored in the clear without a key"
+        );
+
+        // a key configured: the same keys, sealed in the store
+        let ring = Keyring::open(
+            Arc::clone(&s),
+            sealed_with(Some(1), None),
+            &legacy,
+            Algorithm::ES256,
+            60,
+            1,
+        )
+        .await
+        .expect("seal");
+        assert_eq!(ring.current_kid().as_deref(), Some(kid.as_str()));
+        let (version, text) = stored().await;
+        assert!(!text.contains("pkcs8") && text.contains("A256GCM"), "{text}");
+        // a host without the key, or with another key, refuses and leaves it
+        for sealing in [clear(), sealed_with(Some(2), None)] {
+            let e = Keyring::open(Arc::clone(&s), sealing, &legacy, Algorithm::ES256, 60, 2)
+                .await
+                .expect_err("sealed");
+            assert!(matches!(e, KeyError::Sealed(_)), "{e}");
+            assert!(e.to_string().contains("keyring_key"), "{e}");
+            assert_eq!(stored().await, (version, text.clone()));
+        }
+        // the host that read it before keeps signing, and sees no change
+        ring.refresh().await;
+        assert_eq!(ring.current_kid().as_deref(), Some(kid.as_str()));
+
+        // step 1 of a key change: the new key beside the current one
+        let mixed = Keyring::open(
+            Arc::clone(&s),
+            sealed_with(Some(1), Some(2)),
+            &legacy,
+            Algorithm::ES256,
+            60,
+            3,
+        )
+        .await
+        .expect("mixed");
+        assert_eq!(stored().await, (version, text.clone()), "nothing to reseal");
+        // step 2: the new key with the old one as previous: sealed again
+        // under the new one
+        let moved = Keyring::open(
+            Arc::clone(&s),
+            sealed_with(Some(2), Some(1)),
+            &legacy,
+            Algorithm::ES256,
+            60,
+            3,
+        )
+        .await
+        .expect("reseal");
+        assert_eq!(moved.current_kid().as_deref(), Some(kid.as_str()));
+        let (v2, t2) = stored().await;
+        assert!(v2 > version && t2 != text);
+        // a host still at step 1 reads it and does not seal it back
+        assert_eq!(
+            kids(&mixed.jwks(60, 3).await.expect("jwks")),
+            [kid.clone()].into()
+        );
+        assert_eq!(stored().await, (v2, t2.clone()));
+        let e = Keyring::open(
+            Arc::clone(&s),
+            sealed_with(Some(1), None),
+            &legacy,
+            Algorithm::ES256,
+            60,
+            4,
+        )
+        .await
+        .expect_err("old key only");
+        assert!(e.to_string().contains("sealed with key id"), "{e}");
+        // a rotation under the new key is read by a host with that key
+        let rotated = moved.rotate(Algorithm::ES256, 60, 5).await.expect("rotate");
+        let other = Keyring::open(s, sealed_with(Some(2), None), &legacy, Algorithm::ES256, 60, 6)
+            .await
+            .expect("open");
+        assert_eq!(other.current_kid(), Some(rotated));
+    }
+
     #[tokio::test]
     async fn signatures_verify_with_the_published_key() {
         use gatehouse_sdk::jose::KeySet;
         use gatehouse_sdk::jose::jws;
         for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
             let dir = tempfile::tempdir().expect("dir");
-            let ring = Keyring::open(store(dir.path()), &dir.path().join("k"), alg, 60, 0)
+            let ring = Keyring::open(store(dir.path()), clear(), &dir.path().join("k"), alg, 60, 0)
                 .await
                 .expect("open");
             let signed = ring.sign(&serde_json::json!({"sub": "alice"})).expect("sign");

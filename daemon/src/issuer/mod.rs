@@ -5,6 +5,7 @@
 //! - `entitlements.rs` — the pure rules (free access, purchases, seats,
 //!   minimum versions);
 //! - `keys.rs` — the signing keyring (generated, persisted, rotated);
+//! - `seal.rs` — the keyring sealed at rest under `keyring_key`;
 //! - `config.rs` — `[issuer]`;
 //! - this file — [`Issuer`]: the keyring and the reuse cache, which live
 //!   across reloads while the keys' settings stay, and [`Issuer::issue`].
@@ -14,6 +15,7 @@ pub mod config;
 pub mod entitlements;
 pub mod keys;
 pub mod listener;
+pub mod seal;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -104,6 +106,7 @@ impl Issuer {
         Ok(Self {
             keys: Keyring::open(
                 store,
+                Arc::clone(&config.sealing),
                 &config.key_file,
                 config.algorithm,
                 keep_retired(config),
