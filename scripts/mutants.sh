@@ -5,7 +5,7 @@
 # unviable lists land in mutants.out/<group>/mutants.out/ (not committed). Record the
 # table in docs/mutants.md.
 #   scripts/mutants.sh                every group below
-#   scripts/mutants.sh GROUP...       only these (jwt jose daemon check redact issuer radius tacacs oidc github paths host)
+#   scripts/mutants.sh GROUP...       only these (jwt jose daemon check redact issuer radius tacacs oidc github saml paths host)
 #   MUTANTS_ARGS='--re evict' scripts/mutants.sh daemon   extra cargo-mutants options
 # Slow: every mutant rebuilds its crate and runs its package's tests (one
 # mutant at a time: the CPU is shared). The `check` group runs end-to-end
@@ -26,11 +26,13 @@ declare -A files=(
   [redact]="sdk/src/redact.rs"
   # the checks of the plugins and the issuer that landed in session 4
   # (not yet run: see docs/mutants.md)
-  [issuer]="daemon/src/issuer/entitlements.rs daemon/src/issuer/catalog.rs daemon/src/issuer/keys.rs"
+  [issuer]="daemon/src/issuer/entitlements.rs daemon/src/issuer/catalog.rs daemon/src/issuer/keys.rs
+            daemon/src/issuer/seal.rs"
   [radius]="plugins/radius/src/packet.rs plugins/radius/src/client.rs"
   [tacacs]="plugins/tacacs/src/packet.rs plugins/tacacs/src/session.rs"
   [oidc]="plugins/oidc/src/protocol.rs plugins/oidc/src/claims.rs"
   [github]="plugins/github/src/api.rs"
+  [saml]="plugins/saml/src/verify.rs plugins/saml/src/structure.rs plugins/saml/src/front.rs"
   # session 6: forward-auth path normalisation and the host
   # modules' socket exchange
   [paths]="daemon/src/api/check/path.rs"
@@ -47,9 +49,9 @@ declare -A extra=(
 )
 
 groups=("$@")
-[ ${#groups[@]} -eq 0 ] && groups=(jwt jose daemon check redact issuer radius tacacs oidc github paths host)
+[ ${#groups[@]} -eq 0 ] && groups=(jwt jose daemon check redact issuer radius tacacs oidc github saml paths host)
 for g in "${groups[@]}"; do
-  [ -n "${files[$g]:-}" ] || { echo "unknown group $g (jwt jose daemon check redact issuer radius tacacs oidc github paths host)" >&2; exit 2; }
+  [ -n "${files[$g]:-}" ] || { echo "unknown group $g (jwt jose daemon check redact issuer radius tacacs oidc github saml paths host)" >&2; exit 2; }
   args=()
   for f in ${files[$g]}; do
     [ -f "$f" ] || { echo "$f is missing: update scripts/mutants.sh" >&2; exit 2; }
