@@ -206,6 +206,67 @@ mod tests {
         assert!(matches!(e, ExchangeError::Unavailable(_)), "{e}");
     }
 
+    /// A daemon stand-in on `path` that reads one request and answers
+    /// `answer` in two writes, then closes.
+    fn answering(path: &Path, answer: &'static [u8]) -> std::thread::JoinHandle<Vec<u8>> {
+        let listener = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 256];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "the client closed before its request ended");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let (first, rest) = answer.split_at(answer.len() / 2);
+            conn.write_all(first).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            conn.write_all(rest).unwrap();
+            request
+        })
+    }
+
+    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 17\r\n\r\n{\"user\":\"alice\"}";
+
+    #[test]
+    fn an_answer_is_read_whole_up_to_the_limit_and_no_further() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = b"GET /v1/nss/passwd?name=alice HTTP/1.1\r\nconnection: close\r\n\r\n";
+        // exactly the limit: read across both writes
+        let path = dir.path().join("a.sock");
+        let server = answering(&path, ANSWER);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let reply = exchange(&path, &[me()], deadline, request, ANSWER.len()).unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body, b"{\"user\":\"alice\"}");
+        assert_eq!(server.join().unwrap(), request);
+        // one byte over: refused, not cut short
+        let path = dir.path().join("b.sock");
+        let server = answering(&path, ANSWER);
+        let e = exchange(&path, &[me()], deadline, request, ANSWER.len() - 1).unwrap_err();
+        assert_eq!(e, ExchangeError::Protocol("answer too large".into()));
+        assert_eq!(e.to_string(), "unexpected answer: answer too large");
+        let _ = server.join();
+        // a deadline already past: nothing is sent
+        let path = dir.path().join("c.sock");
+        let _listener = UnixListener::bind(&path).unwrap();
+        let e = exchange(&path, &[me()], Instant::now(), request, 1024).unwrap_err();
+        assert!(matches!(e, ExchangeError::Unavailable(_)), "{e}");
+    }
+
+    #[test]
+    fn errors_say_what_failed() {
+        assert_eq!(
+            ExchangeError::Unavailable("no socket".into()).to_string(),
+            "daemon unavailable: no socket"
+        );
+        assert_eq!(
+            ExchangeError::Untrusted("uid 1000".into()).to_string(),
+            "untrusted socket: uid 1000"
+        );
+    }
+
     #[test]
     fn answers_parse_and_garbage_is_refused() {
         let a = parse(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\n{}").unwrap();

@@ -126,6 +126,37 @@ mod tests {
     }
 
     #[test]
+    fn the_size_limit_is_exact_and_fits_real_responses() {
+        // base64 of exactly MAX_RESPONSE bytes (a multiple of 4): taken
+        let xml_len = MAX_RESPONSE / 4 * 3;
+        let xml = format!("<r>{}</r>", "a".repeat(xml_len - "<r></r>".len()));
+        let enc = b64(&xml);
+        assert_eq!(enc.len(), MAX_RESPONSE);
+        assert_eq!(decode_response(&enc).unwrap(), xml);
+        // one byte more (whitespace counts: it is what the client sent)
+        let over = format!("{enc}\n");
+        assert_eq!(
+            decode_response(&over).unwrap_err().reason(),
+            "too_large",
+            "{} bytes",
+            over.len()
+        );
+        // a response with many attributes (20 KB of XML) fits
+        let big = format!("<r>{}</r>", "<a>v</a>".repeat(2_500));
+        assert_eq!(decode_response(&b64(&big)).unwrap(), big);
+    }
+
+    #[test]
+    fn a_bare_xml_declaration_is_read_past() {
+        assert!(check_lexical("<?xml?><r/>").is_ok());
+        assert!(check_lexical("<?xml version=\"1.0\"?><r>&amp;</r>").is_ok());
+        assert_eq!(
+            check_lexical("<?xml?><!DOCTYPE r><r/>").unwrap_err().reason(),
+            "dtd"
+        );
+    }
+
+    #[test]
     fn hostile_shapes_are_refused_with_their_reason() {
         for (xml, reason) in [
             (

@@ -360,6 +360,72 @@ mod tests {
         }
     }
 
+    fn structure_message(xml: &str) -> String {
+        match scan(xml).unwrap_err() {
+            SamlError::Structure(m) => m,
+            other => panic!("{other:?} for {xml}"),
+        }
+    }
+
+    #[test]
+    fn a_second_response_after_the_first_is_refused_not_read() {
+        // without the check, the second Response (no assertion of its
+        // own) would replace the first one's ID and InResponseTo
+        let xml = format!(
+            "{}<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"r2\" InResponseTo=\"q2\"></samlp:Response>",
+            response(&assertion("a1", true))
+        );
+        assert_eq!(structure_message(&xml), "content after the Response");
+    }
+
+    #[test]
+    fn roots_nested_responses_and_doubled_assertion_signatures_are_refused_by_name() {
+        // a Response inside the Response must not become the one read
+        let nested = response(&format!(
+            "<samlp:Response ID=\"inner\" InResponseTo=\"q2\"><saml:Issuer>x</saml:Issuer></samlp:Response>{}",
+            assertion("a1", true)
+        ));
+        assert_eq!(structure_message(&nested), "a Response inside the Response");
+        // a root that is not a Response
+        let root = "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"l\">\
+                    <samlp:Response ID=\"r\"><saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"a\"/>\
+                    </samlp:Response></samlp:LogoutResponse>";
+        assert_eq!(structure_message(root), "the document is not a SAML Response");
+        // two signatures in the Assertion
+        let doubled = response(&format!(
+            "<saml:Assertion ID=\"a1\">{}{}<saml:Subject/></saml:Assertion>",
+            sig("a1"),
+            sig("a1")
+        ));
+        match scan(&doubled).unwrap_err() {
+            SamlError::Signature(m) => assert_eq!(m, "a signature in an unexpected place"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_assertion_count_and_id_length_are_exact() {
+        assert_eq!(structure_message(&response("")), "no Assertion");
+        assert_eq!(
+            structure_message(&response(&format!(
+                "{}{}",
+                assertion("a1", false),
+                assertion("a2", false)
+            ))),
+            "more than one Assertion"
+        );
+        // 256 bytes: the longest ID taken; 257 is refused
+        let longest = "a".repeat(MAX_ID);
+        assert_eq!(
+            scan(&response(&assertion(&longest, false))).unwrap().assertion_id,
+            longest
+        );
+        assert_eq!(
+            structure_message(&response(&assertion(&"a".repeat(MAX_ID + 1), false))),
+            "an ID that is empty or longer than 256 bytes"
+        );
+    }
+
     #[test]
     fn encrypted_assertions_are_refused() {
         let xml = response("<saml:EncryptedAssertion/>");

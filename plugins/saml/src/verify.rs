@@ -249,3 +249,6 @@ fn classify(e: SpError) -> SamlError {
         _ => SamlError::Malformed("the response does not parse as SAML".into()),
     }
 }
+
+#[cfg(test)]
+mod tests;
