@@ -546,6 +546,7 @@ fn remove_within(value: &mut toml::de::DeValue<'_>, span: &std::ops::Range<usize
 /// find, so all errors of a file set are reported together.
 pub(crate) struct Resolver<'a> {
     errors: Vec<ConfigErrorEntry>,
+    /// Problems that do not stop the load (printed by `--check-config`).
     notes: Vec<ConfigErrorEntry>,
     pub(crate) src: &'a SourceFile,
     /// Where `*_credential` secrets of the daemon's own tables come from.
@@ -571,10 +572,49 @@ impl Resolver<'_> {
         self.errors.push(entry);
     }
 
-    /// Records a problem that does not stop the load (printed by
-    /// `--check-config`, logged at every load).
-    pub(crate) fn note(&mut self, entry: ConfigErrorEntry) {
-        self.notes.push(entry);
+    /// Reads the secrets of one of the daemon's own tables as plugin
+    /// secrets are read ([`secrets::resolve_secrets`]: each of `keys`
+    /// inline, `*_file` or `*_credential`) from the `given` settings:
+    /// errors are recorded, and a credential that a check outside the unit
+    /// cannot read is noted. The values by key, `None` when a credential
+    /// was left unchecked.
+    pub(crate) fn daemon_secrets(
+        &mut self,
+        table: &str,
+        keys: &[&str],
+        given: &[(&str, Option<&Spanned<String>>)],
+        table_span: &std::ops::Range<usize>,
+    ) -> Option<serde_json::Value> {
+        let mut settings = serde_json::Map::new();
+        let mut span = table_span.clone();
+        for (key, value) in given {
+            if let Some(v) = value {
+                span = v.span();
+                settings.insert((*key).to_owned(), serde_json::Value::String(v.get_ref().clone()));
+            }
+        }
+        let credentials = secrets::credential_keys(&serde_json::Value::Object(settings.clone()));
+        let mut settings = serde_json::Value::Object(settings);
+        let (mut errors, mut read) = (Vec::new(), Vec::new());
+        let at = self.src.at(&span);
+        let checked = secrets::resolve_secrets(
+            &mut settings,
+            keys,
+            &at,
+            table,
+            self.credentials,
+            &mut read,
+            &mut errors,
+        );
+        self.errors.extend(errors);
+        if checked {
+            return Some(settings);
+        }
+        for key in credentials {
+            self.notes
+                .push(at.error(format!("{table}.{key}"), secrets::NOT_CHECKED));
+        }
+        None
     }
 
     /// How many errors are recorded so far.
@@ -1011,42 +1051,19 @@ fn resolve_postgres(r: &mut Resolver<'_>, raw: &raw::RawStore, dir: &Path) -> Op
             )
         }
     });
-    let mut secrets = serde_json::Map::new();
-    let mut span = raw.url.span();
-    for (key, v) in [
-        ("password", &raw.password),
-        ("password_file", &raw.password_file),
-        ("password_credential", &raw.password_credential),
-    ] {
-        if let Some(v) = v {
-            span = v.span();
-            secrets.insert(key.into(), serde_json::Value::String(v.get_ref().clone()));
-        }
-    }
-    let mut secrets = serde_json::Value::Object(secrets);
-    let mut errors = Vec::new();
-    let mut read = Vec::new();
-    let checked = secrets::resolve_secrets(
-        &mut secrets,
-        &["password"],
-        &r.src.at(&span),
+    let secrets = r.daemon_secrets(
         "store",
-        r.credentials,
-        &mut read,
-        &mut errors,
+        &["password"],
+        &[
+            ("password", raw.password.as_ref()),
+            ("password_file", raw.password_file.as_ref()),
+            ("password_credential", raw.password_credential.as_ref()),
+        ],
+        &raw.url.span(),
     );
-    for e in errors {
-        r.push(e);
-    }
-    if !checked {
-        let note = r
-            .src
-            .at(&span)
-            .error("store.password_credential", secrets::NOT_CHECKED);
-        r.note(note);
-    }
     let password = secrets
-        .get("password")
+        .as_ref()
+        .and_then(|s| s.get("password"))
         .and_then(serde_json::Value::as_str)
         .map(gatehouse_sdk::Secret::new);
     if r.error_count() > before {

@@ -39,7 +39,7 @@ use super::catalog::{Catalog, Version};
 use super::entitlements::Mode;
 use super::keys::Algorithm;
 use super::seal::{SealKey, Sealing};
-use crate::config::{Location, Resolver, parse_duration, secrets};
+use crate::config::{Location, Resolver, parse_duration};
 
 /// `[issuer]` as written.
 #[derive(Debug, Deserialize)]
@@ -300,7 +300,7 @@ pub(crate) fn resolve(
             "TLS files without issuer.listen do nothing",
         );
     }
-    let sealing = resolve_sealing(r, raw, dir);
+    let sealing = resolve_sealing(r, raw);
     if r.error_count() != before {
         return None;
     }
@@ -329,87 +329,71 @@ pub(crate) fn resolve(
 /// `keyring_key` and `keyring_previous_key` (each inline, `*_file` or
 /// `*_credential`): base64 of 32 bytes. The values never reach an error
 /// message.
-fn resolve_sealing(r: &mut Resolver<'_>, raw: &Spanned<RawIssuer>, dir: &Path) -> Sealing {
+fn resolve_sealing(r: &mut Resolver<'_>, raw: &Spanned<RawIssuer>) -> Sealing {
     let issuer = raw.get_ref();
-    let mut settings = serde_json::Map::new();
-    let mut span = raw.span();
-    for (key, value) in [
-        ("keyring_key", &issuer.keyring_key),
-        ("keyring_key_file", &issuer.keyring_key_file),
-        ("keyring_key_credential", &issuer.keyring_key_credential),
-        ("keyring_previous_key", &issuer.keyring_previous_key),
-        ("keyring_previous_key_file", &issuer.keyring_previous_key_file),
-        (
-            "keyring_previous_key_credential",
-            &issuer.keyring_previous_key_credential,
-        ),
-    ] {
-        if let Some(v) = value {
-            span = v.span();
-            let v = match key.strip_suffix("_file") {
-                // relative to the file that names it, as resolve_secrets reads it
-                Some(_) => dir.join(v.get_ref()).to_string_lossy().into_owned(),
-                None => v.get_ref().clone(),
-            };
-            settings.insert(key.to_owned(), serde_json::Value::String(v));
-        }
-    }
-    let mut settings = serde_json::Value::Object(settings);
-    let (mut errors, mut read) = (Vec::new(), Vec::new());
-    let credentials = settings
-        .as_object()
-        .map(|m| {
-            m.keys()
-                .filter(|k| k.ends_with("_credential"))
-                .cloned()
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let checked = secrets::resolve_secrets(
-        &mut settings,
-        &["keyring_key", "keyring_previous_key"],
-        &r.src.at(&span),
+    let Some(settings) = r.daemon_secrets(
         "issuer",
-        r.credentials,
-        &mut read,
-        &mut errors,
-    );
-    for e in errors {
-        r.push(e);
-    }
-    if !checked {
+        &["keyring_key", "keyring_previous_key"],
+        &[
+            ("keyring_key", issuer.keyring_key.as_ref()),
+            ("keyring_key_file", issuer.keyring_key_file.as_ref()),
+            ("keyring_key_credential", issuer.keyring_key_credential.as_ref()),
+            ("keyring_previous_key", issuer.keyring_previous_key.as_ref()),
+            (
+                "keyring_previous_key_file",
+                issuer.keyring_previous_key_file.as_ref(),
+            ),
+            (
+                "keyring_previous_key_credential",
+                issuer.keyring_previous_key_credential.as_ref(),
+            ),
+        ],
+        &raw.span(),
+    ) else {
         // a check outside the unit: the key's form is not known, and the
         // check's scratch store holds no keyring to open
-        for key in credentials {
-            let note = r
-                .src
-                .at(&span)
-                .error(format!("issuer.{key}"), secrets::NOT_CHECKED);
-            r.note(note);
-        }
         return Sealing::default();
-    }
-    let mut key = |name: &str| {
+    };
+    let span_of = |forms: [Option<&Spanned<String>>; 3]| {
+        forms
+            .into_iter()
+            .flatten()
+            .next()
+            .map_or(raw.span(), Spanned::span)
+    };
+    let current_span = span_of([
+        issuer.keyring_key.as_ref(),
+        issuer.keyring_key_file.as_ref(),
+        issuer.keyring_key_credential.as_ref(),
+    ]);
+    let previous_span = span_of([
+        issuer.keyring_previous_key.as_ref(),
+        issuer.keyring_previous_key_file.as_ref(),
+        issuer.keyring_previous_key_credential.as_ref(),
+    ]);
+    let before = r.error_count();
+    let mut key = |name: &str, span: &std::ops::Range<usize>| {
         let text = settings.get(name)?.as_str()?;
         SealKey::parse(&gatehouse_sdk::Secret::new(text.to_owned()))
-            .map_err(|e| r.push(r.src.at(&span).error(format!("issuer.{name}"), e.to_string())))
+            .map_err(|e| r.err::<()>(span, format!("issuer.{name}"), e.to_string()))
             .ok()
     };
-    let current = key("keyring_key");
-    let previous = key("keyring_previous_key");
-    if previous.is_some() && current.is_none() && r.error_count() == 0 {
-        r.push(r.src.at(&span).error(
+    let current = key("keyring_key", &current_span);
+    let previous = key("keyring_previous_key", &previous_span);
+    if previous.is_some() && current.is_none() && r.error_count() == before {
+        r.err::<()>(
+            &previous_span,
             "issuer.keyring_previous_key",
             "a previous key opens the keyring only beside a current keyring_key",
-        ));
+        );
     }
     if let (Some(c), Some(p)) = (&current, &previous)
         && c.id() == p.id()
     {
-        r.push(
-            r.src
-                .at(&span)
-                .error("issuer.keyring_previous_key", "is the same key as keyring_key"),
+        r.err::<()>(
+            &previous_span,
+            "issuer.keyring_previous_key",
+            "is the same key as keyring_key",
         );
     }
     Sealing { current, previous }

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::*;
 
 /// A throwaway self-signed certificate and key (PEM).
-fn keypair() -> (String, String) {
+pub(crate) fn keypair() -> (String, String) {
     let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
     let key = PKey::from_rsa(rsa).unwrap();
     let mut name = openssl::x509::X509NameBuilder::new().unwrap();

@@ -20,26 +20,12 @@ const ACS: &str = "https://app.test/acs";
 const IDP: &str = "https://idp.test/metadata";
 const SKEW_SECS: i64 = 90;
 
-/// A self-signed certificate (PEM) and its private key (DER).
+/// A self-signed certificate (PEM) and its private key (DER, as xmlsec
+/// signs with it).
 fn keypair() -> (String, Vec<u8>) {
-    let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "idp.test").unwrap();
-    let name = name.build();
-    let mut b = openssl::x509::X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
-    (
-        String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
-        key.private_key_to_der().unwrap(),
-    )
+    let (cert, key) = crate::tests::keypair();
+    let key = PKey::private_key_from_pem(key.as_bytes()).unwrap();
+    (cert, key.private_key_to_der().unwrap())
 }
 
 fn verifier(idp_cert: &str, messages: bool, assertions: bool) -> ResponseVerifier {
