@@ -129,4 +129,16 @@ mod tests {
             assert_eq!(normalize(raw), Err(e), "{raw}");
         }
     }
+
+    #[test]
+    fn refusals_say_what_is_wrong_with_the_path() {
+        for (e, says) in [
+            (PathError::NotAbsolute, "does not start with /"),
+            (PathError::BadEscape, "malformed percent-escape"),
+            (PathError::Control, "control character"),
+            (PathError::AboveRoot, "above the root"),
+        ] {
+            assert!(e.to_string().contains(says), "{e:?}: {e}");
+        }
+    }
 }
