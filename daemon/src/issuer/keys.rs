@@ -686,6 +686,120 @@ mod tests {
         );
     }
 
+    #[test]
+    fn algorithms_parse_by_their_jws_names_only() {
+        for alg in [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA] {
+            assert_eq!(Algorithm::parse(alg.name()), Some(alg));
+        }
+        for other in ["none", "HS256", "rs256", "ES384", "Ed25519", ""] {
+            assert_eq!(Algorithm::parse(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn key_ids_are_rfc_7638_thumbprints() {
+        let b64 = |s: &str| URL_SAFE_NO_PAD.decode(s).expect("base64url");
+        // RFC 7638 section 3.1
+        let n = b64(concat!(
+            "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3",
+            "oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdA",
+            "ZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-",
+            "kEgU8awapJzKnqDKgw"
+        ));
+        let e = b64("AQAB");
+        assert_eq!(
+            thumbprint(PublicKey::Rsa { n: &n, e: &e }),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        // RFC 8037 appendix A.3
+        let x = b64("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+        assert_eq!(
+            thumbprint(PublicKey::Ed25519(&x)),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+        // the P-256 key of RFC 7517 appendix A.1; its thumbprint computed
+        // apart from gatehouse (SHA-256 of the RFC 7638 member string)
+        let mut point = vec![4];
+        point.extend(b64("MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4"));
+        point.extend(b64("4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"));
+        assert_eq!(
+            thumbprint(PublicKey::P256(&point)),
+            "cn-I_WNMClehiVp51i_0VpOENW1upEerA8sEam5hn-s"
+        );
+    }
+
+    #[tokio::test]
+    async fn debug_output_counts_the_keys_and_shows_none() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = store(dir.path());
+        let ring = Keyring::open(
+            Arc::clone(&s),
+            clear(),
+            &dir.path().join("k.json"),
+            Algorithm::ES256,
+            60,
+            0,
+        )
+        .await
+        .expect("open");
+        let shown = format!("{ring:?}");
+        assert!(shown.starts_with("Keyring"), "{shown}");
+        assert!(shown.contains("keys: 1"), "{shown}");
+        let doc = s.document(DOCUMENT).await.expect("doc").expect("doc");
+        let stored: StoredRing = serde_json::from_str(doc.value.expose()).expect("ring");
+        assert!(!shown.contains(&stored.keys[0].pkcs8), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_key_file_that_cannot_be_read_is_an_error_not_a_new_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        // there, but not a file that reads
+        let legacy = dir.path().join("issuer-keys.json");
+        std::fs::create_dir(&legacy).expect("mkdir");
+        let s = store(dir.path());
+        let e = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::ES256, 60, 0)
+            .await
+            .expect_err("unreadable key file");
+        assert!(matches!(e, KeyError::File { .. }), "{e}");
+        assert!(s.document(DOCUMENT).await.expect("doc").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_host_looks_for_another_hosts_rotation_only_after_a_while() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = store(dir.path());
+        let legacy = dir.path().join("k.json");
+        let a = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::ES256, 60, 0)
+            .await
+            .expect("a");
+        let b = Keyring::open(Arc::clone(&s), clear(), &legacy, Algorithm::ES256, 60, 0)
+            .await
+            .expect("b");
+        let first = b.current_kid().expect("kid");
+        let second = a.rotate(Algorithm::ES256, 60, 10).await.expect("rotate");
+        // the version kept is the one written: the writer need not read
+        // its own change back
+        let stored = s.document(DOCUMENT).await.expect("doc").expect("doc").version;
+        assert_eq!(a.lock().version, Some(stored));
+        // read a moment ago: the store is not asked again yet
+        b.refresh().await;
+        assert_eq!(b.current_kid(), Some(first));
+        // read longer ago than REFRESH: the rotation is seen
+        let long_ago = Instant::now()
+            .checked_sub(REFRESH + std::time::Duration::from_secs(1))
+            .expect("an instant in the past");
+        b.lock().read_at = long_ago;
+        b.refresh().await;
+        assert_eq!(b.current_kid(), Some(second.clone()));
+        assert_eq!(b.lock().version, Some(stored));
+        assert!(b.lock().read_at > long_ago);
+        // nothing changed since: a later look keeps the same keys
+        b.lock().read_at = long_ago;
+        b.refresh().await;
+        assert_eq!(b.current_kid(), Some(second));
+        assert!(b.lock().read_at > long_ago);
+    }
+
     fn sealed_with(current: Option<u8>, previous: Option<u8>) -> Arc<Sealing> {
         let key =
             |b: u8| super::super::seal::SealKey::parse(&Secret::new(STANDARD.encode([b; 32]))).expect("key");

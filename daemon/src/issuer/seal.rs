@@ -261,7 +261,25 @@ mod tests {
         // the id names the key without revealing it, and differs per key
         assert_eq!(k.id(), key(7).id());
         assert_ne!(k.id(), key(8).id());
-        assert!(!format!("{k:?}").contains(&STANDARD.encode([7u8; 32])));
+        let shown = format!("{k:?}");
+        assert!(!shown.contains(&STANDARD.encode([7u8; 32])), "{shown}");
+        assert!(shown.contains(k.id()), "{shown}");
+    }
+
+    #[test]
+    fn only_a_top_level_sealed_member_makes_a_document_sealed() {
+        let s = sealing(Some(1), None);
+        // a clear keyring that merely contains the word
+        let mentions = r#"{"keys":[],"note":"sealed"}"#;
+        let opened = s.open(&Secret::new(mentions.to_owned())).expect("clear");
+        assert_eq!(opened.text.expose(), mentions);
+        assert!(opened.reseal);
+        // a sealed document with members missing is damaged, not clear
+        assert_eq!(
+            s.open(&Secret::new(r#"{"sealed":"A256GCM","key_id":"x"}"#.to_owned()))
+                .err(),
+            Some(OpenError::Malformed)
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ struct Response {
     sign_response: bool,
     sign_assertion: bool,
     name_id: &'static str,
+    confirmation_method: &'static str,
 }
 
 impl Default for Response {
@@ -80,6 +81,7 @@ impl Default for Response {
             sign_response: true,
             sign_assertion: true,
             name_id: "alice",
+            confirmation_method: "urn:oasis:names:tc:SAML:2.0:cm:bearer",
         }
     }
 }
@@ -114,7 +116,7 @@ impl Response {
             "<saml:Assertion ID=\"{ASSERTION_ID}\" Version=\"2.0\" IssueInstant=\"{now}\">\
              <saml:Issuer>{issuer}</saml:Issuer>{sig}\
              <saml:Subject><saml:NameID Format=\"urn:oasis:names:tc:SAML:2.0:nameid-format:transient\">{name_id}</saml:NameID>\
-             <saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">\
+             <saml:SubjectConfirmation Method=\"{method}\">\
              <saml:SubjectConfirmationData NotOnOrAfter=\"{noa}\" Recipient=\"{recipient}\"{confirmation_irt}/>\
              </saml:SubjectConfirmation></saml:Subject>\
              <saml:Conditions NotBefore=\"{nb}\" NotOnOrAfter=\"{noa}\"><saml:AudienceRestriction>\
@@ -133,6 +135,7 @@ impl Response {
                 String::new()
             },
             name_id = self.name_id,
+            method = self.confirmation_method,
             noa = at(self.not_on_or_after),
             nb = at(self.not_before),
             recipient = self.recipient,
@@ -348,6 +351,15 @@ fn each_field_the_sp_checks_is_refused_by_name() {
                 ..Response::default()
             },
             "status",
+        ),
+        // a bearer assertion is what a browser may carry: holder-of-key
+        // needs a proof this SP never asks for
+        (
+            Response {
+                confirmation_method: "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key",
+                ..Response::default()
+            },
+            "subject_confirmation",
         ),
     ] {
         assert_eq!(reason(v.verify(&response.signed(&key), None)), wanted, "{wanted}");
