@@ -102,11 +102,14 @@ pub(crate) fn identity(s: &Settings, claims: &Map<String, Value>) -> Result<Iden
         });
     }
     // An address the provider has not verified is no address to map on.
-    let email_verified = claims.get("email_verified").and_then(|v| match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(t) => Some(t == "true"),
-        _ => None,
-    }) != Some(false);
+    // Not said: verified (many providers send only verified addresses);
+    // said in any form but `true` or "true" (0, null, "yes"): unverified.
+    let email_verified = match claims.get("email_verified") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(t)) => t == "true",
+        Some(_) => false,
+    };
     let email = text(claims.get("email")).filter(|_| email_verified);
     let uid = match text(claims.get(&s.id_key)) {
         Some(u) => u,

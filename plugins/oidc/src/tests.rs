@@ -402,6 +402,24 @@ fn an_unverified_email_is_neither_the_email_nor_an_attribute_nor_the_username() 
         assert!(!id.attributes.contains_key("email"), "{unverified}");
         assert_eq!(id.attributes["email_verified"], ["false"]);
     }
+    // said some other way: not verified either (fail closed)
+    for odd in [
+        json!(0),
+        json!(1),
+        json!(null),
+        json!("yes"),
+        json!({"v": true}),
+        json!([true]),
+    ] {
+        let id = claims::identity(
+            &s,
+            &claims(json!({"sub": "u1", "email": "boss@corp.example", "email_verified": odd})),
+        )
+        .unwrap();
+        assert_eq!(id.email, None, "{odd}");
+        assert_eq!(id.username, "u1", "{odd}");
+        assert!(!id.attributes.contains_key("email"), "{odd}");
+    }
     // verified, or not said (many providers only send verified addresses)
     for verified in [json!(true), json!("true"), json!(null)] {
         let mut c = json!({"sub": "u1", "email": "boss@corp.example", "email_verified": verified.clone()});
