@@ -402,6 +402,8 @@ impl Api<'_> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::sync::{Arc, Mutex};
+
     use super::*;
 
     #[test]
@@ -507,9 +509,434 @@ mod tests {
     }
 
     #[test]
+    fn dates_around_the_end_of_february_are_exact() {
+        // the year turns at March 1st in the civil-date algorithm: the
+        // days on either side of it, in common, leap and century years
+        for (secs, date) in [
+            (5_097_599, "1970-02-28T23:59:59Z"),
+            (5_097_600, "1970-03-01T00:00:00Z"),
+            (951_868_800, "2000-03-01T00:00:00Z"),
+            (1_709_210_096, "2024-02-29T12:34:56Z"),
+            (1_709_251_200, "2024-03-01T00:00:00Z"),
+            (4_107_542_399, "2100-02-28T23:59:59Z"),
+            (4_107_542_400, "2100-03-01T00:00:00Z"),
+            (13_574_563_200, "2400-02-29T00:00:00Z"),
+        ] {
+            assert_eq!(rfc3339(secs), date, "{secs}");
+        }
+    }
+
+    #[test]
     fn error_messages_are_cleaned() {
         let m = message_of(b"{\"message\":\"a\\u0007b\"}");
         assert_eq!(m, "ab");
         assert_eq!(message_of(b"not json"), "");
+    }
+
+    // ---- over HTTP: a stand-in for GitHub on 127.0.0.1 ----
+
+    /// One request as the stand-in received it.
+    #[derive(Clone, Debug)]
+    struct Seen {
+        /// `GET /api/v3/user HTTP/1.1`
+        line: String,
+        /// Names lowercased.
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Seen {
+        fn target(&self) -> &str {
+            self.line.split(' ').nth(1).unwrap_or_default()
+        }
+
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// A plain-http server on 127.0.0.1 answering each request with the
+    /// bytes `answer` gives (called with the server's origin,
+    /// `http://127.0.0.1:<port>`, and the request). Returns the origin and
+    /// the requests received.
+    fn stand_in<F>(answer: F) -> (String, Arc<Mutex<Vec<Seen>>>)
+    where
+        F: Fn(&str, &Seen) -> Vec<u8> + Send + 'static,
+    {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (me, log) = (origin.clone(), Arc::clone(&seen));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break Some(i);
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break None,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let Some(head_end) = head_end else { continue };
+                let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+                let mut lines = head.split("\r\n");
+                let line = lines.next().unwrap_or_default().to_owned();
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let length: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = data[head_end + 4..].to_vec();
+                while body.len() < length {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => body.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let request = Seen { line, headers, body };
+                let reply = answer(&me, &request);
+                log.lock().unwrap().push(request);
+                let _ = conn.write_all(&reply);
+            }
+        });
+        (origin, seen)
+    }
+
+    /// An HTTP/1.1 answer shaped like GitHub's.
+    fn reply(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        for (n, v) in headers {
+            out.push_str(&format!("{n}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        let mut out = out.into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// A client that takes plain http to loopback (the stand-in).
+    fn client() -> HttpClient {
+        HttpClient::builder(&gatehouse_sdk::HttpSettings::default())
+            .allow_loopback_http()
+            .build()
+            .unwrap()
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn bodies_up_to_one_mebibyte_are_read_intact_and_larger_ones_refused() {
+        // the documented cap, spelled out (not BODY_LIMIT: the test checks its value)
+        const MIB: usize = 1024 * 1024;
+        fn body_of(n: usize) -> Vec<u8> {
+            (0..n).map(|i| u8::try_from(i % 251).unwrap()).collect()
+        }
+        let (origin, _) = stand_in(|_, req| {
+            let n = req.target().trim_start_matches('/').parse().unwrap();
+            reply("200 OK", &[], &body_of(n))
+        });
+        let http = client();
+        let read = |n: usize| {
+            run(async {
+                let url = format!("{origin}/{n}");
+                let response = http.get(&url).unwrap().send().await.unwrap();
+                read_body(&url, response).await
+            })
+        };
+        for n in [1, 2, 1000, 65_537, MIB - 1, MIB] {
+            assert_eq!(read(n).unwrap(), body_of(n), "{n} bytes");
+        }
+        for n in [MIB + 1, 2 * MIB] {
+            assert_eq!(
+                read(n).unwrap_err(),
+                GithubError::BadResponse {
+                    reason: "larger than 1048576 bytes".into()
+                },
+                "{n} bytes"
+            );
+        }
+    }
+
+    const FORM: &str = "client_id=Iv1.abc&client_secret=shh&code=c0de";
+
+    /// Exchanges a code at a stand-in answering `answer`: the result and
+    /// the requests it received.
+    fn exchange(answer: Vec<u8>) -> (Result<Secret, GithubError>, Vec<Seen>) {
+        let (origin, seen) = stand_in(move |_, _| answer.clone());
+        let url = format!("{origin}/login/oauth/access_token");
+        let result = run(exchange_code(&client(), &url, FORM.into(), 1000));
+        let seen = seen.lock().unwrap().clone();
+        (result, seen)
+    }
+
+    #[test]
+    fn a_granted_code_yields_githubs_access_token() {
+        let (token, seen) = exchange(reply(
+            "200 OK",
+            &[],
+            br#"{"access_token":"gho_16C7e42F292c6912E7710c838347Ae178B4a","scope":"read:org","token_type":"bearer"}"#,
+        ));
+        assert_eq!(
+            token.unwrap().expose(),
+            "gho_16C7e42F292c6912E7710c838347Ae178B4a"
+        );
+        let [req] = seen.as_slice() else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(req.line, "POST /login/oauth/access_token HTTP/1.1");
+        assert_eq!(req.header("accept"), Some("application/json"));
+        assert_eq!(
+            req.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(req.body, FORM.as_bytes());
+    }
+
+    #[test]
+    fn refused_or_tokenless_exchanges_yield_no_token() {
+        let bad = |reason: &str| GithubError::BadResponse {
+            reason: reason.into(),
+        };
+        let no_token = bad("token response without access_token");
+        for (body, expected) in [
+            (
+                &br#"{"error":"bad_verification_code","error_description":"The code passed is incorrect or expired.","error_uri":"https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#bad-verification-code"}"#[..],
+                GithubError::TokenExchange {
+                    error: "bad_verification_code".into(),
+                },
+            ),
+            // an error wins over a token; the code is cut to letters, digits and _
+            (
+                br#"{"error":"incorrect_client_credentials <b>\u0007\n-1","access_token":"gho_x"}"#,
+                GithubError::TokenExchange {
+                    error: "incorrect_client_credentialsb1".into(),
+                },
+            ),
+            (br#"{"access_token":"","token_type":"bearer"}"#, no_token.clone()),
+            (br#"{"access_token":null}"#, no_token.clone()),
+            (br#"{"token_type":"bearer"}"#, no_token.clone()),
+            (b"{}", no_token.clone()),
+        ] {
+            let (result, _) = exchange(reply("200 OK", &[], body));
+            assert_eq!(
+                result.unwrap_err(),
+                expected,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // a form-encoded answer (the JSON that was asked for is missing)
+        let (result, _) = exchange(reply(
+            "200 OK",
+            &[],
+            b"access_token=gho_x&scope=&token_type=bearer",
+        ));
+        assert_eq!(result.unwrap_err().code(), "bad_response");
+        // a failing status is classified, whatever its body holds
+        let token = br#"{"access_token":"gho_x"}"#;
+        for (status, code) in [
+            ("401 Unauthorized", "bad_credentials"),
+            ("404 Not Found", "not_found"),
+            ("429 Too Many Requests", "rate_limited"),
+            ("503 Service Unavailable", "server_error"),
+        ] {
+            let (result, _) = exchange(reply(status, &[], token));
+            assert_eq!(result.unwrap_err().code(), code, "{status}");
+        }
+    }
+
+    /// The stand-in as a GitHub Enterprise server: `api_url` is
+    /// `<origin>/api/v3/`.
+    fn api_base(origin: &str) -> Url {
+        Url::parse(&format!("{origin}/api/v3/")).unwrap()
+    }
+
+    #[test]
+    fn api_requests_carry_the_token_and_githubs_headers() {
+        let (origin, seen) = stand_in(|_, req| match req.target() {
+            "/api/v3/user" => reply("200 OK", &[], br#"{"login":"octocat","id":1}"#),
+            _ => reply("404 Not Found", &[], br#"{"message":"Not Found"}"#),
+        });
+        let (http, base, token) = (client(), api_base(&origin), Secret::new("gho_tok"));
+        let api = Api {
+            http: &http,
+            base: &base,
+            token: &token,
+            now: 0,
+        };
+        let user: serde_json::Value = run(api.get("/user")).unwrap();
+        assert_eq!(user, serde_json::json!({"login": "octocat", "id": 1}));
+        let seen = seen.lock().unwrap().clone();
+        let [req] = seen.as_slice() else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(req.line, "GET /api/v3/user HTTP/1.1");
+        assert_eq!(req.header("authorization"), Some("Bearer gho_tok"));
+        assert_eq!(req.header("accept"), Some(MEDIA_TYPE));
+        assert_eq!(req.header("x-github-api-version"), Some(API_VERSION));
+    }
+
+    #[test]
+    fn failing_api_statuses_are_classified_not_parsed() {
+        let (origin, _) = stand_in(|_, req| match req.target() {
+            "/api/v3/user" => reply(
+                "401 Unauthorized",
+                &[],
+                br#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}"#,
+            ),
+            "/api/v3/user/orgs?per_page=100" => reply(
+                "403 Forbidden",
+                &[
+                    ("x-ratelimit-remaining", "0"),
+                    ("x-ratelimit-reset", "1700000000"),
+                ],
+                br#"[]"#,
+            ),
+            _ => reply("404 Not Found", &[], br#"{"message":"Not Found"}"#),
+        });
+        let (http, base, token) = (client(), api_base(&origin), Secret::new("gho_tok"));
+        let api = Api {
+            http: &http,
+            base: &base,
+            token: &token,
+            now: 0,
+        };
+        let e = run(api.get::<serde_json::Value>("user")).unwrap_err();
+        assert_eq!(e, GithubError::BadCredentials);
+        let e = run(api.list::<serde_json::Value>("user/orgs")).unwrap_err();
+        assert_eq!(
+            e,
+            GithubError::RateLimited {
+                reset: Some(1_700_000_000)
+            }
+        );
+        let e = run(api.get::<serde_json::Value>("orgs/acme")).unwrap_err();
+        assert_eq!(e, GithubError::NotFound);
+    }
+
+    fn logins(items: &[serde_json::Value]) -> Vec<&str> {
+        items.iter().map(|o| o["login"].as_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn lists_are_read_page_by_page_through_next_links() {
+        let (origin, seen) = stand_in(|me, req| {
+            let page = |n: u32| format!("<{me}/api/v3/user/orgs?per_page=100&page={n}>");
+            match req.target() {
+                "/api/v3/user/orgs?per_page=100" => reply(
+                    "200 OK",
+                    &[(
+                        "link",
+                        &format!(r#"{}; rel="next", {}; rel="last""#, page(2), page(3)),
+                    )],
+                    br#"[{"login":"acme"},{"login":"globex"}]"#,
+                ),
+                "/api/v3/user/orgs?per_page=100&page=2" => reply(
+                    "200 OK",
+                    &[(
+                        "link",
+                        &format!(
+                            r#"{}; rel="prev", {}; rel="next", {}; rel="last", {}; rel="first""#,
+                            page(1),
+                            page(3),
+                            page(3),
+                            page(1)
+                        ),
+                    )],
+                    br#"[{"login":"initech"}]"#,
+                ),
+                "/api/v3/user/orgs?per_page=100&page=3" => reply(
+                    "200 OK",
+                    &[(
+                        "link",
+                        &format!(r#"{}; rel="prev", {}; rel="first""#, page(2), page(1)),
+                    )],
+                    br#"[{"login":"umbrella"}]"#,
+                ),
+                _ => reply("404 Not Found", &[], br#"{"message":"Not Found"}"#),
+            }
+        });
+        let (http, base, token) = (client(), api_base(&origin), Secret::new("gho_tok"));
+        let api = Api {
+            http: &http,
+            base: &base,
+            token: &token,
+            now: 0,
+        };
+        let orgs: Vec<serde_json::Value> = run(api.list("/user/orgs")).unwrap();
+        assert_eq!(logins(&orgs), ["acme", "globex", "initech", "umbrella"]);
+        let seen = seen.lock().unwrap().clone();
+        let targets: Vec<&str> = seen.iter().map(Seen::target).collect();
+        assert_eq!(
+            targets,
+            [
+                "/api/v3/user/orgs?per_page=100",
+                "/api/v3/user/orgs?per_page=100&page=2",
+                "/api/v3/user/orgs?per_page=100&page=3"
+            ]
+        );
+        assert!(
+            seen.iter()
+                .all(|r| r.header("authorization") == Some("Bearer gho_tok"))
+        );
+    }
+
+    #[test]
+    fn next_links_outside_api_url_are_refused_and_never_get_the_token() {
+        // another server, reachable: a followed link would reach it
+        let (elsewhere, stolen) = stand_in(|_, _| reply("200 OK", &[], br#"[{"login":"evil"}]"#));
+        for next in [
+            format!("{elsewhere}/api/v3/user/orgs?per_page=100&page=2"),
+            "https://evil.example.com/api/v3/user/orgs?per_page=100&page=2".to_owned(),
+            // the right server, outside api_url's path
+            "ORIGIN/elsewhere/user/orgs?page=2".to_owned(),
+        ] {
+            let (origin, seen) = stand_in(move |me, req| match req.target() {
+                "/api/v3/user/orgs?per_page=100" => reply(
+                    "200 OK",
+                    &[(
+                        "link",
+                        &format!(r#"<{}>; rel="next""#, next.replace("ORIGIN", me)),
+                    )],
+                    br#"[{"login":"acme"}]"#,
+                ),
+                _ => reply("200 OK", &[], br#"[{"login":"evil"}]"#),
+            });
+            let (http, base, token) = (client(), api_base(&origin), Secret::new("gho_tok"));
+            let api = Api {
+                http: &http,
+                base: &base,
+                token: &token,
+                now: 0,
+            };
+            let e = run(api.list::<serde_json::Value>("user/orgs")).unwrap_err();
+            assert_eq!(e, GithubError::ForeignLink);
+            assert_eq!(seen.lock().unwrap().len(), 1, "only the first page was asked for");
+        }
+        assert!(
+            stolen.lock().unwrap().is_empty(),
+            "the other server got a request"
+        );
     }
 }
