@@ -557,4 +557,138 @@ mod tests {
         assert_eq!(r.unwrap_err(), ExchangeError::Refused);
         assert!(t.elapsed() < Duration::from_secs(1));
     }
+
+    /// Two requests in flight to a closed port: the first one's ICMP
+    /// error is reported to whichever socket call comes next, here the
+    /// second request's send. Both are refused, neither is an I/O error.
+    #[tokio::test]
+    async fn a_closed_port_refuses_requests_already_queued() {
+        let port = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        };
+        let client = Arc::new(server(port, true));
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                let c = client.clone();
+                tokio::spawn(async move { c.exchange(request, Duration::from_millis(200), 3).await })
+            })
+            .collect();
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap_err(), ExchangeError::Refused);
+        }
+    }
+
+    /// A send that fails for another reason (a datagram too large for
+    /// UDP) is an I/O error, not a closed port.
+    #[tokio::test]
+    async fn other_send_errors_are_io_errors() {
+        let srv = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let client = server(srv.local_addr().unwrap().port(), true);
+        let r = client
+            .exchange(|_, _| Ok(vec![0u8; 70_000]), Duration::from_secs(2), 0)
+            .await;
+        assert!(matches!(r, Err(ExchangeError::Io(_))), "{r:?}");
+    }
+
+    /// Every request gets a fresh random Request Authenticator (a late
+    /// reply to an earlier request must not verify).
+    #[tokio::test]
+    async fn each_request_has_its_own_random_authenticator() {
+        let srv = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let client = Arc::new(server(srv.local_addr().unwrap().port(), true));
+        let mut buf = [0u8; 4096];
+        let mut authenticators = HashSet::new();
+        for _ in 0..3 {
+            let c = client.clone();
+            let call = tokio::spawn(async move { c.exchange(request, Duration::from_secs(5), 0).await });
+            let (n, from) = srv.recv_from(&mut buf).await.unwrap();
+            authenticators.insert(buf[4..20].to_vec());
+            srv.send_to(&accept_for(&buf[..n]), from).await.unwrap();
+            assert_eq!(call.await.unwrap().unwrap().bytes[0], code::ACCESS_ACCEPT);
+        }
+        assert_eq!(authenticators.len(), 3, "{authenticators:?}");
+        assert!(!authenticators.contains(&vec![0u8; 16]));
+    }
+
+    /// Dropping the server stops its receive task and closes its socket.
+    #[tokio::test]
+    async fn a_dropped_server_closes_its_socket() {
+        let srv = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let client = server(srv.local_addr().unwrap().port(), true);
+        let conn = client.conn().await.unwrap();
+        let (socket, shared) = (Arc::downgrade(&conn.socket), Arc::downgrade(&conn.shared));
+        drop(conn);
+        assert!(socket.upgrade().is_some(), "open while the server lives");
+        drop(client);
+        for _ in 0..100 {
+            if socket.upgrade().is_none() && shared.upgrade().is_none() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the receive task still holds the socket");
+    }
+
+    #[test]
+    fn servers_are_labelled_host_and_port() {
+        assert_eq!(server(1812, true).label(), "127.0.0.1:1812");
+        let v6 = Server::new(
+            ServerAddr {
+                host: "::1".into(),
+                port: 1645,
+            },
+            Secret::new("s"),
+            true,
+        );
+        assert_eq!(v6.label(), "[::1]:1645");
+    }
+
+    #[test]
+    fn exchange_errors_have_stable_codes_and_say_what_happened() {
+        let cases = [
+            (
+                ExchangeError::Resolve("radius.invalid: no address".into()),
+                "resolve_failed",
+                "resolve_failed: radius.invalid: no address",
+            ),
+            (
+                ExchangeError::Io("no randomness".into()),
+                "io_error",
+                "io_error: no randomness",
+            ),
+            (
+                ExchangeError::Refused,
+                "port_unreachable",
+                "port_unreachable: nothing listens on the server's port",
+            ),
+            (
+                ExchangeError::Timeout {
+                    attempts: 3,
+                    dropped: 0,
+                    last_drop: None,
+                },
+                "timeout",
+                "timeout: no reply to 3 transmission(s) (a wrong shared secret gets none)",
+            ),
+            (
+                ExchangeError::Timeout {
+                    attempts: 2,
+                    dropped: 5,
+                    last_drop: Some(PacketError::BadResponseAuthenticator),
+                },
+                "timeout",
+                "timeout: no valid reply to 2 transmission(s); 5 reply(ies) dropped (last: bad_response_authenticator)",
+            ),
+            (
+                ExchangeError::Encode(PacketError::PasswordTooLong),
+                "encode_failed",
+                "encode_failed: password_too_long",
+            ),
+        ];
+        for (e, code, text) in cases {
+            assert_eq!(e.code(), code);
+            assert_eq!(e.to_string(), text);
+        }
+    }
 }

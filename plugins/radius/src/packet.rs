@@ -570,4 +570,191 @@ mod tests {
             Err(PacketError::BadMessageAuthenticatorAttribute)
         );
     }
+
+    #[test]
+    fn error_codes_are_stable_and_are_the_display_text() {
+        for (e, code) in [
+            (PacketError::PasswordTooLong, "password_too_long"),
+            (PacketError::AttributeTooLong, "attribute_too_long"),
+            (PacketError::PacketTooLong, "packet_too_long"),
+            (PacketError::BadLength, "bad_length"),
+            (PacketError::BadAttribute, "bad_attribute"),
+            (
+                PacketError::BadMessageAuthenticatorAttribute,
+                "bad_message_authenticator_attribute",
+            ),
+            (PacketError::UnexpectedCode, "unexpected_code"),
+            (
+                PacketError::BadResponseAuthenticator,
+                "bad_response_authenticator",
+            ),
+            (PacketError::BadMessageAuthenticator, "bad_message_authenticator"),
+            (
+                PacketError::MissingMessageAuthenticator,
+                "missing_message_authenticator",
+            ),
+        ] {
+            assert_eq!(e.code(), code);
+            assert_eq!(e.to_string(), code);
+        }
+    }
+
+    #[test]
+    fn a_key_of_exactly_one_block_is_used_as_it_is() {
+        // RFC 2104 hashes only keys longer than the 64-byte block; the
+        // value computed independently with Python's hmac module.
+        assert_eq!(
+            hex(&hmac_md5(&[0x0c; 64], &[b"Test With Exactly Block-Size Key"])),
+            "b4edaeec8643edc3c19fb2d61e6fe407"
+        );
+    }
+
+    #[test]
+    fn hidden_passwords_of_impossible_lengths_are_not_revealed() {
+        let auth = [7u8; 16];
+        for len in [0usize, 1, 15, 17, 31, 144, 160] {
+            assert_eq!(
+                reveal_password(&vec![0x41; len], b"s", &auth),
+                None,
+                "{len} bytes"
+            );
+        }
+        assert!(reveal_password(&[0x41; 128], b"s", &auth).is_some());
+    }
+
+    #[test]
+    fn attributes_of_up_to_253_bytes_are_accepted_and_longer_refused() {
+        let mut r = AccessRequest::new(1, &[0u8; 16]);
+        assert!(r.add(attr::CLASS, &[b'c'; 253]).is_ok());
+        assert_eq!(
+            r.add(attr::CLASS, &[b'c'; 254]).err(),
+            Some(PacketError::AttributeTooLong)
+        );
+        let bytes = r.finish(b"s");
+        let p = Packet::parse(&bytes).unwrap();
+        assert_eq!(p.first(attr::CLASS), Some(&[b'c'; 253][..]));
+        assert_eq!(p.attributes.len(), 2, "the refused attribute was not added");
+    }
+
+    /// The request grows to exactly 4096 bytes, and not one byte further.
+    #[test]
+    fn a_request_fills_4096_bytes_and_no_more() {
+        // header and Message-Authenticator: 38 bytes; 15 attributes of 255
+        let mut r = AccessRequest::new(1, &[0u8; 16]);
+        for _ in 0..15 {
+            r.add(attr::CLASS, &[b'c'; 253]).unwrap();
+        }
+        // 38 + 15 * 255 = 3863: 233 bytes are left, a value of 231
+        assert_eq!(
+            r.add(attr::STATE, &[b's'; 232]).err(),
+            Some(PacketError::PacketTooLong)
+        );
+        r.add(attr::STATE, &[b's'; 231]).unwrap();
+        assert_eq!(r.add(attr::STATE, b"").err(), Some(PacketError::PacketTooLong));
+        let bytes = r.finish(b"s");
+        assert_eq!(bytes.len(), MAX_PACKET_LEN);
+        let p = Packet::parse(&bytes).unwrap();
+        assert_eq!(p.attributes.len(), 17);
+        assert_eq!(p.first(attr::STATE), Some(&[b's'; 231][..]));
+    }
+
+    #[test]
+    fn an_empty_attribute_parses() {
+        let req = [4u8; 16];
+        let r = encode_reply(
+            code::ACCESS_ACCEPT,
+            1,
+            &req,
+            &[(attr::STATE, b""), (attr::CLASS, b"x")],
+            b"s",
+            true,
+        )
+        .unwrap();
+        let p = Packet::parse(&r).unwrap();
+        assert_eq!(p.first(attr::STATE), Some(&b""[..]));
+        assert_eq!(p.first(attr::CLASS), Some(&b"x"[..]));
+        assert_eq!(p.verify_reply(&req, b"s", true), Ok(()));
+    }
+
+    /// A server may put the Message-Authenticator anywhere: after other
+    /// attributes, it is still found and verified where it is.
+    #[test]
+    fn a_message_authenticator_after_other_attributes_verifies() {
+        let req = [6u8; 16];
+        let secret = b"s3";
+        let mut buf = vec![code::ACCESS_ACCEPT, 9, 0, 0];
+        buf.extend_from_slice(&req);
+        buf.extend_from_slice(&[attr::CLASS, 8]);
+        buf.extend_from_slice(b"admins");
+        buf.extend_from_slice(&[attr::REPLY_MESSAGE, 5]);
+        buf.extend_from_slice(b"hi!");
+        let at = buf.len() + 2;
+        buf.extend_from_slice(&[attr::MESSAGE_AUTHENTICATOR, 18]);
+        buf.extend_from_slice(&[0u8; 16]);
+        buf.extend_from_slice(&[attr::FILTER_ID, 4]);
+        buf.extend_from_slice(b"ro");
+        let len = buf.len() as u16;
+        buf[2..4].copy_from_slice(&len.to_be_bytes());
+        let mac = hmac_md5(secret, &[&buf]);
+        buf[at..at + 16].copy_from_slice(&mac);
+        let auth = md5(&[&buf, secret]);
+        buf[4..HEADER_LEN].copy_from_slice(&auth);
+        let p = Packet::parse(&buf).unwrap();
+        assert_eq!(p.verify_reply(&req, secret, true), Ok(()));
+        // and a flipped bit in it is noticed
+        let mut bad = buf.clone();
+        bad[at + 3] ^= 1;
+        bad[4..HEADER_LEN].copy_from_slice(&req);
+        let auth = md5(&[&bad, secret]);
+        bad[4..HEADER_LEN].copy_from_slice(&auth);
+        assert_eq!(
+            Packet::parse(&bad).unwrap().verify_reply(&req, secret, true),
+            Err(PacketError::BadMessageAuthenticator)
+        );
+    }
+
+    #[test]
+    fn replies_are_encoded_up_to_the_limits_and_refused_beyond() {
+        let req = [2u8; 16];
+        let at_limit = encode_reply(
+            code::ACCESS_ACCEPT,
+            1,
+            &req,
+            &[(attr::CLASS, &[1; 253])],
+            b"s",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            Packet::parse(&at_limit).unwrap().first(attr::CLASS),
+            Some(&[1u8; 253][..])
+        );
+        assert_eq!(
+            encode_reply(
+                code::ACCESS_ACCEPT,
+                1,
+                &req,
+                &[(attr::CLASS, &[1; 254])],
+                b"s",
+                true
+            ),
+            Err(PacketError::AttributeTooLong)
+        );
+        // 38 bytes, 15 attributes of 255, and one of 233: exactly 4096
+        let big = [1u8; 253];
+        let mut attrs: Vec<(u8, &[u8])> = vec![(attr::CLASS, &big); 15];
+        attrs.push((attr::STATE, &big[..231]));
+        let full = encode_reply(code::ACCESS_ACCEPT, 1, &req, &attrs, b"s", true).unwrap();
+        assert_eq!(full.len(), MAX_PACKET_LEN);
+        assert_eq!(
+            Packet::parse(&full).unwrap().verify_reply(&req, b"s", true),
+            Ok(())
+        );
+        attrs.pop();
+        attrs.push((attr::STATE, &big[..232]));
+        assert_eq!(
+            encode_reply(code::ACCESS_ACCEPT, 1, &req, &attrs, b"s", true),
+            Err(PacketError::PacketTooLong)
+        );
+    }
 }

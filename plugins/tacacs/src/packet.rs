@@ -421,6 +421,40 @@ mod tests {
     }
 
     #[test]
+    fn every_status_rfc_8907_defines_is_read() {
+        for (byte, status) in [
+            (0x01, Status::Pass),
+            (0x02, Status::Fail),
+            (0x03, Status::GetData),
+            (0x04, Status::GetUser),
+            (0x05, Status::GetPass),
+            (0x06, Status::Restart),
+            (0x07, Status::Error),
+            (0x21, Status::Follow),
+        ] {
+            assert_eq!(
+                Reply::decode(&[byte, 0, 0, 0, 0, 0]).map(|r| r.status),
+                Ok(status),
+                "{byte:#04x}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_noecho_flag_hides_the_answer() {
+        for (flags, hidden) in [
+            (0x00, false),
+            (0x02, false),
+            (0xfe, false),
+            (0x01, true),
+            (0x03, true),
+        ] {
+            let r = Reply::decode(&[4, flags, 0, 0, 0, 0]).unwrap();
+            assert_eq!(r.no_echo(), hidden, "flags {flags:#04x}");
+        }
+    }
+
+    #[test]
     fn hostile_reply_lengths_are_refused() {
         assert_eq!(Reply::decode(&[]), Err(BadReply::Short));
         assert_eq!(Reply::decode(&[1, 0, 0, 0, 0]), Err(BadReply::Short));

@@ -348,4 +348,79 @@ mod tests {
         p[8..12].copy_from_slice(&(MAX_REPLY_BODY as u32 + 1).to_be_bytes());
         assert_eq!(parse_reply_packet(&p, b"k", 9, 2), Err(SessionError::Oversized));
     }
+
+    /// The longest REPLY there can be (both fields 65535 bytes) is read;
+    /// a header announcing one byte more is refused.
+    #[test]
+    fn the_longest_possible_reply_is_accepted_and_no_longer() {
+        let mut body = vec![7, 0, 0xff, 0xff, 0xff, 0xff];
+        body.extend(std::iter::repeat_n(b'm', 0xffff));
+        body.extend(std::iter::repeat_n(b'd', 0xffff));
+        let p = reply_packet(b"k", 9, 2, 0, &body);
+        let r = parse_reply_packet(&p, b"k", 9, 2).unwrap();
+        assert_eq!(r.status, Status::Error);
+        assert_eq!((r.server_msg.len(), r.data.len()), (0xffff, 0xffff));
+        let mut h = Header::decode(p[..HEADER_LEN].try_into().unwrap());
+        assert_eq!(check_header(&h, 9, 2), Ok(()));
+        h.length += 1;
+        assert_eq!(check_header(&h, 9, 2), Err(SessionError::Oversized));
+    }
+
+    #[test]
+    fn session_ids_are_random() {
+        let ids: Vec<u32> = (0..4).map(|_| random_session_id().unwrap()).collect();
+        assert!(ids.windows(2).any(|w| w[0] != w[1]), "{ids:?}");
+    }
+
+    /// Each session draws its own random id (RFC 8907 §4.1), and a
+    /// session's debug output names it but not its key.
+    #[tokio::test]
+    async fn each_session_has_its_own_id_and_hides_its_key() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let a = Session::connect("127.0.0.1", port, b"key-not-for-logs", 0)
+            .await
+            .unwrap();
+        let b = Session::connect("127.0.0.1", port, b"key-not-for-logs", 1)
+            .await
+            .unwrap();
+        assert_ne!(a.session_id, b.session_id);
+        assert_eq!((a.version, b.version), (0xc0, 0xc1));
+        let shown = format!("{a:?}");
+        assert!(shown.starts_with("Session"), "{shown}");
+        assert!(shown.contains(&a.session_id.to_string()), "{shown}");
+        assert!(!shown.contains("key-not-for-logs"), "{shown}");
+        assert!(!shown.contains(&format!("{:?}", b"key-not-for-logs")), "{shown}");
+    }
+
+    /// A connection the server resets is an I/O error; only a clean close
+    /// before the reply is `connection_closed`.
+    #[tokio::test]
+    async fn a_reset_connection_is_an_io_error_and_a_close_is_closed() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            for reset in [true, false] {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut hb = [0u8; HEADER_LEN];
+                s.read_exact(&mut hb).await.unwrap();
+                let mut body = vec![0u8; Header::decode(&hb).length as usize];
+                s.read_exact(&mut body).await.unwrap();
+                if reset {
+                    s.set_zero_linger().unwrap();
+                }
+                drop(s);
+            }
+        });
+        for expected in ["io_error", "connection_closed"] {
+            let mut session = Session::connect("127.0.0.1", port, b"k", 0).await.unwrap();
+            session
+                .send(packet::encode_continue(b"x", 0).unwrap())
+                .await
+                .unwrap();
+            let e = session.receive().await.unwrap_err();
+            assert_eq!(e.code(), expected, "{e}");
+        }
+        server.await.unwrap();
+    }
 }
