@@ -686,6 +686,87 @@ mod tests {
     }
 
     #[test]
+    fn versions_parse_strictly_and_print_as_read() {
+        let v = |s| Version::parse(s).expect(s);
+        assert_ne!(v("1.2"), v("1.3"));
+        assert_ne!(v("17"), v("17.0.1"));
+        assert_eq!(v("v16.8.1-rc1").to_string(), "16.8.1");
+        assert_eq!(v("17").to_string(), "17");
+        // nine digits a part at most (ten could pass u32 and still be
+        // no version anyone ships)
+        assert_eq!(v("123456789.1").to_string(), "123456789.1");
+        for bad in ["1234567890", "1.1234567890", "1.2a", "1.+2", " . "] {
+            assert_eq!(Version::parse(bad), None, "{bad}");
+        }
+    }
+
+    fn write(path: &Path, text: &str) {
+        std::fs::write(path, text).expect("write");
+    }
+
+    #[test]
+    fn catalogs_load_from_files_and_directories_and_report_every_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        let lib = dir.path().join("services");
+        std::fs::create_dir_all(lib.join("nested.yml")).expect("mkdir");
+        write(&lib.join("a.yml"), "services:\n  alpha:\n    backend: one\n");
+        write(&lib.join("b.yaml"), "services:\n  beta:\n    backend: two\n");
+        // neither is read: not YAML by name, and a directory
+        write(&lib.join("notes.txt"), "not: [yaml\n");
+        let c = Catalog::load(std::slice::from_ref(&lib), "production").expect("loads");
+        let names: Vec<&str> = c.services().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["alpha", "beta"]);
+        assert_eq!(c.files, [lib.join("a.yml"), lib.join("b.yaml")]);
+        assert_eq!(c.service("beta").expect("beta").backends, ["two"]);
+
+        // a file named on its own is read whatever its name
+        let single = dir.path().join("gamma.conf");
+        write(&single, "services:\n  gamma:\n    backend: three\n");
+        let c = Catalog::load(std::slice::from_ref(&single), "production").expect("loads");
+        assert_eq!(c.services().count(), 1);
+
+        // all the errors, each with its file
+        let missing = dir.path().join("missing.yml");
+        let e = Catalog::load(&[lib.clone(), missing.clone(), lib.join("a.yml")], "production")
+            .expect_err("errors");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].file, missing);
+        assert!(e[0].message.starts_with("cannot read the catalog"), "{e:?}");
+        assert_eq!(e[1].file, lib.join("a.yml"));
+        // the service's first line inside its definition
+        assert_eq!(e[1].line, Some(3));
+        assert_eq!(
+            e[1].message,
+            format!(
+                "service \"alpha\" is already defined in {}",
+                lib.join("a.yml").display()
+            )
+        );
+        assert_eq!(
+            e[1].to_string(),
+            format!("{}:3: {}", lib.join("a.yml").display(), e[1].message)
+        );
+        assert_eq!(
+            e[0].to_string(),
+            format!("{}: {}", missing.display(), e[0].message)
+        );
+    }
+
+    #[test]
+    fn a_catalog_file_is_read_up_to_four_mebibytes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("big.yml");
+        let head = "services:\n  alpha:\n    backend: one\n#";
+        let fill = |len: usize| format!("{head}{}\n", "x".repeat(len - head.len() - 1));
+        write(&file, &fill(4 * 1024 * 1024));
+        let c = Catalog::load(std::slice::from_ref(&file), "production").expect("at the limit");
+        assert!(c.service("alpha").is_some());
+        write(&file, &fill(4 * 1024 * 1024 + 1));
+        let e = Catalog::load(std::slice::from_ref(&file), "production").expect_err("over");
+        assert_eq!(e[0].message, "the catalog file is larger than 4194304 bytes");
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let typo = "services:\n  x:\n    bundled_with:\n      duo_pro:\n        unit_primitive: [a]\n";
         let e = Catalog::from_str("c.yml", typo, "production").expect_err("typo");
