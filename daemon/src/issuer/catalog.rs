@@ -635,6 +635,49 @@ mod tests {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
         assert_eq!(parse_date("2024-02-29"), Some(1_709_164_800));
+        // centuries leap only every 400 years; thirty days hath September
+        assert_eq!(parse_date("2000-02-29"), Some(951_782_400));
+        assert_eq!(parse_date("2100-02-29"), None);
+        assert_eq!(parse_date("2100-02-28"), Some(4_107_456_000));
+        for short in ["2024-04-31", "2024-06-31", "2024-09-31", "2024-11-31"] {
+            assert_eq!(parse_date(short), None, "{short}");
+        }
+        assert_eq!(parse_date("2024-11-30"), Some(1_732_924_800));
+        assert_eq!(parse_date("2024-12-31"), Some(1_735_603_200));
+    }
+
+    #[test]
+    fn times_of_day_and_offsets_are_exact_and_checked() {
+        let midnight = 1_721_001_600; // 2024-07-15T00:00:00Z
+        let at = |s: &str| parse_date(&format!("2024-07-15T{s}"));
+        assert_eq!(at("01:02:03Z"), Some(midnight + 3_723));
+        assert_eq!(at("23:59:59Z"), Some(midnight + 86_399));
+        // a leap second is a second like another
+        assert_eq!(at("23:59:60Z"), Some(midnight + 86_400));
+        assert_eq!(at("00:59:00Z"), Some(midnight + 3_540));
+        assert_eq!(at("10:00"), Some(midnight + 36_000));
+        assert_eq!(at("00:00:00.250Z"), Some(midnight));
+        // east of UTC is earlier in UTC, west is later
+        assert_eq!(at("00:00:00+05:30"), Some(midnight - 19_800));
+        assert_eq!(at("00:00:00-05:30"), Some(midnight + 19_800));
+        assert_eq!(at("00:00:00+23:59"), Some(midnight - 86_340));
+        for bad in [
+            "24:00:00Z",
+            "00:60:00Z",
+            "00:00:61Z",
+            "00:00:00:00Z",
+            "00:00:00+24:00",
+            "00:00:00+05:60",
+            "00:00:00+0530",
+            "00:00:00+05:30x",
+            "00:00:00Z05:30",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+        // at most four digits of year and two of month and day
+        assert_eq!(parse_date("12024-07-15"), None);
+        assert_eq!(parse_date("2024-007-15"), None);
+        assert_eq!(parse_date("9999-12-31"), Some(253_402_214_400));
     }
 
     #[test]

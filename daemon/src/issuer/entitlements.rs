@@ -162,6 +162,27 @@ mod tests {
     use super::super::catalog::{Catalog, parse_date};
     use super::*;
 
+    #[test]
+    fn realms_and_denials_read_as_the_platform_writes_them() {
+        // the `gitlab_realm` claim and X-Gitlab-Realm header values
+        assert_eq!(Mode::GitlabCom.realm(), "saas");
+        assert_eq!(Mode::SelfManaged.realm(), "self-managed");
+        let minimum = Version::parse("16.8").expect("version");
+        assert_eq!(
+            Denial::VersionTooOld { minimum }.to_string(),
+            "the service needs version 16.8 or newer"
+        );
+        assert_eq!(
+            Denial::License.to_string(),
+            "the service is not sold with this instance's license type"
+        );
+        assert!(
+            Denial::NoAccess
+                .to_string()
+                .starts_with("the service is not free")
+        );
+    }
+
     /// The duo_chat service as the seed writes it, before any registration.
     const BASE: &str = "defaults: &defaults
   services:
