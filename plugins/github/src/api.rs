@@ -768,8 +768,30 @@ mod tests {
 
     /// The stand-in as a GitHub Enterprise server: `api_url` is
     /// `<origin>/api/v3/`.
-    fn api_base(origin: &str) -> Url {
-        Url::parse(&format!("{origin}/api/v3/")).unwrap()
+    /// What an [`Api`] borrows, for a stand-in at `origin`.
+    struct Caller {
+        http: HttpClient,
+        base: Url,
+        token: Secret,
+    }
+
+    impl Caller {
+        fn new(origin: &str) -> Self {
+            Self {
+                http: client(),
+                base: Url::parse(&format!("{origin}/api/v3/")).unwrap(),
+                token: Secret::new("gho_tok"),
+            }
+        }
+
+        fn api(&self) -> Api<'_> {
+            Api {
+                http: &self.http,
+                base: &self.base,
+                token: &self.token,
+                now: 0,
+            }
+        }
     }
 
     #[test]
@@ -778,13 +800,8 @@ mod tests {
             "/api/v3/user" => reply("200 OK", &[], br#"{"login":"octocat","id":1}"#),
             _ => reply("404 Not Found", &[], br#"{"message":"Not Found"}"#),
         });
-        let (http, base, token) = (client(), api_base(&origin), Secret::new("gho_tok"));
-        let api = Api {
-            http: &http,
-            base: &base,
-            token: &token,
-            now: 0,
-        };
+        let caller = Caller::new(&origin);
+        let api = caller.api();
         let user: serde_json::Value = run(api.get("/user")).unwrap();
         assert_eq!(user, serde_json::json!({"login": "octocat", "id": 1}));
         let seen = seen.lock().unwrap().clone();
@@ -815,13 +832,8 @@ mod tests {
             ),
             _ => reply("404 Not Found", &[], br#"{"message":"Not Found"}"#),
         });
-        let (http, base, token) = (client(), api_base(&origin), Secret::new("gho_tok"));
-        let api = Api {
-            http: &http,
-            base: &base,
-            token: &token,
-            now: 0,
-        };
+        let caller = Caller::new(&origin);
+        let api = caller.api();
         let e = run(api.get::<serde_json::Value>("user")).unwrap_err();
         assert_eq!(e, GithubError::BadCredentials);
         let e = run(api.list::<serde_json::Value>("user/orgs")).unwrap_err();
@@ -877,13 +889,8 @@ mod tests {
                 _ => reply("404 Not Found", &[], br#"{"message":"Not Found"}"#),
             }
         });
-        let (http, base, token) = (client(), api_base(&origin), Secret::new("gho_tok"));
-        let api = Api {
-            http: &http,
-            base: &base,
-            token: &token,
-            now: 0,
-        };
+        let caller = Caller::new(&origin);
+        let api = caller.api();
         let orgs: Vec<serde_json::Value> = run(api.list("/user/orgs")).unwrap();
         assert_eq!(logins(&orgs), ["acme", "globex", "initech", "umbrella"]);
         let seen = seen.lock().unwrap().clone();
@@ -923,13 +930,8 @@ mod tests {
                 ),
                 _ => reply("200 OK", &[], br#"[{"login":"evil"}]"#),
             });
-            let (http, base, token) = (client(), api_base(&origin), Secret::new("gho_tok"));
-            let api = Api {
-                http: &http,
-                base: &base,
-                token: &token,
-                now: 0,
-            };
+            let caller = Caller::new(&origin);
+            let api = caller.api();
             let e = run(api.list::<serde_json::Value>("user/orgs")).unwrap_err();
             assert_eq!(e, GithubError::ForeignLink);
             assert_eq!(seen.lock().unwrap().len(), 1, "only the first page was asked for");
