@@ -593,8 +593,8 @@ impl Resolver<'_> {
                 settings.insert((*key).to_owned(), serde_json::Value::String(v.get_ref().clone()));
             }
         }
-        let credentials = secrets::credential_keys(&serde_json::Value::Object(settings.clone()));
         let mut settings = serde_json::Value::Object(settings);
+        let credentials = secrets::credential_keys(&settings);
         let (mut errors, mut read) = (Vec::new(), Vec::new());
         let at = self.src.at(&span);
         let checked = secrets::resolve_secrets(

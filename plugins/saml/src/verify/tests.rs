@@ -245,34 +245,20 @@ fn what_must_be_signed_is_signed() {
         "signature"
     );
     // not wanted: either signature alone is enough
-    assert_eq!(
-        verifier(&cert, false, false)
-            .verify(&assertion_only, None)
-            .unwrap()
-            .id,
-        ASSERTION_ID
-    );
-    assert_eq!(
-        verifier(&cert, false, false)
-            .verify(&response_only, None)
-            .unwrap()
-            .id,
-        ASSERTION_ID
-    );
-    assert_eq!(
-        verifier(&cert, false, true)
-            .verify(&assertion_only, None)
-            .unwrap()
-            .id,
-        ASSERTION_ID
-    );
-    assert_eq!(
-        verifier(&cert, true, false)
-            .verify(&response_only, None)
-            .unwrap()
-            .id,
-        ASSERTION_ID
-    );
+    for (messages, assertions, xml) in [
+        (false, false, &assertion_only),
+        (false, false, &response_only),
+        (false, true, &assertion_only),
+        (true, false, &response_only),
+    ] {
+        assert_eq!(
+            verifier(&cert, messages, assertions)
+                .verify(xml, None)
+                .unwrap()
+                .id,
+            ASSERTION_ID
+        );
+    }
 }
 
 #[test]
