@@ -102,14 +102,16 @@ pub struct LoggedIn {
 }
 
 /// Records a login in one store transaction: finds or creates the user,
-/// links the identity, refreshes the profile, applies the maps. Either all
-/// of it is stored or none; concurrent first logins of one new identity
-/// make one user.
+/// links the identity, refreshes the profile, applies the maps, and resets
+/// the lockout counter `reset_counter` names (the store key of the username
+/// the login's failures were counted under). Either all of it is stored or
+/// none; concurrent first logins of one new identity make one user.
 pub async fn record_login(
     store: &dyn Store,
     policy: LoginPolicy,
     identity: Identity,
     eval: Evaluation,
+    reset_counter: Option<Vec<u8>>,
 ) -> Result<LoggedIn, StoreError> {
     store
         .atomically(move |tx| {
@@ -117,6 +119,9 @@ pub async fn record_login(
             let applied = apply_maps(tx, &policy, &user, &eval)?;
             if let Some(su) = applied.superuser {
                 user.is_superuser = su;
+            }
+            if let Some(key) = &reset_counter {
+                tx.lockout_clear(key)?;
             }
             let grants = tx.grants(user.id)?;
             Ok(LoggedIn {

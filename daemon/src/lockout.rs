@@ -319,7 +319,14 @@ impl SharedLockout<'_> {
 
     /// As [`Lockout::success`], in the store.
     pub async fn success(&self, username: &str) -> Result<(), StoreError> {
-        self.store.lockout_clear(&user_key(username).bytes()).await
+        self.store.lockout_clear(&Self::counter_key(username)).await
+    }
+
+    /// The store key of a username's counter: what [`Self::success`]
+    /// clears, for a login that resets it inside its own transaction
+    /// ([`crate::store::Transaction::lockout_clear`]).
+    pub fn counter_key(username: &str) -> Vec<u8> {
+        user_key(username).bytes()
     }
 
     /// Every live counter in the store, users first (`GET /v1/lockout`).

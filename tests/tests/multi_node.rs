@@ -130,6 +130,17 @@ async fn a_lockout_counts_across_both() {
         201
     );
     assert_eq!(login(&mut ca, "dee", "correct horse battery").await.status, 200);
+    // a success on one host resets the counter both count in (inside the
+    // login's own transaction): two failures on B, a success on A, two
+    // more failures on B, and A still lets dee in
+    for _ in 0..2 {
+        assert_eq!(login(&mut cb, "dee", "wrong password!").await.status, 401);
+    }
+    assert_eq!(login(&mut ca, "dee", "correct horse battery").await.status, 200);
+    for _ in 0..2 {
+        assert_eq!(login(&mut cb, "dee", "wrong password!").await.status, 401);
+    }
+    assert_eq!(login(&mut ca, "dee", "correct horse battery").await.status, 200);
 }
 
 #[tokio::test]

@@ -509,14 +509,10 @@ async fn finish_login(
         identity::LoginPolicy::of(&entry.spec),
         identity.clone(),
         eval,
+        counted.map(crate::lockout::SharedLockout::counter_key),
     )
     .await?;
     let (organizations, teams, roles) = identity::memberships(&grants);
-    if let Some(counted) = counted
-        && let Err(e) = shared_lockout(call).success(counted).await
-    {
-        tracing::warn!("lockout: cannot clear the counter of a successful login: {e}");
-    }
     call.daemon.metrics.login(name, "ok");
     // The audit line is the login's one log line (target `audit`): one
     // write per login, not two.

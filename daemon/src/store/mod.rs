@@ -389,6 +389,10 @@ pub trait Transaction {
     ) -> Result<bool, StoreError>;
     /// Sets superuser status.
     fn set_superuser(&mut self, user_id: i64, value: bool) -> Result<(), StoreError>;
+    /// Forgets every failure counted under a lockout key (see
+    /// [`Store::lockout_clear`]): a successful login resets its counter in
+    /// the transaction that records it.
+    fn lockout_clear(&mut self, key: &[u8]) -> Result<(), StoreError>;
 }
 
 /// The most live pending logins kept; more are refused.

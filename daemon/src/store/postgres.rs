@@ -673,6 +673,11 @@ impl Transaction for PgTx<'_, '_> {
     fn set_superuser(&mut self, user_id: i64, value: bool) -> Result<(), StoreError> {
         self.0.set_superuser(user_id, value)
     }
+    fn lockout_clear(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.0
+            .exec("DELETE FROM lockout_failures WHERE key = $1", &[&key])?;
+        Ok(())
+    }
 }
 
 /// A PostgreSQL-backed [`Store`].

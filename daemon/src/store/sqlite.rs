@@ -621,6 +621,14 @@ impl Transaction for SqliteTx<'_> {
     fn set_superuser(&mut self, user_id: i64, value: bool) -> Result<(), StoreError> {
         q::set_superuser(self.0, user_id, value)
     }
+    fn lockout_clear(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        clear_lockout(self.0, key)
+    }
+}
+
+fn clear_lockout(c: &Connection, key: &[u8]) -> Result<(), StoreError> {
+    exec(c, "DELETE FROM lockout_failures WHERE key = ?1", params![key]).map_err(backend)?;
+    Ok(())
 }
 
 fn pending_row(kind: PendingKind, id: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingLogin> {
@@ -1193,20 +1201,26 @@ impl Store for SqliteStore {
         let (scope, key) = (scope.to_owned(), key.to_owned());
         self.with(move |c| {
             let now = now();
+            // The purge and the claim commit together: one write
+            // transaction, not two.
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
             exec(
-                c,
+                &tx,
                 "DELETE FROM one_time_claims WHERE expires_at < ?1",
                 params![now],
             )
             .map_err(backend)?;
             let n = exec(
-                c,
+                &tx,
                 "INSERT INTO one_time_claims (scope, key, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (scope, key) DO UPDATE SET expires_at = excluded.expires_at
                  WHERE one_time_claims.expires_at < ?4",
                 params![scope, key, expires_at, now],
             )
             .map_err(backend)?;
+            tx.commit().map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -1249,18 +1263,24 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Vec<i64>>, StoreError> {
         let keys = keys.to_vec();
         self.with(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT at_ms FROM lockout_failures WHERE key = ?1 AND at_ms >= ?2 ORDER BY at_ms, id",
-                )
-                .map_err(backend)?;
+            // One read transaction for every key: one snapshot, and one
+            // round of file locks instead of one per key.
+            let tx = c.transaction().map_err(backend)?;
             let mut out = Vec::with_capacity(keys.len());
-            for k in &keys {
-                let rows = st
-                    .query_map(params![k.key, since_ms], |r| r.get::<_, i64>(0))
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "SELECT at_ms FROM lockout_failures WHERE key = ?1 AND at_ms >= ?2 ORDER BY at_ms, id",
+                    )
                     .map_err(backend)?;
-                out.push(rows.collect::<Result<Vec<_>, _>>().map_err(backend)?);
+                for k in &keys {
+                    let rows = st
+                        .query_map(params![k.key, since_ms], |r| r.get::<_, i64>(0))
+                        .map_err(backend)?;
+                    out.push(rows.collect::<Result<Vec<_>, _>>().map_err(backend)?);
+                }
             }
+            tx.commit().map_err(backend)?;
             Ok(out)
         })
         .await
@@ -1268,11 +1288,7 @@ impl Store for SqliteStore {
 
     async fn lockout_clear(&self, key: &[u8]) -> Result<(), StoreError> {
         let key = key.to_vec();
-        self.with(move |c| {
-            exec(c, "DELETE FROM lockout_failures WHERE key = ?1", params![key]).map_err(backend)?;
-            Ok(())
-        })
-        .await
+        self.with(move |c| clear_lockout(c, &key)).await
     }
 
     async fn lockout_list(&self, since_ms: i64) -> Result<Vec<LockoutRow>, StoreError> {
