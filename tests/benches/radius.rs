@@ -72,8 +72,8 @@ secret = "{}"
          the daemon and the load generator share the 2 cores"
     );
     println!(
-        "{:<40} {:>5} {:>10} {:>10} {:>10}",
-        "engine", "conc", "logins/s", "p50", "p99"
+        "{:<40} {:>5} {:>10} {:>10} {:>10} {:>12}",
+        "engine", "conc", "logins/s", "p50", "p99", "daemon CPU"
     );
     let mut ours = Vec::new();
     for (label, d, conc) in [
@@ -86,6 +86,7 @@ secret = "{}"
             ours.push(f64::NAN);
             continue;
         }
+        let cpu_before = gatehouse_e2e::cpu_ns(d.pid());
         let (n, mut lat) = rt.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(seconds);
             let mut tasks = Vec::new();
@@ -109,18 +110,22 @@ secret = "{}"
             }
             (all.len(), all)
         });
+        // the daemon's own CPU per login (its threads, from schedstat):
+        // steadier than the rate on a shared machine
+        let cpu_us = (gatehouse_e2e::cpu_ns(d.pid()).saturating_sub(cpu_before)) as f64 / 1000.0 / n.max(1) as f64;
         lat.sort();
         let rate = n as f64 / seconds as f64;
         if label.starts_with("gatehoused") {
             ours.push(rate);
         }
         println!(
-            "{:<40} {:>5} {:>10.0} {:>10.2?} {:>10.2?}",
+            "{:<40} {:>5} {:>10.0} {:>10.2?} {:>10.2?} {:>8.1} µs",
             label,
             conc,
             rate,
             gatehouse_e2e::percentile(&lat, 0.5),
-            gatehouse_e2e::percentile(&lat, 0.99)
+            gatehouse_e2e::percentile(&lat, 0.99),
+            cpu_us
         );
     }
 
