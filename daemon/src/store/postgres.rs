@@ -1534,17 +1534,18 @@ impl Store for PostgresStore {
     ) -> Result<Vec<Vec<i64>>, StoreError> {
         let keys = keys.to_vec();
         self.q(move |q| {
-            let mut out = Vec::with_capacity(keys.len());
-            for k in &keys {
-                let rows = q.rows(
-                    "SELECT at_ms FROM lockout_failures WHERE key = $1 AND at_ms >= $2 ORDER BY at_ms, id",
-                    &[&k.key, &since_ms],
-                )?;
-                out.push(
-                    rows.iter()
-                        .map(|r| r.try_get(0).map_err(backend))
-                        .collect::<Result<Vec<i64>, _>>()?,
-                );
+            // one round trip (and one snapshot) for every key
+            let wanted: Vec<&[u8]> = keys.iter().map(|k| k.key.as_slice()).collect();
+            let rows = q.rows(
+                "SELECT key, at_ms FROM lockout_failures WHERE key = ANY($1) AND at_ms >= $2 ORDER BY at_ms, id",
+                &[&wanted, &since_ms],
+            )?;
+            let mut out = vec![Vec::new(); keys.len()];
+            for r in &rows {
+                let key: &[u8] = r.try_get(0).map_err(backend)?;
+                if let Some(i) = wanted.iter().position(|k| *k == key) {
+                    out[i].push(r.try_get(1).map_err(backend)?);
+                }
             }
             Ok(out)
         })

@@ -607,8 +607,26 @@ async fn lockout_counters(s: Arc<dyn Store>) {
     assert_eq!(s.lockout_list(5_000).await.unwrap().len(), 1);
     s.lockout_clear(b"user-a").await.unwrap();
     assert_eq!(
-        s.lockout_failures(&[a, b], 0).await.unwrap(),
+        s.lockout_failures(&[a.clone(), b.clone()], 0).await.unwrap(),
         vec![vec![], vec![4_000]]
+    );
+    // inside a login's transaction: kept when the transaction fails,
+    // gone when it commits
+    let failed = s
+        .atomically(|tx| {
+            tx.lockout_clear(b"peer-1")?;
+            Err::<(), _>(StoreError::Backend("stop".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(
+        s.lockout_failures(std::slice::from_ref(&b), 0).await.unwrap(),
+        vec![vec![4_000]]
+    );
+    s.atomically(|tx| tx.lockout_clear(b"peer-1")).await.unwrap();
+    assert_eq!(
+        s.lockout_failures(&[a, b], 0).await.unwrap(),
+        vec![Vec::<i64>::new(), Vec::new()]
     );
 }
 
