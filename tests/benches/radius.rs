@@ -6,7 +6,9 @@
 //! `radclient` drives it. Run with `scripts/bench.sh`; `BENCH_SECONDS`
 //! sets the seconds per row (default 5); `BENCH_ONLY` a comma-separated
 //! list of the rows to run (`daemon`, `gatehoused`, `plugin`, `pyrad`,
-//! `radclient`; default all), for measuring one change quickly.
+//! `radclient`; default all), for measuring one change quickly;
+//! `BENCH_DAEMON_EXTRA` lines added to both daemons' `[daemon]` section
+//! (e.g. `worker_threads = 1`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -42,13 +44,17 @@ secret = "{}"
 "#,
         p.addr, p.secret
     );
-    let daemon = Daemon::start(Setup::with_body(&body));
+    let daemon_extra = std::env::var("BENCH_DAEMON_EXTRA").unwrap_or_default();
+    let daemon = Daemon::start(Setup {
+        daemon_extra: daemon_extra.clone(),
+        ..Setup::with_body(&body)
+    });
     // The daemon's own cost per login (socket, JSON, user and membership
     // bookkeeping in SQLite) with a backend that answers at once: the
     // ceiling any backend's rate through the socket is under.
     let pipeline = {
         let setup = Setup {
-            daemon_extra: "plugin_dirs = [\"plugins\"]".into(),
+            daemon_extra: format!("plugin_dirs = [\"plugins\"]\n{daemon_extra}"),
             body: "[lockout]\nmax_failures = 1000000\nmax_failures_per_peer = 1000000\n\
                    [[authenticators]]\nname = \"accept\"\ntype = \"testkit_accept\"\n"
                 .into(),
@@ -112,7 +118,8 @@ secret = "{}"
         });
         // the daemon's own CPU per login (its threads, from schedstat):
         // steadier than the rate on a shared machine
-        let cpu_us = (gatehouse_e2e::cpu_ns(d.pid()).saturating_sub(cpu_before)) as f64 / 1000.0 / n.max(1) as f64;
+        let cpu_us =
+            (gatehouse_e2e::cpu_ns(d.pid()).saturating_sub(cpu_before)) as f64 / 1000.0 / n.max(1) as f64;
         lat.sort();
         let rate = n as f64 / seconds as f64;
         if label.starts_with("gatehoused") {
