@@ -44,7 +44,7 @@ secret = "{}"
 "#,
         p.addr, p.secret
     );
-    let daemon_extra = std::env::var("BENCH_DAEMON_EXTRA").unwrap_or_default();
+    let daemon_extra = gatehouse_e2e::daemon_extra();
     let daemon = Daemon::start(Setup {
         daemon_extra: daemon_extra.clone(),
         ..Setup::with_body(&body)

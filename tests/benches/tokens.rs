@@ -4,7 +4,8 @@
 //! in-process PyJWT verifier on the same tokens, the daemon's CPU time per
 //! miss, and the raw signature verification cost for comparison. Keys are
 //! made here and loaded from the verifier's persisted-keys file (the issuer
-//! itself is unreachable). Run with `scripts/bench.sh`.
+//! itself is unreachable). Run with `scripts/bench.sh`; `BENCH_DAEMON_EXTRA`
+//! adds lines to the daemon's `[daemon]` section (e.g. `worker_threads = 1`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -62,9 +63,12 @@ fn main() {
     let mut je = Jwk::from_encoding_key(&ec, Algorithm::ES256).unwrap();
     je.common.key_id = Some("ec-1".into());
 
-    let setup = Setup::with_body(&format!(
-        "[[verifiers]]\nname = \"cc\"\ntype = \"jwt\"\n[verifiers.settings]\naudience = \"gitlab-ai-gateway\"\nissuers = [\"{ISSUER}\"]\nfetch_timeout = \"1s\"\n"
-    ));
+    let setup = Setup {
+        daemon_extra: gatehouse_e2e::daemon_extra(),
+        ..Setup::with_body(&format!(
+            "[[verifiers]]\nname = \"cc\"\ntype = \"jwt\"\n[verifiers.settings]\naudience = \"gitlab-ai-gateway\"\nissuers = [\"{ISSUER}\"]\nfetch_timeout = \"1s\"\n"
+        ))
+    };
     let d = Daemon::prepare(&setup);
     let keys_dir = d.dir().join("state/plugins/cc");
     std::fs::create_dir_all(&keys_dir).unwrap();

@@ -20,6 +20,13 @@ pub fn openssl(args: &[&str], input: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// `$BENCH_DAEMON_EXTRA`: lines a bench adds to its daemons' `[daemon]`
+/// section (e.g. `worker_threads = 1`), to measure a setting without
+/// editing the bench; empty when unset.
+pub fn daemon_extra() -> String {
+    std::env::var("BENCH_DAEMON_EXTRA").unwrap_or_default()
+}
+
 /// The `p` quantile (0..=1) of sorted latencies; zero for none.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
