@@ -4,9 +4,9 @@
 //! the way django-radius calls it, `benches/radius_pyrad.py`, in the venv
 //! `scripts/bench_venv.sh` makes) and FreeRADIUS's own limit as its
 //! `radclient` drives it. Run with `scripts/bench.sh`; `BENCH_SECONDS`
-//! sets the seconds per row (default 5); `BENCH_ONLY` a comma-separated
-//! list of the rows to run (`daemon`, `gatehoused`, `plugin`, `pyrad`,
-//! `radclient`; default all), for measuring one change quickly;
+//! sets the seconds per row (default 5); `BENCH_ONLY` the rows to run, by
+//! comma-separated parts of their names (`daemon`, `gatehoused`, `plugin`,
+//! `pyrad`, `radclient`; default all), for measuring one change quickly;
 //! `BENCH_DAEMON_EXTRA` lines added to both daemons' `[daemon]` section
 //! (e.g. `worker_threads = 1`).
 
@@ -26,8 +26,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let run = |row: &str| only.is_empty() || only.split(',').any(|o| o.trim() == row);
+    let run = gatehouse_e2e::bench_only;
     let p = radius_start("bench", PORT);
     let (host, port) = p.addr.rsplit_once(':').unwrap();
     let body = format!(
@@ -88,7 +87,7 @@ secret = "{}"
         ("gatehoused (socket)", &daemon, 1),
         ("gatehoused (socket)", &daemon, 32),
     ] {
-        if !run(label.split_whitespace().next().unwrap_or_default()) {
+        if !run(label) {
             ours.push(f64::NAN);
             continue;
         }
@@ -146,7 +145,7 @@ secret = "{}"
         .unwrap();
     let plugin: std::sync::Arc<dyn gatehouse_sdk::Authenticator> = plugin;
     for conc in [1usize, 32] {
-        if !run("plugin") {
+        if !run("plugin alone (in process, no socket)") {
             break;
         }
         let (n, mut lat) = rt.block_on(async {
@@ -191,7 +190,7 @@ secret = "{}"
     let python = repo_root().join("target/bench-venv/bin/python");
     let script = repo_root().join("tests/benches/radius_pyrad.py");
     for (i, conc) in [1usize, 32].into_iter().enumerate() {
-        if !run("pyrad") {
+        if !run("pyrad as django-radius calls it") {
             break;
         }
         let out = Command::new(&python)
@@ -220,7 +219,7 @@ secret = "{}"
     // radclient: the same request (with a Message-Authenticator), `conc`
     // copies in the file, each sent repeatedly, `conc` in flight.
     for (i, conc) in [1usize, 32].into_iter().enumerate() {
-        if !run("radclient") {
+        if !run("radclient (FreeRADIUS's own client)") {
             break;
         }
         let dir = tempfile::tempdir().unwrap();

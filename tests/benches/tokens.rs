@@ -221,8 +221,7 @@ fn main() {
     };
     // BENCH_ONLY="miss RS256" (say) runs only the rows whose case contains
     // it: for profiling one case
-    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let wanted = |case: &str| case.contains(only.as_str());
+    let wanted = gatehouse_e2e::bench_only;
     for conc in [1usize, 8, 64].into_iter().filter(|_| wanted("cache hit")) {
         let (r, p50, p99, us, user) = run(Arc::clone(&hit), conc, false);
         println!(

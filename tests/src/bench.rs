@@ -27,6 +27,14 @@ pub fn daemon_extra() -> String {
     std::env::var("BENCH_DAEMON_EXTRA").unwrap_or_default()
 }
 
+/// Whether a bench runs the row or case `name`: `$BENCH_ONLY` is unset,
+/// or `name` contains one of its comma-separated parts (`"miss RS256"`,
+/// `"daemon,gatehoused"`), for measuring one change quickly.
+pub fn bench_only(name: &str) -> bool {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    only.is_empty() || only.split(',').any(|part| name.contains(part.trim()))
+}
+
 /// The `p` quantile (0..=1) of sorted latencies; zero for none.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

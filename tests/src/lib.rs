@@ -30,7 +30,7 @@ pub mod plugins;
 pub mod process;
 
 pub use api::{add_user, login};
-pub use bench::{RawConnection, cpu_ns, cpu_ticks, daemon_extra, openssl, percentile};
+pub use bench::{RawConnection, bench_only, cpu_ns, cpu_ticks, daemon_extra, openssl, percentile};
 pub use browser::Browser;
 pub use forward_auth::{STORAGE, forward_auth_body, forward_auth_daemon};
 pub use gatehouse_daemon::client::{Answer, Client};

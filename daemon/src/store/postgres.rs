@@ -591,6 +591,11 @@ impl<C: GenericClient> Q<'_, C> {
         Ok(())
     }
 
+    fn lockout_clear(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.exec("DELETE FROM lockout_failures WHERE key = $1", &[&key])?;
+        Ok(())
+    }
+
     /// `name` and its ancestors, nearest first; empty when unknown.
     fn ancestry(&mut self, name: &str) -> Result<Vec<String>, StoreError> {
         const MAX_DEPTH: usize = 64;
@@ -674,9 +679,7 @@ impl Transaction for PgTx<'_, '_> {
         self.0.set_superuser(user_id, value)
     }
     fn lockout_clear(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        self.0
-            .exec("DELETE FROM lockout_failures WHERE key = $1", &[&key])?;
-        Ok(())
+        self.0.lockout_clear(key)
     }
 }
 
@@ -1554,11 +1557,7 @@ impl Store for PostgresStore {
 
     async fn lockout_clear(&self, key: &[u8]) -> Result<(), StoreError> {
         let key = key.to_vec();
-        self.q(move |q| {
-            q.exec("DELETE FROM lockout_failures WHERE key = $1", &[&key])?;
-            Ok(())
-        })
-        .await
+        self.q(move |q| q.lockout_clear(&key)).await
     }
 
     async fn lockout_list(&self, since_ms: i64) -> Result<Vec<LockoutRow>, StoreError> {

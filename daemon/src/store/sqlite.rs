@@ -551,7 +551,6 @@ mod q {
     }
 }
 
-/// [`Transaction`] over an open SQLite transaction.
 /// A write transaction whose `BEGIN IMMEDIATE`, `COMMIT` and `ROLLBACK`
 /// come from the statement cache: rusqlite's own `Transaction` parses them
 /// again on every call, which was a third of a login's lockout check (perf).
@@ -593,6 +592,7 @@ impl Drop for WriteTx<'_> {
     }
 }
 
+/// [`Transaction`] over an open SQLite transaction.
 struct SqliteTx<'c>(&'c Connection);
 
 impl Transaction for SqliteTx<'_> {
