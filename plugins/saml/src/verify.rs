@@ -1,20 +1,27 @@
 //! Response verification: the structural scan ([`crate::structure`]),
-//! then samael with xmlsec (every signature must verify with the IdP's
-//! certificate, with an allowed algorithm; the assertion is read from the
-//! signed content only), then the checks samael leaves out. The only
-//! module that sees samael: replacing it means replacing this file.
+//! every signature checked with the IdP's key ([`crate::dsig`]: exclusive
+//! canonicalization, an allowed algorithm, the reference to the element it
+//! sits in), then the SAML checks on what was signed only: the Response
+//! and the Assertion are read from the canonical bytes whose digest
+//! matched, never from the document. samael supplies the SAML schema types
+//! those bytes are read into, and nothing else.
 
 use std::str::FromStr;
 
-use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use gatehouse_sdk::PluginError;
-use samael::crypto::{AllowedSignatureAlgorithm, ReduceMode};
-use samael::metadata::EntityDescriptor;
-use samael::service_provider::{Error as SpError, ServiceProvider, ServiceProviderBuilder};
+use samael::schema::{Assertion, Response};
 
+use crate::dsig::{DSIG, SignatureKey};
 use crate::error::SamlError;
-use crate::settings::{Algorithm, Settings};
+use crate::settings::Settings;
 use crate::structure;
+use crate::xml::{self, Element};
+
+const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 
 /// An assertion whose signature, issuer, audience, recipient, destination,
 /// validity window and `InResponseTo` were checked. Only
@@ -33,83 +40,37 @@ pub struct VerifiedAssertion {
 }
 
 /// Verifies responses for one configured SP/IdP pair.
+#[derive(Debug)]
 pub struct ResponseVerifier {
-    /// For SP-initiated logins: `InResponseTo` must name the request.
-    solicited: ServiceProvider,
-    /// For IdP-initiated logins: no `InResponseTo` at all.
-    unsolicited: ServiceProvider,
+    key: SignatureKey,
+    sp_entity_id: String,
+    acs_url: String,
+    idp_entity_id: String,
     want_messages_signed: bool,
     want_assertions_signed: bool,
-    skew_secs: i64,
-}
-
-fn allowed(a: Algorithm) -> AllowedSignatureAlgorithm {
-    match a {
-        Algorithm::RsaSha256 => AllowedSignatureAlgorithm::RsaSha256,
-        Algorithm::RsaSha384 => AllowedSignatureAlgorithm::RsaSha384,
-        Algorithm::RsaSha512 => AllowedSignatureAlgorithm::RsaSha512,
-        Algorithm::EcdsaSha256 => AllowedSignatureAlgorithm::EcdsaSha256,
-        Algorithm::EcdsaSha384 => AllowedSignatureAlgorithm::EcdsaSha384,
-        Algorithm::EcdsaSha512 => AllowedSignatureAlgorithm::EcdsaSha512,
-    }
+    skew: chrono::Duration,
+    /// How old `IssueInstant` may be: the IdPs' own windows are five
+    /// minutes (SimpleSAMLphp, Keycloak, Entra ID), plus the skew.
+    max_issue_delay: chrono::Duration,
 }
 
 impl ResponseVerifier {
-    /// Builds the verifier; refuses settings on which samael would verify
-    /// nothing (no IdP signing certificate).
+    /// Builds the verifier; refuses an IdP certificate without a usable
+    /// RSA or EC key (no response could ever verify).
     pub fn new(s: &Settings) -> Result<Self, PluginError> {
-        let cert = base64::engine::general_purpose::STANDARD.encode(&s.idp_cert_der);
-        let idp = format!(
-            "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" \
-             xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{}\">\
-             <md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\
-             <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}\
-             </ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\
-             <md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" \
-             Location=\"{}\"/></md:IDPSSODescriptor></md:EntityDescriptor>",
-            crate::xml_escape(&s.idp_entity_id),
-            crate::xml_escape(&s.idp_url),
-        );
-        let idp = EntityDescriptor::from_str(&idp).map_err(|e| {
-            PluginError::Misconfigured(format!("idp_x509_cert: unusable IdP description: {e}"))
+        let key = SignatureKey::from_certificate(&s.idp_cert_der, s.algorithms.clone()).ok_or_else(|| {
+            PluginError::Misconfigured("idp_x509_cert: the certificate holds no RSA or EC public key".into())
         })?;
         let skew = chrono::Duration::seconds(i64::try_from(s.clock_skew.as_secs()).unwrap_or(600));
-        let build = |allow_idp_initiated: bool| {
-            ServiceProviderBuilder::default()
-                .entity_id(s.sp_entity_id.clone())
-                .acs_url(s.acs_url.clone())
-                .idp_metadata(idp.clone())
-                .allow_idp_initiated(allow_idp_initiated)
-                .max_clock_skew(skew)
-                // how old IssueInstant may be: the IdP's own windows are
-                // five minutes (SimpleSAMLphp, Keycloak, Entra ID)
-                .max_issue_delay(chrono::Duration::minutes(5) + skew)
-                .allowed_signature_algorithms(Some(
-                    s.algorithms.iter().copied().map(allowed).collect::<Vec<_>>(),
-                ))
-                .build()
-                .map_err(|e| PluginError::Misconfigured(format!("saml: {e}")))
-        };
-        let solicited = build(false)?;
-        let unsolicited = build(true)?;
-        // samael skips signature checks when it finds no signing key: never
-        // run in that state.
-        for sp in [&solicited, &unsolicited] {
-            match sp.idp_signing_certs() {
-                Ok(Some(certs)) if !certs.is_empty() => {}
-                _ => {
-                    return Err(PluginError::Misconfigured(
-                        "idp_x509_cert: no IdP signing certificate; responses would not be verified".into(),
-                    ));
-                }
-            }
-        }
         Ok(Self {
-            solicited,
-            unsolicited,
+            key,
+            sp_entity_id: s.sp_entity_id.clone(),
+            acs_url: s.acs_url.clone(),
+            idp_entity_id: s.idp_entity_id.clone(),
             want_messages_signed: s.want_messages_signed,
             want_assertions_signed: s.want_assertions_signed,
-            skew_secs: skew.num_seconds(),
+            skew,
+            max_issue_delay: chrono::Duration::minutes(5) + skew,
         })
     }
 
@@ -127,45 +88,145 @@ impl ResponseVerifier {
         if self.want_assertions_signed && !shape.assertion_signed {
             return Err(SamlError::Signature("the Assertion element is not signed".into()));
         }
-        let (sp, ids) = match request_id {
-            Some(id) => (&self.solicited, Some(vec![id])),
-            None => {
-                if shape.in_response_to.is_some() {
-                    return Err(SamlError::InResponseTo(
-                        "an answer to a request this login did not send".into(),
-                    ));
-                }
-                (&self.unsolicited, None)
-            }
-        };
+        if request_id.is_none() && shape.in_response_to.is_some() {
+            return Err(SamlError::InResponseTo(
+                "an answer to a request this login did not send".into(),
+            ));
+        }
         // A signed message must name its destination (SAML bindings
-        // 3.5.5.2). samael only compares a Destination that is present: the
-        // signed content it reads (below) no longer holds the Response's own
-        // signature, so it cannot tell that this one was signed.
+        // 3.5.5.2).
         if shape.response_signed && !shape.response_has_destination {
             return Err(SamlError::Destination);
         }
-        // What samael reads is xmlsec's pre-digest content: the exact bytes
-        // the verified reference digested (the canonical Response when the
-        // Response is signed, with the signed Assertion inside it; else the
-        // canonical Assertion), not a copy of the document pruned to the
-        // signed nodes. Same checks, without the DOM walk the pruning costs.
-        let assertion = sp
-            .parse_xml_response_with_mode(xml, ids.as_deref(), ReduceMode::PreDigest)
-            .map_err(classify)?;
+        let root = xml::parse(xml)?;
+        // (the scan found exactly one Assertion, a direct child, and each
+        // signature directly in the element it signs)
+        let assertion_element = root
+            .child(ASSERTION, "Assertion")
+            .ok_or_else(|| SamlError::Structure("no Assertion".into()))?;
+        let signed_assertion = if shape.assertion_signed {
+            let signature = signature_of(assertion_element)?;
+            Some(self.key.verify(assertion_element, signature, &root.decls)?)
+        } else {
+            None
+        };
+        let now = Utc::now();
+        let assertion = if shape.response_signed {
+            let canonical = self.key.verify(&root, signature_of(&root)?, &[])?;
+            let response = Response::from_str(&canonical)
+                .map_err(|_| SamlError::Malformed("the signed Response does not parse as SAML".into()))?;
+            self.check_response(&response, request_id, now)?;
+            if response.encrypted_assertion.is_some() {
+                return Err(SamlError::Encrypted);
+            }
+            response
+                .assertion
+                .ok_or_else(|| SamlError::Structure("no Assertion".into()))?
+        } else {
+            // Only the Assertion is signed: what the Response says is
+            // unsigned, so it can only refuse, never grant.
+            self.check_unsigned_response(&root)?;
+            let canonical = signed_assertion.unwrap_or_default();
+            Assertion::from_str(&canonical)
+                .map_err(|_| SamlError::Malformed("the signed Assertion does not parse as SAML".into()))?
+        };
         // The assertion read must be the one the scan found (and whose
-        // signature xmlsec checked): nothing else is in the signed content,
+        // signature was checked): nothing else is in the signed content,
         // but say so explicitly.
         if assertion.id != shape.assertion_id {
             return Err(SamlError::Signature(
                 "the verified assertion is not the response's assertion".into(),
             ));
         }
-        let conditions = assertion.conditions.as_ref().ok_or(SamlError::Audience)?;
-        if conditions
-            .audience_restrictions
+        self.check_assertion(&assertion, request_id, now)
+    }
+
+    /// The signed Response's own fields.
+    fn check_response(
+        &self,
+        r: &Response,
+        request_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), SamlError> {
+        if r.destination.as_deref() != Some(self.acs_url.as_str()) {
+            return Err(SamlError::Destination);
+        }
+        if let Some(id) = request_id
+            && r.in_response_to.as_deref() != Some(id)
+        {
+            return Err(SamlError::InResponseTo(
+                "InResponseTo does not name this login's request".into(),
+            ));
+        }
+        if r.issue_instant + self.max_issue_delay < now {
+            return Err(SamlError::Expired);
+        }
+        if r.issuer
             .as_ref()
-            .is_none_or(|r| r.is_empty())
+            .is_some_and(|i| i.value.as_deref() != Some(self.idp_entity_id.as_str()))
+        {
+            return Err(SamlError::Issuer);
+        }
+        if r.status
+            .as_ref()
+            .and_then(|s| s.status_code.value.as_deref())
+            .is_some_and(|v| v != SUCCESS)
+        {
+            return Err(SamlError::Status);
+        }
+        Ok(())
+    }
+
+    /// An unsigned Response around a signed Assertion: a status, issuer or
+    /// destination it states must still be right.
+    fn check_unsigned_response(&self, root: &Element) -> Result<(), SamlError> {
+        if root.attr("Destination").is_some_and(|d| d != self.acs_url) {
+            return Err(SamlError::Destination);
+        }
+        if root
+            .child(ASSERTION, "Issuer")
+            .is_some_and(|i| i.text().trim() != self.idp_entity_id)
+        {
+            return Err(SamlError::Issuer);
+        }
+        let status = root
+            .child(PROTOCOL, "Status")
+            .and_then(|s| s.child(PROTOCOL, "StatusCode"))
+            .and_then(|c| c.attr("Value"));
+        if status.is_some_and(|v| v != SUCCESS) {
+            return Err(SamlError::Status);
+        }
+        Ok(())
+    }
+
+    /// The assertion's issuer, windows, audience and bearer confirmation;
+    /// what the login takes from it.
+    fn check_assertion(
+        &self,
+        assertion: &Assertion,
+        request_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedAssertion, SamlError> {
+        if assertion.issue_instant + self.max_issue_delay < now {
+            return Err(SamlError::Expired);
+        }
+        if assertion.issuer.value.as_deref() != Some(self.idp_entity_id.as_str()) {
+            return Err(SamlError::Issuer);
+        }
+        let conditions = assertion.conditions.as_ref().ok_or(SamlError::Audience)?;
+        if conditions.not_before.is_some_and(|t| now < t - self.skew) {
+            return Err(SamlError::NotYetValid);
+        }
+        if conditions.not_on_or_after.is_some_and(|t| t + self.skew < now) {
+            return Err(SamlError::Expired);
+        }
+        // every AudienceRestriction must hold (SAML core 2.5.1.4), and
+        // there must be one
+        let restrictions = conditions.audience_restrictions.as_deref().unwrap_or_default();
+        if restrictions.is_empty()
+            || !restrictions
+                .iter()
+                .all(|r| r.audience.contains(&self.sp_entity_id))
         {
             return Err(SamlError::Audience);
         }
@@ -175,15 +236,41 @@ impl ResponseVerifier {
             .and_then(|s| s.subject_confirmations.as_ref())
             .into_iter()
             .flatten()
-            .filter_map(|c| c.subject_confirmation_data.as_ref())
             .collect();
-        if request_id.is_none() && confirmations.iter().any(|d| d.in_response_to.is_some()) {
+        if request_id.is_none()
+            && confirmations
+                .iter()
+                .filter_map(|c| c.subject_confirmation_data.as_ref())
+                .any(|d| d.in_response_to.is_some())
+        {
             return Err(SamlError::InResponseTo(
                 "an answer to a request this login did not send".into(),
             ));
         }
+        // one bearer confirmation must hold entirely; else the first
+        // reason found
+        let mut first_error = None;
+        let mut confirmed = false;
+        for c in confirmations
+            .iter()
+            .filter(|c| c.method.as_deref() == Some(BEARER))
+        {
+            match self.check_confirmation(c.subject_confirmation_data.as_ref(), request_id, now) {
+                Ok(()) => {
+                    confirmed = true;
+                    break;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !confirmed {
+            return Err(first_error.unwrap_or(SamlError::SubjectConfirmation));
+        }
         let latest = confirmations
             .iter()
+            .filter_map(|c| c.subject_confirmation_data.as_ref())
             .filter_map(|d| d.not_on_or_after)
             .chain(conditions.not_on_or_after)
             .max()
@@ -205,49 +292,44 @@ impl ResponseVerifier {
             })
             .collect();
         Ok(VerifiedAssertion {
-            id: assertion.id,
+            id: assertion.id.clone(),
             name_id,
             attributes,
-            expires_at: latest.timestamp() + self.skew_secs,
+            expires_at: latest.timestamp() + self.skew.num_seconds(),
         })
+    }
+
+    fn check_confirmation(
+        &self,
+        data: Option<&samael::schema::SubjectConfirmationData>,
+        request_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), SamlError> {
+        let data = data.ok_or(SamlError::SubjectConfirmation)?;
+        if data.not_before.is_some_and(|t| now < t - self.skew) {
+            return Err(SamlError::NotYetValid);
+        }
+        let not_on_or_after = data.not_on_or_after.ok_or(SamlError::SubjectConfirmation)?;
+        if not_on_or_after + self.skew < now {
+            return Err(SamlError::Expired);
+        }
+        if data.recipient.as_deref() != Some(self.acs_url.as_str()) {
+            return Err(SamlError::Recipient);
+        }
+        if let Some(id) = request_id
+            && data.in_response_to.as_deref() != Some(id)
+        {
+            return Err(SamlError::InResponseTo(
+                "InResponseTo does not name this login's request".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
-/// samael's errors as reasons.
-fn classify(e: SpError) -> SamlError {
-    match e {
-        SpError::FailedToValidateSignature | SpError::CryptoXmlError(_) | SpError::CryptoProviderError(_) => {
-            SamlError::Signature(
-                "a signature does not verify with the IdP certificate and allowed algorithms".into(),
-            )
-        }
-        SpError::DestinationValidationError { .. } => SamlError::Destination,
-        SpError::AssertionRecipientMismatch { .. } => SamlError::Recipient,
-        SpError::AssertionConditionAudienceRestrictionFailed { .. } => SamlError::Audience,
-        SpError::AssertionExpired { .. }
-        | SpError::ResponseExpired { .. }
-        | SpError::AssertionConditionExpired { .. }
-        | SpError::AssertionSubjectConfirmationExpired { .. } => SamlError::Expired,
-        SpError::AssertionConditionExpiredBefore { .. }
-        | SpError::AssertionSubjectConfirmationExpiredBefore { .. } => SamlError::NotYetValid,
-        SpError::AssertionIssuerMismatch { .. } | SpError::ResponseIssuerMismatch { .. } => SamlError::Issuer,
-        SpError::AssertionInResponseToInvalid { .. } | SpError::ResponseInResponseToInvalid { .. } => {
-            SamlError::InResponseTo("InResponseTo does not name this login's request".into())
-        }
-        SpError::ResponseBadStatusCode { .. } => SamlError::Status,
-        SpError::AssertionBearerSubjectConfirmationMissing | SpError::AssertionSubjectConfirmationMissing => {
-            SamlError::SubjectConfirmation
-        }
-        SpError::EncryptedAssertionsNotYetSupported
-        | SpError::MissingEncryptedKeyInfo
-        | SpError::MissingEncryptedValueInfo
-        | SpError::EncryptedAssertionInvalid
-        | SpError::FailedToDecryptAssertion
-        | SpError::EncryptedAssertionKeyMethodUnsupported { .. }
-        | SpError::EncryptedAssertionValueMethodUnsupported { .. }
-        | SpError::MissingPrivateKeySP => SamlError::Encrypted,
-        _ => SamlError::Malformed("the response does not parse as SAML".into()),
-    }
+fn signature_of(e: &Element) -> Result<&Element, SamlError> {
+    e.child(DSIG, "Signature")
+        .ok_or_else(|| SamlError::Signature("no signature".into()))
 }
 
 #[cfg(test)]
