@@ -32,7 +32,7 @@ declare -A files=(
   [tacacs]="plugins/tacacs/src/packet.rs plugins/tacacs/src/session.rs"
   [oidc]="plugins/oidc/src/protocol.rs plugins/oidc/src/claims.rs"
   [github]="plugins/github/src/api.rs"
-  [saml]="plugins/saml/src/verify.rs plugins/saml/src/structure.rs plugins/saml/src/front.rs"
+  [saml]="plugins/saml/src/verify.rs plugins/saml/src/structure.rs plugins/saml/src/front.rs plugins/saml/src/dsig.rs plugins/saml/src/c14n.rs plugins/saml/src/xml.rs"
   # session 6: forward-auth path normalisation and the host
   # modules' socket exchange
   [paths]="daemon/src/api/check/path.rs"

@@ -4,15 +4,27 @@
 //! the structural scan that refuses signature wrapping. Never a panic; a
 //! decoded response obeys the lexical rules; a response the scan accepts
 //! has one Response and one Assertion, both with IDs, and a signature
-//! claimed for each only where one sits.
+//! claimed for each only where one sits. What the element tree takes, the
+//! canonicalizer turns into XML that parses again and canonicalizes to
+//! the same bytes (exclusive c14n is idempotent).
 #![no_main]
 
 use base64::Engine as _;
 use gatehouse_plugin_saml::front::{MAX_RESPONSE, check_lexical, decode_response};
 use gatehouse_plugin_saml::structure::scan;
+use gatehouse_plugin_saml::{c14n, xml};
 use libfuzzer_sys::fuzz_target;
 
+fn check_canonical(text: &str) {
+    if let Ok(root) = xml::parse(text) {
+        let once = c14n::canonicalize(&root, &[], None, &["#default"]);
+        let again = xml::parse(&once).expect("canonical XML parses");
+        assert_eq!(c14n::canonicalize(&again, &[], None, &["#default"]), once);
+    }
+}
+
 fn check_shape(xml: &str) {
+    check_canonical(xml);
     if let Ok(shape) = scan(xml) {
         assert!(!shape.response_id.is_empty());
         assert!(!shape.assertion_id.is_empty());

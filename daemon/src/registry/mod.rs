@@ -463,8 +463,8 @@ impl Registry {
         let key = format!("{}[{:?}]", F::SECTION, spec.name());
         let type_name = spec.type_name();
         if let Some(own) = own_type::<F>(type_name) {
-            // A linked crate may run in a child process (its C libraries
-            // parsing hostile input, like SAML's xmlsec); a built-in needs
+            // A linked crate may run in a child process (hostile input,
+            // C libraries, heavy CPU, like SAML's); a built-in needs
             // the daemon's store and stays in process.
             let isolable = matches!(own.origin, Origin::Linked(_));
             if spec.library().is_some() || (spec.isolation() == Isolation::Process && !isolable) {

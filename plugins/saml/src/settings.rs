@@ -260,7 +260,7 @@ impl Settings {
         required("idp_url", &raw.idp_url)?;
         required("idp_entity_id", &raw.idp_entity_id)?;
         required("idp_attr_user_permanent_id", &raw.idp_attr_user_permanent_id)?;
-        // samael verifies nothing without an IdP signing certificate: this
+        // every response is verified with this certificate's key: the
         // plugin never runs without one.
         required("idp_x509_cert", &raw.idp_x509_cert)?;
         let idp_cert_der = certificate_der("idp_x509_cert", &raw.idp_x509_cert)?;

@@ -379,3 +379,393 @@ fn in_response_to_must_name_this_login_or_be_absent() {
     .signed(&key);
     assert_eq!(reason(v.verify(&hidden, None)), "in_response_to");
 }
+
+// Signature processing ([`crate::dsig`] and [`crate::c14n`]): responses
+// signed here by xmlsec, the library IdPs sign with, and verified by the
+// plugin's own canonicalization. Each template or content below is one an
+// IdP really produces, or one an attacker would try.
+
+/// A signature template for `id` with the given methods; `c14n` is the
+/// whole `CanonicalizationMethod` element, `transforms` the `Transform`s.
+fn template(id: &str, signature_method: &str, digest_method: &str, c14n: &str, transforms: &str) -> String {
+    format!(
+        "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo>{c14n}\
+         <ds:SignatureMethod Algorithm=\"{signature_method}\"/>\
+         <ds:Reference URI=\"#{id}\"><ds:Transforms>{transforms}</ds:Transforms>\
+         <ds:DigestMethod Algorithm=\"{digest_method}\"/><ds:DigestValue/>\
+         </ds:Reference></ds:SignedInfo><ds:SignatureValue/></ds:Signature>"
+    )
+}
+
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+const EXC_C14N: &str = "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
+const ENVELOPED_EXC: &str = "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\
+                             <ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
+
+/// An assertion-only response (unsigned Response) whose Assertion carries
+/// `template` and `extra` inside its Subject's NameID sibling position,
+/// signed by xmlsec with `key`.
+fn assertion_signed_with(template: &str, key: &[u8]) -> String {
+    let xml = Response {
+        sign_response: false,
+        sign_assertion: false,
+        ..Response::default()
+    }
+    .xml(false);
+    let at = xml.find("<saml:Subject>").unwrap();
+    let mut xml = xml;
+    xml.insert_str(at, template);
+    XmlSec::sign_xml(&xml, key).unwrap()
+}
+
+fn signature_message(r: Result<VerifiedAssertion, SamlError>) -> String {
+    match r {
+        Err(SamlError::Signature(m)) => m,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn content_that_canonicalization_rewrites_still_verifies() {
+    let (cert, key) = keypair();
+    let v = verifier(&cert, false, true);
+    // escapes and references in text and attributes, line ends, a
+    // namespace used only by an attribute (xsi:type), an unused one, a
+    // default namespace redeclared inside, non-ASCII
+    let xml = Response {
+        sign_response: false,
+        sign_assertion: false,
+        ..Response::default()
+    }
+    .xml(false)
+    .replace(
+        "<saml:Attribute Name=\"groups\">",
+        "<saml:Attribute xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:unused=\"urn:unused\" \
+         FriendlyName='g&apos;s &quot;&lt;&gt;&amp;&#x9;&#xA;&#xD; tab\there' Name=\"groups\">\
+         <saml:AttributeValue xsi:type=\"xs:string\">ops &amp; &lt;&gt; \u{e9}&#x20AC;&#xD;\r\nnext</saml:AttributeValue>\
+         <saml:AttributeValue xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">q</saml:AttributeValue>",
+    );
+    let at = xml.find("<saml:Subject>").unwrap();
+    let mut xml = xml;
+    xml.insert_str(at, &signature(ASSERTION_ID));
+    let signed = XmlSec::sign_xml(&xml, &key).unwrap();
+    let a = v.verify(&signed, None).unwrap();
+    let groups = &a.attributes.iter().find(|(n, _)| n == "groups").unwrap().1;
+    assert_eq!(groups[0], "ops & <> \u{e9}\u{20ac}\r\nnext");
+    assert_eq!(groups[1], "q");
+    // what canonicalization ignores may change: quotes, attribute order,
+    // white space inside tags
+    let reordered = signed.replacen(
+        "<saml:AuthnStatement AuthnInstant=",
+        "<saml:AuthnStatement  SessionIndex='_s1' AuthnInstant=",
+        1,
+    );
+    let reordered = reordered.replacen(" SessionIndex=\"_s1\">", ">", 1);
+    assert_ne!(reordered, signed);
+    assert_eq!(v.verify(&reordered, None).unwrap().id, ASSERTION_ID);
+}
+
+#[test]
+fn an_inclusive_namespace_prefix_list_is_honoured() {
+    let (cert, key) = keypair();
+    let v = verifier(&cert, false, true);
+    // as ADFS and Okta sign: `xs` listed, declared on the Response, used
+    // only inside an attribute value (where c14n cannot see it)
+    let transforms = "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\
+         <ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\">\
+         <ec:InclusiveNamespaces xmlns:ec=\"http://www.w3.org/2001/10/xml-exc-c14n#\" PrefixList=\"xs\"/></ds:Transform>";
+    let xml = Response {
+        sign_response: false,
+        sign_assertion: false,
+        ..Response::default()
+    }
+    .xml(false)
+    .replacen(
+        "<samlp:Response ",
+        "<samlp:Response xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" ",
+        1,
+    );
+    let at = xml.find("<saml:Subject>").unwrap();
+    let mut xml = xml;
+    xml.insert_str(
+        at,
+        &template(ASSERTION_ID, RSA_SHA256, SHA256, EXC_C14N, transforms),
+    );
+    let signed = XmlSec::sign_xml(&xml, &key).unwrap();
+    assert_eq!(v.verify(&signed, None).unwrap().id, ASSERTION_ID);
+    // the listed namespace is covered: changing its URI breaks the digest
+    let moved = signed.replacen(
+        "xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"",
+        "xmlns:xs=\"urn:evil\"",
+        1,
+    );
+    assert_eq!(
+        signature_message(v.verify(&moved, None)),
+        "the signed element changed after signing"
+    );
+}
+
+#[test]
+fn algorithms_and_transforms_outside_the_profile_are_refused() {
+    let (cert, key) = keypair();
+    let v = verifier(&cert, false, true);
+    let inclusive =
+        "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/TR/2001/REC-xml-c14n-20010315\"/>";
+    let xpath = "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\
+                 <ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\">\
+                 <ds:XPath>not(ancestor-or-self::saml:Subject)</ds:XPath></ds:Transform>\
+                 <ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
+    let enveloped_only =
+        "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>";
+    for (signature_method, digest_method, c14n, transforms, message) in [
+        // RSA-SHA1 signatures and SHA-1 digests: not allowed
+        (
+            "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+            SHA256,
+            EXC_C14N,
+            ENVELOPED_EXC,
+            "a signature algorithm that is not allowed",
+        ),
+        (
+            RSA_SHA256,
+            "http://www.w3.org/2000/09/xmldsig#sha1",
+            EXC_C14N,
+            ENVELOPED_EXC,
+            "a digest algorithm that is not allowed",
+        ),
+        // inclusive canonicalization of SignedInfo
+        (
+            RSA_SHA256,
+            SHA256,
+            inclusive,
+            ENVELOPED_EXC,
+            "a canonicalization other than exclusive XML canonicalization",
+        ),
+        // an XPath filter that would leave the Subject unsigned
+        (
+            RSA_SHA256,
+            SHA256,
+            EXC_C14N,
+            xpath,
+            "a reference whose transforms are not enveloped-signature then exclusive c14n",
+        ),
+        // no exclusive c14n after the enveloped transform
+        (
+            RSA_SHA256,
+            SHA256,
+            EXC_C14N,
+            enveloped_only,
+            "a reference whose transforms are not enveloped-signature then exclusive c14n",
+        ),
+    ] {
+        let t = template(ASSERTION_ID, signature_method, digest_method, c14n, transforms);
+        let signed = assertion_signed_with(&t, &key);
+        assert_eq!(signature_message(v.verify(&signed, None)), message, "{t}");
+    }
+    // an HMAC "signature" keyed with the certificate (algorithm
+    // confusion): refused before any check, whatever its value
+    let hmac = template(
+        ASSERTION_ID,
+        "http://www.w3.org/2000/09/xmldsig#hmac-sha1",
+        SHA256,
+        EXC_C14N,
+        ENVELOPED_EXC,
+    );
+    let xml = Response {
+        sign_response: false,
+        sign_assertion: false,
+        ..Response::default()
+    }
+    .xml(false);
+    let at = xml.find("<saml:Subject>").unwrap();
+    let mut xml = xml;
+    xml.insert_str(
+        at,
+        &hmac.replace(
+            "<ds:SignatureValue/>",
+            "<ds:SignatureValue>AAAA</ds:SignatureValue>",
+        ),
+    );
+    assert_eq!(
+        signature_message(v.verify(&xml, None)),
+        "a signature algorithm that is not allowed"
+    );
+}
+
+#[test]
+fn a_signature_value_or_signed_info_changed_after_signing_is_refused() {
+    let (cert, key) = keypair();
+    let v = verifier(&cert, false, true);
+    let signed = Response {
+        sign_response: false,
+        ..Response::default()
+    }
+    .signed(&key);
+    // the reference pointed elsewhere inside the signed SignedInfo
+    let retargeted = signed.replacen(
+        &format!("URI=\"#{ASSERTION_ID}\""),
+        &format!("URI=\"#{RESPONSE_ID}\""),
+        1,
+    );
+    assert_eq!(reason(v.verify(&retargeted, None)), "signature");
+    // a digest value replaced (the attacker's own digest of a changed
+    // assertion): the SignedInfo no longer verifies
+    let start = signed.find("<ds:DigestValue>").unwrap() + "<ds:DigestValue>".len();
+    let mut changed = signed.clone();
+    changed.replace_range(start..start + 4, "AAAA");
+    assert_eq!(
+        signature_message(v.verify(&changed, None)),
+        "a signature does not verify with the IdP certificate and allowed algorithms"
+    );
+    // a SignatureValue that is not base64
+    let start = signed.find("<ds:SignatureValue>").unwrap() + "<ds:SignatureValue>".len();
+    let mut garbage = signed.clone();
+    garbage.insert(start, '*');
+    assert_eq!(
+        signature_message(v.verify(&garbage, None)),
+        "a signature or digest value that is not base64"
+    );
+}
+
+/// A self-signed P-256 certificate (PEM) and its key (DER).
+fn ec_keypair() -> (String, Vec<u8>) {
+    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "idp.test").unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
+    (
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
+        key.private_key_to_der().unwrap(),
+    )
+}
+
+#[test]
+fn ecdsa_signatures_verify_when_allowed_and_keys_cannot_be_confused() {
+    let (cert, key) = ec_keypair();
+    let t = template(
+        ASSERTION_ID,
+        "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+        SHA256,
+        EXC_C14N,
+        ENVELOPED_EXC,
+    );
+    let signed = assertion_signed_with(&t, &key);
+    let config = |algorithms: serde_json::Value| {
+        PluginConfig::new(
+            "SAML",
+            json!({
+                "sp_entity_id": SP,
+                "idp_url": "https://idp.test/sso",
+                "idp_x509_cert": cert,
+                "idp_entity_id": IDP,
+                "idp_attr_user_permanent_id": "uid",
+                "callback_url": ACS,
+                "clock_skew": format!("{SKEW_SECS}s"),
+                "signature_algorithms": algorithms,
+                "security_config": {"wantMessagesSigned": false, "wantAssertionsSigned": true},
+            }),
+        )
+    };
+    let ecdsa = ResponseVerifier::new(&Settings::parse(&config(json!(["ecdsa-sha256"]))).unwrap()).unwrap();
+    assert_eq!(ecdsa.verify(&signed, None).unwrap().id, ASSERTION_ID);
+    // the default allows RSA-SHA256 only
+    let rsa_only = ResponseVerifier::new(&Settings::parse(&config(json!(["rsa-sha256"]))).unwrap()).unwrap();
+    assert_eq!(
+        signature_message(rsa_only.verify(&signed, None)),
+        "a signature algorithm that is not allowed"
+    );
+    // an RSA-signed response claiming ECDSA against an RSA certificate
+    // (and the reverse) never verifies
+    let (rsa_cert, rsa_key) = keypair();
+    let claims_rsa = assertion_signed_with(
+        &template(ASSERTION_ID, RSA_SHA256, SHA256, EXC_C14N, ENVELOPED_EXC),
+        &rsa_key,
+    )
+    .replace(RSA_SHA256, "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256");
+    let both = PluginConfig::new(
+        "SAML",
+        json!({
+            "sp_entity_id": SP,
+            "idp_url": "https://idp.test/sso",
+            "idp_x509_cert": rsa_cert,
+            "idp_entity_id": IDP,
+            "idp_attr_user_permanent_id": "uid",
+            "callback_url": ACS,
+            "signature_algorithms": ["rsa-sha256", "ecdsa-sha256"],
+            "security_config": {"wantMessagesSigned": false, "wantAssertionsSigned": true},
+        }),
+    );
+    let both = ResponseVerifier::new(&Settings::parse(&both).unwrap()).unwrap();
+    assert_eq!(
+        signature_message(both.verify(&claims_rsa, None)),
+        "a signature does not verify with the IdP certificate and allowed algorithms"
+    );
+}
+
+#[test]
+fn an_unsigned_response_around_a_signed_assertion_can_only_refuse() {
+    let (cert, key) = keypair();
+    let v = verifier(&cert, false, true);
+    for (response, wanted) in [
+        (
+            Response {
+                sign_response: false,
+                status: "urn:oasis:names:tc:SAML:2.0:status:Requester",
+                ..Response::default()
+            },
+            "status",
+        ),
+        (
+            Response {
+                sign_response: false,
+                destination: Some("https://app.test/other-acs"),
+                ..Response::default()
+            },
+            "destination",
+        ),
+    ] {
+        assert_eq!(reason(v.verify(&response.signed(&key), None)), wanted);
+    }
+    // the Response's issuer, changed outside the signed assertion
+    let xml = Response {
+        sign_response: false,
+        ..Response::default()
+    }
+    .signed(&key)
+    .replacen(
+        &format!("<saml:Issuer>{IDP}</saml:Issuer>"),
+        "<saml:Issuer>https://evil.test/metadata</saml:Issuer>",
+        1,
+    );
+    assert_eq!(reason(v.verify(&xml, None)), "issuer");
+}
+
+#[test]
+fn every_audience_restriction_must_name_this_sp() {
+    let (cert, key) = keypair();
+    let v = verifier(&cert, true, true);
+    // SAML core 2.5.1.4: restrictions are ANDed
+    let xml = Response::default().xml(false).replace(
+        "</saml:AudienceRestriction>",
+        "</saml:AudienceRestriction><saml:AudienceRestriction>\
+         <saml:Audience>https://other.test/sp</saml:Audience></saml:AudienceRestriction>",
+    );
+    let mut xml = XmlSec::sign_xml(&xml, &key).unwrap();
+    let at = xml.find("<samlp:Status>").unwrap();
+    xml.insert_str(at, &signature(RESPONSE_ID));
+    let xml = XmlSec::sign_xml(&xml, &key).unwrap();
+    assert_eq!(reason(v.verify(&xml, None)), "audience");
+}
