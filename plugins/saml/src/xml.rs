@@ -221,10 +221,28 @@ fn split(name: &[u8]) -> Result<(String, String), SamlError> {
         Some((p, l)) => (p, l),
         None => ("", name),
     };
-    if local.is_empty() || local.contains(':') || (name.contains(':') && prefix.is_empty()) {
+    if !is_ncname(local) || (name.contains(':') && !is_ncname(prefix)) {
         return Err(malformed("a malformed name"));
     }
     Ok((prefix.to_owned(), local.to_owned()))
+}
+
+/// XML 1.0's `NCName`: a `Name` without a colon (quick-xml alone would
+/// take `<a?b/>`, whose canonical form would not parse again).
+fn is_ncname(name: &str) -> bool {
+    fn start(c: char) -> bool {
+        matches!(c, 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+            | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+            | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+            | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+            | '\u{10000}'..='\u{EFFFF}')
+    }
+    let mut chars = name.chars();
+    chars.next().is_some_and(start)
+        && chars.all(|c| {
+            start(c)
+                || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+        })
 }
 
 fn resolve(scope: &[(String, String)], prefix: &str) -> Option<String> {
@@ -325,6 +343,8 @@ mod tests {
         // xmlns="" undeclares the default namespace
         assert_eq!(root.elements().nth(1).unwrap().ns, "urn:p");
         let c = parse("<a xmlns=\"urn:d\"><c xmlns=\"\"/></a>").unwrap();
+        // names beyond ASCII are names
+        assert_eq!(parse("<\u{e9}l\u{e8}ve-1.x/>").unwrap().local, "\u{e9}l\u{e8}ve-1.x");
         assert_eq!(c.elements().next().unwrap().ns, "");
     }
 
@@ -337,6 +357,11 @@ mod tests {
             ("<p:a/>", "malformed"),
             ("<a p:x=\"1\"/>", "malformed"),
             ("<a x=\"1\" x=\"2\"/>", "malformed"),
+            // names XML does not allow (the first found by fuzzing)
+            ("<mxx-?lml//>", "malformed"),
+            ("<1a/>", "malformed"),
+            ("<a b?=\"1\"/>", "malformed"),
+            ("<:a/>", "malformed"),
             (
                 "<a xmlns:p=\"u\" xmlns:q=\"u\" p:x=\"1\" q:x=\"2\"/>",
                 "malformed",
