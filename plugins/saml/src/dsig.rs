@@ -57,18 +57,10 @@ impl Algorithm {
 }
 
 /// The IdP's public key and the algorithms it may sign with.
+#[derive(Debug)]
 pub struct SignatureKey {
     key: PKey<Public>,
     allowed: Vec<Algorithm>,
-}
-
-impl std::fmt::Debug for SignatureKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignatureKey")
-            .field("key", &self.key.id())
-            .field("allowed", &self.allowed)
-            .finish()
-    }
 }
 
 impl SignatureKey {

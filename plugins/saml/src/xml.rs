@@ -238,11 +238,10 @@ fn is_ncname(name: &str) -> bool {
             | '\u{10000}'..='\u{EFFFF}')
     }
     let mut chars = name.chars();
-    chars.next().is_some_and(start)
-        && chars.all(|c| {
-            start(c)
-                || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
-        })
+    chars.next().is_some_and(start) && chars.all(|c| {
+        start(c)
+            || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    })
 }
 
 fn resolve(scope: &[(String, String)], prefix: &str) -> Option<String> {
@@ -340,11 +339,19 @@ mod tests {
         assert_eq!(root.attrs[1].ns, "urn:p");
         let b = root.child("urn:d", "b").unwrap();
         assert_eq!(b.text(), "t&u\u{20ac}\nv");
+        // text around references is one text node
+        assert_eq!(b.children.len(), 1);
+        assert_eq!(parse("<a>&apos;&quot;&lt;&gt;</a>").unwrap().text(), "'\"<>");
         // xmlns="" undeclares the default namespace
         assert_eq!(root.elements().nth(1).unwrap().ns, "urn:p");
         let c = parse("<a xmlns=\"urn:d\"><c xmlns=\"\"/></a>").unwrap();
         // names beyond ASCII are names
-        assert_eq!(parse("<\u{e9}l\u{e8}ve-1.x/>").unwrap().local, "\u{e9}l\u{e8}ve-1.x");
+        // `xml` may be declared to its own namespace
+        assert!(parse("<a xmlns:xml=\"http://www.w3.org/XML/1998/namespace\" xml:lang=\"en\"/>").is_ok());
+        assert_eq!(
+            parse("<\u{e9}l\u{e8}ve-1.x/>").unwrap().local,
+            "\u{e9}l\u{e8}ve-1.x"
+        );
         assert_eq!(c.elements().next().unwrap().ns, "");
     }
 
@@ -367,6 +374,13 @@ mod tests {
                 "malformed",
             ),
             ("<a xmlns:p=\"\"/>", "malformed"),
+            // the reserved prefixes and namespace
+            ("<a xmlns:xmlns=\"urn:x\"/>", "malformed"),
+            ("<a xmlns:xml=\"urn:x\"/>", "malformed"),
+            (
+                "<a xmlns:p=\"http://www.w3.org/XML/1998/namespace\"/>",
+                "malformed",
+            ),
             ("<a>&#0;</a>", "malformed"),
             ("<a>&#x1;</a>", "malformed"),
             ("<a>&ent;</a>", "dtd"),

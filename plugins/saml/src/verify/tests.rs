@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use base64::Engine as _;
 use chrono::{Duration, SecondsFormat, Utc};
 use gatehouse_sdk::{PluginConfig, serde_json};
 use openssl::pkey::PKey;
@@ -165,7 +166,11 @@ impl Response {
     /// around it (xmlsec signs the first template in document order, and
     /// the Response's sits before the Assertion).
     fn signed(&self, key_der: &[u8]) -> String {
-        let mut xml = self.xml(false);
+        self.sign(self.xml(false), key_der)
+    }
+
+    /// `xml` (this response's, edited) signed as [`Response::signed`] does.
+    fn sign(&self, mut xml: String, key_der: &[u8]) -> String {
         if self.sign_assertion {
             xml = XmlSec::sign_xml(&xml, key_der).unwrap();
         }
@@ -768,4 +773,127 @@ fn every_audience_restriction_must_name_this_sp() {
     xml.insert_str(at, &signature(RESPONSE_ID));
     let xml = XmlSec::sign_xml(&xml, &key).unwrap();
     assert_eq!(reason(v.verify(&xml, None)), "audience");
+}
+
+/// The `n`th (0-based) `name="…"` attribute value in `xml` set to `value`.
+fn set_attr(xml: &str, name: &str, n: usize, value: &str) -> String {
+    let needle = format!(" {name}=\"");
+    let start = xml.match_indices(&needle).nth(n).unwrap().0 + needle.len();
+    let end = start + xml[start..].find('"').unwrap();
+    format!("{}{value}{}", &xml[..start], &xml[end..])
+}
+
+#[test]
+fn each_time_window_is_checked_on_its_own() {
+    let (cert, key) = keypair();
+    let v = verifier(&cert, true, true);
+    let r = Response::default();
+    let long_ago = at(Duration::minutes(-5) - Duration::seconds(SKEW_SECS + 60));
+    let later = at(Duration::seconds(SKEW_SECS + 120));
+    let earlier = at(Duration::seconds(-30));
+    let past = at(Duration::seconds(-SKEW_SECS - 60));
+    for (name, n, value, wanted) in [
+        // IssueInstant older than five minutes and the skew: the
+        // Response's, then the Assertion's
+        ("IssueInstant", 0, &long_ago, "expired"),
+        ("IssueInstant", 1, &long_ago, "expired"),
+        // the Conditions' NotOnOrAfter past, the confirmation's not
+        ("NotOnOrAfter", 1, &past, "expired"),
+        // the confirmation's NotOnOrAfter past, the Conditions' not
+        ("NotOnOrAfter", 0, &past, "expired"),
+    ] {
+        let xml = set_attr(&r.xml(false), name, n, value);
+        assert_eq!(reason(v.verify(&r.sign(xml, &key), None)), wanted, "{name} {n}");
+    }
+    // a NotBefore on the confirmation: in the future, refused; past, taken
+    let with_not_before = |t: &str| {
+        r.xml(false).replacen(
+            "<saml:SubjectConfirmationData ",
+            &format!("<saml:SubjectConfirmationData NotBefore=\"{t}\" "),
+            1,
+        )
+    };
+    assert_eq!(
+        reason(v.verify(&r.sign(with_not_before(&later), &key), None)),
+        "not_yet_valid"
+    );
+    assert!(v.verify(&r.sign(with_not_before(&earlier), &key), None).is_ok());
+    // a confirmation without NotOnOrAfter
+    let xml = r.xml(false);
+    let start = xml.find("<saml:SubjectConfirmationData ").unwrap() + "<saml:SubjectConfirmationData ".len();
+    assert!(xml[start..].starts_with("NotOnOrAfter=\""));
+    let end = start + xml[start..].find("\" ").unwrap() + 2;
+    let open_ended = format!("{}{}", &xml[..start], &xml[end..]);
+    assert_eq!(
+        reason(v.verify(&r.sign(open_ended, &key), None)),
+        "subject_confirmation"
+    );
+}
+
+#[test]
+fn the_signature_elements_must_be_where_the_schema_puts_them() {
+    let (cert, key) = keypair();
+    let v = verifier(&cert, false, true);
+    let signed = Response {
+        sign_response: false,
+        ..Response::default()
+    }
+    .signed(&key);
+    // something between SignedInfo and SignatureValue
+    let keyinfo_first = signed.replacen("<ds:SignatureValue>", "<ds:KeyInfo/><ds:SignatureValue>", 1);
+    assert_eq!(
+        signature_message(v.verify(&keyinfo_first, None)),
+        "a signature without SignedInfo and SignatureValue"
+    );
+    // the transforms in the other order, or the first not a Transform
+    let exc = "<ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
+    let env = "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>";
+    let not_a_transform =
+        "<ds:DigestMethod Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>";
+    let exc_as_other = "<ds:DigestMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
+    for transforms in [
+        format!("{exc}{env}"),
+        format!("{not_a_transform}{exc}"),
+        format!("{env}{exc_as_other}"),
+    ] {
+        let t = template(ASSERTION_ID, RSA_SHA256, SHA256, EXC_C14N, &transforms);
+        assert_eq!(
+            signature_message(v.verify(&signed_info_signed_with(&t, &key), None)),
+            "a reference whose transforms are not enveloped-signature then exclusive c14n",
+            "{transforms}"
+        );
+    }
+}
+
+/// An assertion-only response carrying `template`, whose SignedInfo is
+/// signed (RSA-SHA256 over its exclusive c14n) with no digest computed:
+/// for templates xmlsec refuses to sign, to reach the checks made after
+/// the SignedInfo verifies.
+fn signed_info_signed_with(template: &str, key: &[u8]) -> String {
+    let xml = Response {
+        sign_response: false,
+        sign_assertion: false,
+        ..Response::default()
+    }
+    .xml(false);
+    let at = xml.find("<saml:Subject>").unwrap();
+    let mut xml = xml;
+    xml.insert_str(at, template);
+    let root = crate::xml::parse(&xml).unwrap();
+    let assertion = root.child(ASSERTION, "Assertion").unwrap();
+    let signature = assertion.child(DSIG, "Signature").unwrap();
+    let info = signature.child(DSIG, "SignedInfo").unwrap();
+    let mut scope = root.decls.clone();
+    scope.extend(assertion.decls.iter().cloned());
+    scope.extend(signature.decls.iter().cloned());
+    let canonical = crate::c14n::canonicalize(info, &scope, None, &[]);
+    let key = PKey::private_key_from_der(key).unwrap();
+    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    let value = base64::engine::general_purpose::STANDARD
+        .encode(signer.sign_oneshot_to_vec(canonical.as_bytes()).unwrap());
+    xml.replacen(
+        "<ds:SignatureValue/>",
+        &format!("<ds:SignatureValue>{value}</ds:SignatureValue>"),
+        1,
+    )
 }
