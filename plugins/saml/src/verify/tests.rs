@@ -897,3 +897,39 @@ fn signed_info_signed_with(template: &str, key: &[u8]) -> String {
         1,
     )
 }
+
+#[test]
+fn a_certificate_without_an_rsa_or_ec_key_is_refused_at_configuration() {
+    // an Ed25519 certificate: XML-DSig for SAML has no algorithm for it
+    // here, so no response could ever verify
+    let key = PKey::generate_ed25519().unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "idp.test").unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::null()).unwrap();
+    let cert = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+    let config = PluginConfig::new(
+        "SAML",
+        json!({
+            "sp_entity_id": SP,
+            "idp_url": "https://idp.test/sso",
+            "idp_x509_cert": cert,
+            "idp_entity_id": IDP,
+            "idp_attr_user_permanent_id": "uid",
+            "callback_url": ACS,
+        }),
+    );
+    match ResponseVerifier::new(&Settings::parse(&config).unwrap()) {
+        Err(PluginError::Misconfigured(m)) => assert!(m.contains("no RSA or EC public key"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
