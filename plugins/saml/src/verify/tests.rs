@@ -933,3 +933,34 @@ fn a_certificate_without_an_rsa_or_ec_key_is_refused_at_configuration() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_assertion_in_a_default_namespace_is_read() {
+    // as ADFS sends it: `<Assertion xmlns="…assertion">`, no prefixes
+    let (cert, key) = keypair();
+    let v = verifier(&cert, false, true);
+    let xml = Response {
+        sign_response: false,
+        sign_assertion: false,
+        ..Response::default()
+    }
+    .xml(false)
+    .replace("saml:", "")
+    .replace(
+        "<Assertion ",
+        "<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ",
+    )
+    .replace(
+        "<Issuer>",
+        "<Issuer xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">",
+    );
+    let at = xml.find("<Subject>").unwrap();
+    let mut xml = xml;
+    xml.insert_str(at, &signature(ASSERTION_ID));
+    let a = v.verify(&XmlSec::sign_xml(&xml, &key).unwrap(), None).unwrap();
+    assert_eq!(a.name_id.as_deref(), Some("alice"));
+    assert_eq!(
+        a.attributes[1],
+        ("groups".to_owned(), vec!["ops".to_owned(), "dev".to_owned()])
+    );
+}
