@@ -12,10 +12,12 @@ use serde_json::json;
 
 use super::*;
 
-/// A throwaway self-signed certificate and key (PEM).
-pub(crate) fn keypair() -> (String, String) {
-    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
-    let key = PKey::from_rsa(rsa).unwrap();
+/// A self-signed certificate (PEM) for `key`, signed with `digest`
+/// (`MessageDigest::null()` for Ed25519).
+pub(crate) fn self_signed(
+    key: &PKey<openssl::pkey::Private>,
+    digest: openssl::hash::MessageDigest,
+) -> String {
     let mut name = openssl::x509::X509NameBuilder::new().unwrap();
     name.append_entry_by_text("CN", "sp.test").unwrap();
     let name = name.build();
@@ -23,15 +25,20 @@ pub(crate) fn keypair() -> (String, String) {
     b.set_version(2).unwrap();
     b.set_subject_name(&name).unwrap();
     b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
+    b.set_pubkey(key).unwrap();
     b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
         .unwrap();
     b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
         .unwrap();
-    b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
-    let cert = b.build();
+    b.sign(key, digest).unwrap();
+    String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+}
+
+/// A throwaway self-signed certificate and key (PEM).
+pub(crate) fn keypair() -> (String, String) {
+    let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
     (
-        String::from_utf8(cert.to_pem().unwrap()).unwrap(),
+        self_signed(&key, openssl::hash::MessageDigest::sha256()),
         String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
     )
 }

@@ -29,20 +29,28 @@ fn keypair() -> (String, Vec<u8>) {
     (cert, key.private_key_to_der().unwrap())
 }
 
+/// The test SP's configuration with `idp_cert`, `extra` merged over it.
+fn config(idp_cert: &str, extra: serde_json::Value) -> PluginConfig {
+    let mut settings = json!({
+        "sp_entity_id": SP,
+        "idp_url": "https://idp.test/sso",
+        "idp_x509_cert": idp_cert,
+        "idp_entity_id": IDP,
+        "idp_attr_user_permanent_id": "uid",
+        "callback_url": ACS,
+        "allow_idp_initiated": true,
+        "clock_skew": format!("{SKEW_SECS}s"),
+    });
+    if let (Some(base), serde_json::Value::Object(extra)) = (settings.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    PluginConfig::new("SAML", settings)
+}
+
 fn verifier(idp_cert: &str, messages: bool, assertions: bool) -> ResponseVerifier {
-    let config = PluginConfig::new(
-        "SAML",
-        json!({
-            "sp_entity_id": SP,
-            "idp_url": "https://idp.test/sso",
-            "idp_x509_cert": idp_cert,
-            "idp_entity_id": IDP,
-            "idp_attr_user_permanent_id": "uid",
-            "callback_url": ACS,
-            "allow_idp_initiated": true,
-            "clock_skew": format!("{SKEW_SECS}s"),
-            "security_config": {"wantMessagesSigned": messages, "wantAssertionsSigned": assertions},
-        }),
+    let config = config(
+        idp_cert,
+        json!({"security_config": {"wantMessagesSigned": messages, "wantAssertionsSigned": assertions}}),
     );
     ResponseVerifier::new(&Settings::parse(&config).unwrap()).unwrap()
 }
@@ -184,6 +192,15 @@ impl Response {
     }
 }
 
+/// A response whose Assertion alone is signed (with `key`).
+fn assertion_only(key: &[u8]) -> String {
+    Response {
+        sign_response: false,
+        ..Response::default()
+    }
+    .signed(key)
+}
+
 fn reason(r: Result<VerifiedAssertion, SamlError>) -> &'static str {
     match r {
         Ok(a) => panic!("accepted: {a:?}"),
@@ -230,11 +247,7 @@ fn what_must_be_signed_is_signed() {
             "signature"
         );
     }
-    let assertion_only = Response {
-        sign_response: false,
-        ..Response::default()
-    }
-    .signed(&key);
+    let assertion_only = assertion_only(&key);
     let response_only = Response {
         sign_assertion: false,
         ..Response::default()
@@ -408,19 +421,29 @@ const EXC_C14N: &str = "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org
 const ENVELOPED_EXC: &str = "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\
                              <ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
 
-/// An assertion-only response (unsigned Response) whose Assertion carries
-/// `template` and `extra` inside its Subject's NameID sibling position,
-/// signed by xmlsec with `key`.
-fn assertion_signed_with(template: &str, key: &[u8]) -> String {
-    let xml = Response {
-        sign_response: false,
-        sign_assertion: false,
-        ..Response::default()
-    }
-    .xml(false);
-    let at = xml.find("<saml:Subject>").unwrap();
-    let mut xml = xml;
+/// The unsigned assertion-only response, after `edit`, with `template`
+/// inside its Assertion (before the Subject).
+fn with_assertion_template(template: &str, edit: impl FnOnce(String) -> String) -> String {
+    let mut xml = edit(
+        Response {
+            sign_response: false,
+            sign_assertion: false,
+            ..Response::default()
+        }
+        .xml(false),
+    );
+    let at = xml
+        .find("<saml:Subject>")
+        .or_else(|| xml.find("<Subject>"))
+        .unwrap();
     xml.insert_str(at, template);
+    xml
+}
+
+/// An assertion-only response (unsigned Response) whose Assertion carries
+/// `template`, signed by xmlsec with `key`.
+fn assertion_signed_with(template: &str, key: &[u8]) -> String {
+    let xml = with_assertion_template(template, |x| x);
     XmlSec::sign_xml(&xml, key).unwrap()
 }
 
@@ -438,23 +461,16 @@ fn content_that_canonicalization_rewrites_still_verifies() {
     // escapes and references in text and attributes, line ends, a
     // namespace used only by an attribute (xsi:type), an unused one, a
     // default namespace redeclared inside, non-ASCII
-    let xml = Response {
-        sign_response: false,
-        sign_assertion: false,
-        ..Response::default()
-    }
-    .xml(false)
-    .replace(
+    let xml = with_assertion_template(&signature(ASSERTION_ID), |x| {
+        x.replace(
         "<saml:Attribute Name=\"groups\">",
         "<saml:Attribute xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" \
          xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:unused=\"urn:unused\" \
          FriendlyName='g&apos;s &quot;&lt;&gt;&amp;&#x9;&#xA;&#xD; tab\there' Name=\"groups\">\
          <saml:AttributeValue xsi:type=\"xs:string\">ops &amp; &lt;&gt; \u{e9}&#x20AC;&#xD;\r\nnext</saml:AttributeValue>\
          <saml:AttributeValue xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">q</saml:AttributeValue>",
-    );
-    let at = xml.find("<saml:Subject>").unwrap();
-    let mut xml = xml;
-    xml.insert_str(at, &signature(ASSERTION_ID));
+    )
+    });
     let signed = XmlSec::sign_xml(&xml, &key).unwrap();
     let a = v.verify(&signed, None).unwrap();
     let groups = &a.attributes.iter().find(|(n, _)| n == "groups").unwrap().1;
@@ -481,22 +497,15 @@ fn an_inclusive_namespace_prefix_list_is_honoured() {
     let transforms = "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>\
          <ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\">\
          <ec:InclusiveNamespaces xmlns:ec=\"http://www.w3.org/2001/10/xml-exc-c14n#\" PrefixList=\"xs\"/></ds:Transform>";
-    let xml = Response {
-        sign_response: false,
-        sign_assertion: false,
-        ..Response::default()
-    }
-    .xml(false)
-    .replacen(
-        "<samlp:Response ",
-        "<samlp:Response xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" ",
-        1,
-    );
-    let at = xml.find("<saml:Subject>").unwrap();
-    let mut xml = xml;
-    xml.insert_str(
-        at,
+    let xml = with_assertion_template(
         &template(ASSERTION_ID, RSA_SHA256, SHA256, EXC_C14N, transforms),
+        |x| {
+            x.replacen(
+                "<samlp:Response ",
+                "<samlp:Response xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" ",
+                1,
+            )
+        },
     );
     let signed = XmlSec::sign_xml(&xml, &key).unwrap();
     assert_eq!(v.verify(&signed, None).unwrap().id, ASSERTION_ID);
@@ -578,20 +587,12 @@ fn algorithms_and_transforms_outside_the_profile_are_refused() {
         EXC_C14N,
         ENVELOPED_EXC,
     );
-    let xml = Response {
-        sign_response: false,
-        sign_assertion: false,
-        ..Response::default()
-    }
-    .xml(false);
-    let at = xml.find("<saml:Subject>").unwrap();
-    let mut xml = xml;
-    xml.insert_str(
-        at,
+    let xml = with_assertion_template(
         &hmac.replace(
             "<ds:SignatureValue/>",
             "<ds:SignatureValue>AAAA</ds:SignatureValue>",
         ),
+        |x| x,
     );
     assert_eq!(
         signature_message(v.verify(&xml, None)),
@@ -603,11 +604,7 @@ fn algorithms_and_transforms_outside_the_profile_are_refused() {
 fn a_signature_value_or_signed_info_changed_after_signing_is_refused() {
     let (cert, key) = keypair();
     let v = verifier(&cert, false, true);
-    let signed = Response {
-        sign_response: false,
-        ..Response::default()
-    }
-    .signed(&key);
+    let signed = assertion_only(&key);
     // the reference pointed elsewhere inside the signed SignedInfo
     let retargeted = signed.replacen(
         &format!("URI=\"#{ASSERTION_ID}\""),
@@ -638,21 +635,8 @@ fn a_signature_value_or_signed_info_changed_after_signing_is_refused() {
 fn ec_keypair() -> (String, Vec<u8>) {
     let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
     let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "idp.test").unwrap();
-    let name = name.build();
-    let mut b = openssl::x509::X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
     (
-        String::from_utf8(b.build().to_pem().unwrap()).unwrap(),
+        crate::tests::self_signed(&key, openssl::hash::MessageDigest::sha256()),
         key.private_key_to_der().unwrap(),
     )
 }
@@ -668,26 +652,20 @@ fn ecdsa_signatures_verify_when_allowed_and_keys_cannot_be_confused() {
         ENVELOPED_EXC,
     );
     let signed = assertion_signed_with(&t, &key);
-    let config = |algorithms: serde_json::Value| {
-        PluginConfig::new(
-            "SAML",
+    let with = |cert: &str, algorithms: serde_json::Value| {
+        let c = config(
+            cert,
             json!({
-                "sp_entity_id": SP,
-                "idp_url": "https://idp.test/sso",
-                "idp_x509_cert": cert,
-                "idp_entity_id": IDP,
-                "idp_attr_user_permanent_id": "uid",
-                "callback_url": ACS,
-                "clock_skew": format!("{SKEW_SECS}s"),
                 "signature_algorithms": algorithms,
                 "security_config": {"wantMessagesSigned": false, "wantAssertionsSigned": true},
             }),
-        )
+        );
+        ResponseVerifier::new(&Settings::parse(&c).unwrap()).unwrap()
     };
-    let ecdsa = ResponseVerifier::new(&Settings::parse(&config(json!(["ecdsa-sha256"]))).unwrap()).unwrap();
+    let ecdsa = with(&cert, json!(["ecdsa-sha256"]));
     assert_eq!(ecdsa.verify(&signed, None).unwrap().id, ASSERTION_ID);
     // the default allows RSA-SHA256 only
-    let rsa_only = ResponseVerifier::new(&Settings::parse(&config(json!(["rsa-sha256"]))).unwrap()).unwrap();
+    let rsa_only = with(&cert, json!(["rsa-sha256"]));
     assert_eq!(
         signature_message(rsa_only.verify(&signed, None)),
         "a signature algorithm that is not allowed"
@@ -700,20 +678,7 @@ fn ecdsa_signatures_verify_when_allowed_and_keys_cannot_be_confused() {
         &rsa_key,
     )
     .replace(RSA_SHA256, "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256");
-    let both = PluginConfig::new(
-        "SAML",
-        json!({
-            "sp_entity_id": SP,
-            "idp_url": "https://idp.test/sso",
-            "idp_x509_cert": rsa_cert,
-            "idp_entity_id": IDP,
-            "idp_attr_user_permanent_id": "uid",
-            "callback_url": ACS,
-            "signature_algorithms": ["rsa-sha256", "ecdsa-sha256"],
-            "security_config": {"wantMessagesSigned": false, "wantAssertionsSigned": true},
-        }),
-    );
-    let both = ResponseVerifier::new(&Settings::parse(&both).unwrap()).unwrap();
+    let both = with(&rsa_cert, json!(["rsa-sha256", "ecdsa-sha256"]));
     assert_eq!(
         signature_message(both.verify(&claims_rsa, None)),
         "a signature does not verify with the IdP certificate and allowed algorithms"
@@ -745,12 +710,7 @@ fn an_unsigned_response_around_a_signed_assertion_can_only_refuse() {
         assert_eq!(reason(v.verify(&response.signed(&key), None)), wanted);
     }
     // the Response's issuer, changed outside the signed assertion
-    let xml = Response {
-        sign_response: false,
-        ..Response::default()
-    }
-    .signed(&key)
-    .replacen(
+    let xml = assertion_only(&key).replacen(
         &format!("<saml:Issuer>{IDP}</saml:Issuer>"),
         "<saml:Issuer>https://evil.test/metadata</saml:Issuer>",
         1,
@@ -834,11 +794,7 @@ fn each_time_window_is_checked_on_its_own() {
 fn the_signature_elements_must_be_where_the_schema_puts_them() {
     let (cert, key) = keypair();
     let v = verifier(&cert, false, true);
-    let signed = Response {
-        sign_response: false,
-        ..Response::default()
-    }
-    .signed(&key);
+    let signed = assertion_only(&key);
     // something between SignedInfo and SignatureValue
     let keyinfo_first = signed.replacen("<ds:SignatureValue>", "<ds:KeyInfo/><ds:SignatureValue>", 1);
     assert_eq!(
@@ -870,15 +826,7 @@ fn the_signature_elements_must_be_where_the_schema_puts_them() {
 /// for templates xmlsec refuses to sign, to reach the checks made after
 /// the SignedInfo verifies.
 fn signed_info_signed_with(template: &str, key: &[u8]) -> String {
-    let xml = Response {
-        sign_response: false,
-        sign_assertion: false,
-        ..Response::default()
-    }
-    .xml(false);
-    let at = xml.find("<saml:Subject>").unwrap();
-    let mut xml = xml;
-    xml.insert_str(at, template);
+    let xml = with_assertion_template(template, |x| x);
     let root = crate::xml::parse(&xml).unwrap();
     let assertion = root.child(ASSERTION, "Assertion").unwrap();
     let signature = assertion.child(DSIG, "Signature").unwrap();
@@ -903,32 +851,8 @@ fn a_certificate_without_an_rsa_or_ec_key_is_refused_at_configuration() {
     // an Ed25519 certificate: XML-DSig for SAML has no algorithm for it
     // here, so no response could ever verify
     let key = PKey::generate_ed25519().unwrap();
-    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "idp.test").unwrap();
-    let name = name.build();
-    let mut b = openssl::x509::X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(&key).unwrap();
-    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    b.sign(&key, openssl::hash::MessageDigest::null()).unwrap();
-    let cert = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
-    let config = PluginConfig::new(
-        "SAML",
-        json!({
-            "sp_entity_id": SP,
-            "idp_url": "https://idp.test/sso",
-            "idp_x509_cert": cert,
-            "idp_entity_id": IDP,
-            "idp_attr_user_permanent_id": "uid",
-            "callback_url": ACS,
-        }),
-    );
-    match ResponseVerifier::new(&Settings::parse(&config).unwrap()) {
+    let cert = crate::tests::self_signed(&key, openssl::hash::MessageDigest::null());
+    match ResponseVerifier::new(&Settings::parse(&config(&cert, json!({}))).unwrap()) {
         Err(PluginError::Misconfigured(m)) => assert!(m.contains("no RSA or EC public key"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -939,24 +863,17 @@ fn an_assertion_in_a_default_namespace_is_read() {
     // as ADFS sends it: `<Assertion xmlns="…assertion">`, no prefixes
     let (cert, key) = keypair();
     let v = verifier(&cert, false, true);
-    let xml = Response {
-        sign_response: false,
-        sign_assertion: false,
-        ..Response::default()
-    }
-    .xml(false)
-    .replace("saml:", "")
-    .replace(
-        "<Assertion ",
-        "<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ",
-    )
-    .replace(
-        "<Issuer>",
-        "<Issuer xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">",
-    );
-    let at = xml.find("<Subject>").unwrap();
-    let mut xml = xml;
-    xml.insert_str(at, &signature(ASSERTION_ID));
+    let xml = with_assertion_template(&signature(ASSERTION_ID), |x| {
+        x.replace("saml:", "")
+            .replace(
+                "<Assertion ",
+                "<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\" ",
+            )
+            .replace(
+                "<Issuer>",
+                "<Issuer xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">",
+            )
+    });
     let a = v.verify(&XmlSec::sign_xml(&xml, &key).unwrap(), None).unwrap();
     assert_eq!(a.name_id.as_deref(), Some("alice"));
     assert_eq!(
