@@ -233,3 +233,6 @@ fn base64_text(e: &Element) -> Result<Vec<u8>, SamlError> {
         .decode(text)
         .map_err(|_| refused("a signature or digest value that is not base64"))
 }
+
+#[cfg(test)]
+mod tests;
