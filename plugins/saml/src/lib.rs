@@ -440,7 +440,7 @@ impl Authenticator for Saml {
     }
 
     async fn finish(&self, ctx: &Context, request: FinishRequest) -> Result<LoginStep, PluginError> {
-        // The XML work (about a millisecond of CPU) runs here, on the
+        // The XML work (about 0.4 ms of CPU since session 10) runs here, on the
         // calling thread. On the blocking pool (`gatehouse_sdk::blocking`)
         // it cost 10–25% more CPU per response and up to a third of the
         // rate at 8 connections (docs/benchmarks.md, SAML, session 9): the
