@@ -27,15 +27,15 @@ pub const EXCLUSIVE: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 /// descendant left out with its subtree, `inclusive` the prefixes treated
 /// as by inclusive canonicalization (`#default` for the default
 /// namespace).
-pub fn canonicalize(
-    element: &Element,
-    scope: &[(String, String)],
-    omit: Option<&Element>,
-    inclusive: &[&str],
+pub fn canonicalize<'a>(
+    element: &'a Element,
+    scope: &'a [(String, String)],
+    omit: Option<&'a Element>,
+    inclusive: &[&'a str],
 ) -> String {
     let mut c = Canonicalizer {
         out: String::with_capacity(4096),
-        scope: scope.to_vec(),
+        scope: scope.iter().map(|(p, u)| (p.as_str(), u.as_str())).collect(),
         rendered: Vec::new(),
         omit,
         inclusive: inclusive
@@ -50,35 +50,36 @@ pub fn canonicalize(
 struct Canonicalizer<'a> {
     out: String,
     /// Declarations in scope in the document, innermost last.
-    scope: Vec<(String, String)>,
+    scope: Vec<(&'a str, &'a str)>,
     /// Declarations in effect in the output, innermost last.
-    rendered: Vec<(String, String)>,
+    rendered: Vec<(&'a str, &'a str)>,
     omit: Option<&'a Element>,
     inclusive: Vec<&'a str>,
 }
 
-fn lookup<'s>(decls: &'s [(String, String)], prefix: &str) -> Option<&'s str> {
+fn lookup<'a>(decls: &[(&'a str, &'a str)], prefix: &str) -> Option<&'a str> {
     decls
         .iter()
         .rev()
-        .find(|(p, _)| p == prefix)
-        .map(|(_, uri)| uri.as_str())
+        .find(|(p, _)| *p == prefix)
+        .map(|(_, uri)| *uri)
 }
 
-impl Canonicalizer<'_> {
-    fn element(&mut self, e: &Element) {
+impl<'a> Canonicalizer<'a> {
+    fn element(&mut self, e: &'a Element) {
         let (scope_mark, rendered_mark) = (self.scope.len(), self.rendered.len());
-        self.scope.extend(e.decls.iter().cloned());
+        self.scope
+            .extend(e.decls.iter().map(|(p, u)| (p.as_str(), u.as_str())));
 
         // the prefixes this element needs declared: visibly used, or listed
-        let mut needed: Vec<&str> = Vec::with_capacity(4);
+        let mut needed: Vec<&'a str> = Vec::with_capacity(4);
         needed.push(&e.prefix);
         for a in &e.attrs {
             if !a.prefix.is_empty() {
                 needed.push(&a.prefix);
             }
         }
-        for p in &self.inclusive {
+        for &p in &self.inclusive {
             // a listed prefix counts only where it is in scope
             if p.is_empty() || lookup(&self.scope, p).is_some() {
                 needed.push(p);
@@ -86,7 +87,7 @@ impl Canonicalizer<'_> {
         }
         needed.sort_unstable();
         needed.dedup();
-        let mut decls: Vec<(String, String)> = Vec::new();
+        let mut decls: Vec<(&'a str, &'a str)> = Vec::new();
         for p in needed {
             if p == "xml" {
                 continue;
@@ -100,15 +101,15 @@ impl Canonicalizer<'_> {
                 None => !(p.is_empty() && uri.is_empty()),
             };
             if differs {
-                decls.push((p.to_owned(), uri.to_owned()));
+                decls.push((p, uri));
             }
         }
         // (already in prefix order: `needed` was sorted)
-        self.rendered.extend(decls.iter().cloned());
+        self.rendered.extend_from_slice(&decls);
 
         self.out.push('<');
         self.name(&e.prefix, &e.local);
-        for (p, uri) in &decls {
+        for (p, uri) in decls {
             self.out.push_str(" xmlns");
             if !p.is_empty() {
                 self.out.push(':');

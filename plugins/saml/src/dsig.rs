@@ -95,7 +95,7 @@ impl SignatureKey {
         let mut info_scope = scope.to_vec();
         info_scope.extend(signed.decls.iter().cloned());
         info_scope.extend(signature.decls.iter().cloned());
-        let canonical_info = c14n::canonicalize(info, &info_scope, None, &split_prefixes(&prefixes));
+        let canonical_info = c14n::canonicalize(info, &info_scope, None, &prefixes);
         let algorithm = info
             .child(DSIG, "SignatureMethod")
             .and_then(|m| m.attr("Algorithm"))
@@ -144,7 +144,7 @@ impl SignatureKey {
             .ok_or_else(|| refused("no DigestValue"))
             .and_then(base64_text)?;
         // 3. the signed element's digest
-        let canonical = c14n::canonicalize(signed, scope, Some(signature), &split_prefixes(&prefixes));
+        let canonical = c14n::canonicalize(signed, scope, Some(signature), &prefixes);
         let digest = hash(digest_method, canonical.as_bytes())
             .map_err(|_| refused("the digest could not be computed"))?;
         if digest.len() != expected.len() || !openssl::memcmp::eq(&digest, &expected) {
@@ -189,7 +189,7 @@ impl SignatureKey {
 
 /// A `CanonicalizationMethod` or `Transform` for exclusive c14n: its
 /// `InclusiveNamespaces` prefix list.
-fn exclusive_prefixes(method: &Element) -> Result<String, SamlError> {
+fn exclusive_prefixes(method: &Element) -> Result<Vec<&str>, SamlError> {
     if method.attr("Algorithm") != Some(EXCLUSIVE) {
         return Err(refused(
             "a canonicalization other than exclusive XML canonicalization",
@@ -199,16 +199,13 @@ fn exclusive_prefixes(method: &Element) -> Result<String, SamlError> {
         .child(EXCLUSIVE, "InclusiveNamespaces")
         .and_then(|n| n.attr("PrefixList"))
         .unwrap_or("")
-        .to_owned())
-}
-
-fn split_prefixes(list: &str) -> Vec<&str> {
-    list.split_ascii_whitespace().collect()
+        .split_ascii_whitespace()
+        .collect())
 }
 
 /// The reference's transforms must be exactly enveloped-signature then
 /// exclusive c14n; the latter's prefix list.
-fn reference_transforms(reference: &Element) -> Result<String, SamlError> {
+fn reference_transforms(reference: &Element) -> Result<Vec<&str>, SamlError> {
     let transforms: Vec<&Element> = reference
         .child(DSIG, "Transforms")
         .map(|t| t.elements().collect())

@@ -15,9 +15,14 @@ use quick_xml::name::ResolveResult;
 
 use crate::error::SamlError;
 
-const PROTOCOL: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
-const ASSERTION: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
-const DSIG: &[u8] = b"http://www.w3.org/2000/09/xmldsig#";
+/// The SAML 2.0 protocol namespace (`samlp:`).
+pub const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+/// The SAML 2.0 assertion namespace (`saml:`).
+pub const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+// (as bytes, for the resolved names the scan compares)
+const PROTOCOL_NS: &[u8] = PROTOCOL.as_bytes();
+const ASSERTION_NS: &[u8] = ASSERTION.as_bytes();
+const DSIG_NS: &[u8] = crate::dsig::DSIG.as_bytes();
 /// The longest `ID` accepted (the assertion ID is the replay-cache key;
 /// real ones are 20 to 45 characters).
 const MAX_ID: usize = 256;
@@ -180,15 +185,15 @@ fn element(
     }
     let depth = stack.len();
     let kind = match (ns, local) {
-        (Some(PROTOCOL), b"Response") if depth == 0 => {
+        (Some(PROTOCOL_NS), b"Response") if depth == 0 => {
             shape.response_id = id.ok_or_else(|| structure("a Response without an ID"))?;
             shape.in_response_to = in_response_to;
             shape.response_has_destination = destination;
             Kind::Response
         }
         _ if depth == 0 => return Err(structure("the document is not a SAML Response")),
-        (Some(PROTOCOL), b"Response") => return Err(structure("a Response inside the Response")),
-        (Some(ASSERTION), b"Assertion") => {
+        (Some(PROTOCOL_NS), b"Response") => return Err(structure("a Response inside the Response")),
+        (Some(ASSERTION_NS), b"Assertion") => {
             *assertions += 1;
             if depth != 1 {
                 return Err(structure("an Assertion outside the Response's top level"));
@@ -196,8 +201,8 @@ fn element(
             shape.assertion_id = id.ok_or_else(|| structure("an Assertion without an ID"))?;
             Kind::Assertion
         }
-        (Some(ASSERTION), b"EncryptedAssertion") => return Err(SamlError::Encrypted),
-        (Some(DSIG), b"Signature") => {
+        (Some(ASSERTION_NS), b"EncryptedAssertion") => return Err(SamlError::Encrypted),
+        (Some(DSIG_NS), b"Signature") => {
             let parent = stack.last().map(|f| f.kind);
             match (depth, parent) {
                 (1, Some(Kind::Response)) if !shape.response_signed => shape.response_signed = true,
@@ -206,7 +211,7 @@ fn element(
             }
             Kind::Signature
         }
-        (Some(DSIG), b"Reference") => {
+        (Some(DSIG_NS), b"Reference") => {
             // The signature this reference belongs to, and what it signs.
             let sig_at = stack
                 .iter()

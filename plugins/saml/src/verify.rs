@@ -15,11 +15,9 @@ use samael::schema::{Assertion, Response};
 use crate::dsig::{DSIG, SignatureKey};
 use crate::error::SamlError;
 use crate::settings::Settings;
-use crate::structure;
+use crate::structure::{self, ASSERTION, PROTOCOL};
 use crate::xml::{self, Element};
 
-const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
-const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 
@@ -88,10 +86,8 @@ impl ResponseVerifier {
         if self.want_assertions_signed && !shape.assertion_signed {
             return Err(SamlError::Signature("the Assertion element is not signed".into()));
         }
-        if request_id.is_none() && shape.in_response_to.is_some() {
-            return Err(SamlError::InResponseTo(
-                "an answer to a request this login did not send".into(),
-            ));
+        if request_id.is_none() {
+            answers(None, shape.in_response_to.as_deref())?;
         }
         // A signed message must name its destination (SAML bindings
         // 3.5.5.2).
@@ -104,12 +100,13 @@ impl ResponseVerifier {
         let assertion_element = root
             .child(ASSERTION, "Assertion")
             .ok_or_else(|| SamlError::Structure("no Assertion".into()))?;
-        let signed_assertion = if shape.assertion_signed {
-            let signature = signature_of(assertion_element)?;
-            Some(self.key.verify(assertion_element, signature, &root.decls)?)
-        } else {
-            None
-        };
+        let signed_assertion = shape
+            .assertion_signed
+            .then(|| {
+                self.key
+                    .verify(assertion_element, signature_of(assertion_element)?, &root.decls)
+            })
+            .transpose()?;
         let now = Utc::now();
         let assertion = if shape.response_signed {
             let canonical = self.key.verify(&root, signature_of(&root)?, &[])?;
@@ -151,13 +148,7 @@ impl ResponseVerifier {
         if r.destination.as_deref() != Some(self.acs_url.as_str()) {
             return Err(SamlError::Destination);
         }
-        if let Some(id) = request_id
-            && r.in_response_to.as_deref() != Some(id)
-        {
-            return Err(SamlError::InResponseTo(
-                "InResponseTo does not name this login's request".into(),
-            ));
-        }
+        answers(request_id, r.in_response_to.as_deref())?;
         if r.issue_instant + self.max_issue_delay < now {
             return Err(SamlError::Expired);
         }
@@ -237,15 +228,14 @@ impl ResponseVerifier {
             .into_iter()
             .flatten()
             .collect();
-        if request_id.is_none()
-            && confirmations
+        // IdP-initiated: no confirmation, bearer or not, may answer a request
+        if request_id.is_none() {
+            for d in confirmations
                 .iter()
                 .filter_map(|c| c.subject_confirmation_data.as_ref())
-                .any(|d| d.in_response_to.is_some())
-        {
-            return Err(SamlError::InResponseTo(
-                "an answer to a request this login did not send".into(),
-            ));
+            {
+                answers(None, d.in_response_to.as_deref())?;
+            }
         }
         // one bearer confirmation must hold entirely; else the first
         // reason found
@@ -316,14 +306,21 @@ impl ResponseVerifier {
         if data.recipient.as_deref() != Some(self.acs_url.as_str()) {
             return Err(SamlError::Recipient);
         }
-        if let Some(id) = request_id
-            && data.in_response_to.as_deref() != Some(id)
-        {
-            return Err(SamlError::InResponseTo(
-                "InResponseTo does not name this login's request".into(),
-            ));
-        }
-        Ok(())
+        answers(request_id, data.in_response_to.as_deref())
+    }
+}
+
+/// An `InResponseTo` must name this login's request (`request_id`), and
+/// an IdP-initiated login (`None`) must answer none.
+fn answers(request_id: Option<&str>, in_response_to: Option<&str>) -> Result<(), SamlError> {
+    match (request_id, in_response_to) {
+        (None, Some(_)) => Err(SamlError::InResponseTo(
+            "an answer to a request this login did not send".into(),
+        )),
+        (Some(id), irt) if irt != Some(id) => Err(SamlError::InResponseTo(
+            "InResponseTo does not name this login's request".into(),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -107,10 +107,8 @@ impl Element {
 pub fn parse(xml: &str) -> Result<Element, SamlError> {
     let mut reader = Reader::from_str(xml);
     // `Reader` checks end names and duplicate attributes by default.
+    // the open elements, innermost last: their declarations are the scope
     let mut stack: Vec<Element> = Vec::new();
-    // in-scope declarations: every open element's, innermost last
-    let mut scope: Vec<(String, String)> = Vec::new();
-    let mut marks: Vec<usize> = Vec::new();
     let mut root = None;
     loop {
         let event = reader
@@ -124,11 +122,9 @@ pub fn parse(xml: &str) -> Result<Element, SamlError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(SamlError::Structure("nested too deeply".into()));
                 }
-                marks.push(scope.len());
-                let element = start(e, &mut scope)?;
+                let element = start(e, &stack)?;
                 if matches!(event, Event::Empty(_)) {
                     close(element, &mut stack, &mut root);
-                    scope.truncate(marks.pop().unwrap_or(0));
                 } else {
                     stack.push(element);
                 }
@@ -136,7 +132,6 @@ pub fn parse(xml: &str) -> Result<Element, SamlError> {
             Event::End(_) => {
                 let element = stack.pop().ok_or_else(|| malformed("an unmatched end tag"))?;
                 close(element, &mut stack, &mut root);
-                scope.truncate(marks.pop().unwrap_or(0));
             }
             Event::Text(t) => {
                 let text = t
@@ -244,20 +239,22 @@ fn is_ncname(name: &str) -> bool {
     })
 }
 
-fn resolve(scope: &[(String, String)], prefix: &str) -> Option<String> {
+/// The namespace `prefix` is bound to: by the element's own declarations
+/// `own`, else by the nearest open element's.
+fn resolve(open: &[Element], own: &[(String, String)], prefix: &str) -> Option<String> {
     if prefix == "xml" {
         return Some(XML_NS.to_owned());
     }
-    scope
-        .iter()
+    own.iter()
         .rev()
+        .chain(open.iter().rev().flat_map(|e| e.decls.iter().rev()))
         .find(|(p, _)| p == prefix)
         .map(|(_, uri)| uri.clone())
 }
 
-/// An element's start tag: declarations into `scope`, then the names
-/// resolved against it.
-fn start(e: &BytesStart<'_>, scope: &mut Vec<(String, String)>) -> Result<Element, SamlError> {
+/// An element's start tag, its names resolved against its own declarations
+/// and those of the `open` elements around it.
+fn start(e: &BytesStart<'_>, open: &[Element]) -> Result<Element, SamlError> {
     let (prefix, local) = split(e.name().as_ref())?;
     let mut element = Element {
         prefix,
@@ -287,17 +284,18 @@ fn start(e: &BytesStart<'_>, scope: &mut Vec<(String, String)>) -> Result<Elemen
             _ => raw.push((prefix, local, value.into_owned())),
         }
     }
-    scope.extend(element.decls.iter().cloned());
     element.ns = if element.prefix.is_empty() {
-        resolve(scope, "").unwrap_or_default()
+        resolve(open, &element.decls, "").unwrap_or_default()
     } else {
-        resolve(scope, &element.prefix).ok_or_else(|| malformed("an undeclared namespace prefix"))?
+        resolve(open, &element.decls, &element.prefix)
+            .ok_or_else(|| malformed("an undeclared namespace prefix"))?
     };
     for (prefix, local, value) in raw {
         let ns = if prefix.is_empty() {
             String::new()
         } else {
-            resolve(scope, &prefix).ok_or_else(|| malformed("an undeclared namespace prefix"))?
+            resolve(open, &element.decls, &prefix)
+                .ok_or_else(|| malformed("an undeclared namespace prefix"))?
         };
         if element
             .attrs
