@@ -265,6 +265,20 @@ impl Daemon {
         s
     }
 
+    /// Polls the log until it holds `needle` (at most 10 s): for a line
+    /// written by work the daemon does in the background, after the
+    /// request that set it off has been answered.
+    pub async fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.logs().contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// Polls `/v1/health` until the generation is at least `n`.
     pub async fn wait_generation(&self, n: u64) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(10);
