@@ -191,8 +191,9 @@ fetch_timeout = "3s"
         .unwrap();
     assert_eq!(a.status, 503, "{:?}", a.value());
     assert_eq!(a.code().as_deref(), Some("backend_unavailable"));
+    // logged by the background refresher, maybe after the answer
     assert!(
-        d.logs().contains("invalid peer certificate: UnknownIssuer"),
+        d.wait_log("invalid peer certificate: UnknownIssuer").await,
         "the TLS failure is logged with its cause: {}",
         d.logs()
     );
