@@ -72,6 +72,7 @@ pub mod c14n;
 pub mod dsig;
 pub mod error;
 pub mod front;
+pub mod schema;
 pub mod settings;
 pub mod structure;
 pub mod verify;

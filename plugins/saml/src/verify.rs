@@ -3,17 +3,14 @@
 //! canonicalization, an allowed algorithm, the reference to the element it
 //! sits in), then the SAML checks on what was signed only: the Response
 //! and the Assertion are read from the canonical bytes whose digest
-//! matched, never from the document. samael supplies the SAML schema types
-//! those bytes are read into, and nothing else.
-
-use std::str::FromStr;
+//! matched, never from the document ([`crate::schema`] reads them).
 
 use chrono::{DateTime, Utc};
 use gatehouse_sdk::PluginError;
-use samael::schema::{Assertion, Response};
 
 use crate::dsig::{DSIG, SignatureKey};
 use crate::error::SamlError;
+use crate::schema::{Assertion, ConfirmationData, Response};
 use crate::settings::Settings;
 use crate::structure::{self, ASSERTION, PROTOCOL};
 use crate::xml::{self, Element};
@@ -110,10 +107,9 @@ impl ResponseVerifier {
         let now = Utc::now();
         let assertion = if shape.response_signed {
             let canonical = self.key.verify(&root, signature_of(&root)?, &[])?;
-            let response = Response::from_str(&canonical)
-                .map_err(|_| SamlError::Malformed("the signed Response does not parse as SAML".into()))?;
+            let response = Response::read(&canonical)?;
             self.check_response(&response, request_id, now)?;
-            if response.encrypted_assertion.is_some() {
+            if response.encrypted_assertion {
                 return Err(SamlError::Encrypted);
             }
             response
@@ -124,8 +120,7 @@ impl ResponseVerifier {
             // unsigned, so it can only refuse, never grant.
             self.check_unsigned_response(&root)?;
             let canonical = signed_assertion.unwrap_or_default();
-            Assertion::from_str(&canonical)
-                .map_err(|_| SamlError::Malformed("the signed Assertion does not parse as SAML".into()))?
+            Assertion::read(&canonical)?
         };
         // The assertion read must be the one the scan found (and whose
         // signature was checked): nothing else is in the signed content,
@@ -135,7 +130,7 @@ impl ResponseVerifier {
                 "the verified assertion is not the response's assertion".into(),
             ));
         }
-        self.check_assertion(&assertion, request_id, now)
+        self.check_assertion(assertion, request_id, now)
     }
 
     /// The signed Response's own fields.
@@ -152,17 +147,10 @@ impl ResponseVerifier {
         if r.issue_instant + self.max_issue_delay < now {
             return Err(SamlError::Expired);
         }
-        if r.issuer
-            .as_ref()
-            .is_some_and(|i| i.value.as_deref() != Some(self.idp_entity_id.as_str()))
-        {
+        if r.issuer.as_ref().is_some_and(|i| *i != self.idp_entity_id) {
             return Err(SamlError::Issuer);
         }
-        if r.status
-            .as_ref()
-            .and_then(|s| s.status_code.value.as_deref())
-            .is_some_and(|v| v != SUCCESS)
-        {
+        if r.status.as_ref().is_some_and(|v| v != SUCCESS) {
             return Err(SamlError::Status);
         }
         Ok(())
@@ -194,14 +182,14 @@ impl ResponseVerifier {
     /// what the login takes from it.
     fn check_assertion(
         &self,
-        assertion: &Assertion,
+        assertion: Assertion,
         request_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<VerifiedAssertion, SamlError> {
         if assertion.issue_instant + self.max_issue_delay < now {
             return Err(SamlError::Expired);
         }
-        if assertion.issuer.value.as_deref() != Some(self.idp_entity_id.as_str()) {
+        if assertion.issuer != self.idp_entity_id {
             return Err(SamlError::Issuer);
         }
         let conditions = assertion.conditions.as_ref().ok_or(SamlError::Audience)?;
@@ -213,27 +201,14 @@ impl ResponseVerifier {
         }
         // every AudienceRestriction must hold (SAML core 2.5.1.4), and
         // there must be one
-        let restrictions = conditions.audience_restrictions.as_deref().unwrap_or_default();
-        if restrictions.is_empty()
-            || !restrictions
-                .iter()
-                .all(|r| r.audience.contains(&self.sp_entity_id))
-        {
+        let restrictions = &conditions.audience_restrictions;
+        if restrictions.is_empty() || !restrictions.iter().all(|r| r.contains(&self.sp_entity_id)) {
             return Err(SamlError::Audience);
         }
-        let confirmations: Vec<_> = assertion
-            .subject
-            .as_ref()
-            .and_then(|s| s.subject_confirmations.as_ref())
-            .into_iter()
-            .flatten()
-            .collect();
+        let confirmations = &assertion.confirmations;
         // IdP-initiated: no confirmation, bearer or not, may answer a request
         if request_id.is_none() {
-            for d in confirmations
-                .iter()
-                .filter_map(|c| c.subject_confirmation_data.as_ref())
-            {
+            for d in confirmations.iter().filter_map(|c| c.data.as_ref()) {
                 answers(None, d.in_response_to.as_deref())?;
             }
         }
@@ -245,7 +220,7 @@ impl ResponseVerifier {
             .iter()
             .filter(|c| c.method.as_deref() == Some(BEARER))
         {
-            match self.check_confirmation(c.subject_confirmation_data.as_ref(), request_id, now) {
+            match self.check_confirmation(c.data.as_ref(), request_id, now) {
                 Ok(()) => {
                     confirmed = true;
                     break;
@@ -260,38 +235,22 @@ impl ResponseVerifier {
         }
         let latest = confirmations
             .iter()
-            .filter_map(|c| c.subject_confirmation_data.as_ref())
+            .filter_map(|c| c.data.as_ref())
             .filter_map(|d| d.not_on_or_after)
             .chain(conditions.not_on_or_after)
             .max()
             .ok_or(SamlError::SubjectConfirmation)?;
-        let name_id = assertion
-            .subject
-            .as_ref()
-            .and_then(|s| s.name_id.as_ref())
-            .map(|n| n.value.clone());
-        let attributes = assertion
-            .attribute_statements
-            .iter()
-            .flatten()
-            .flat_map(|s| s.attributes.iter())
-            .filter_map(|a| {
-                let name = a.name.clone()?;
-                let values = a.values.iter().filter_map(|v| v.value.clone()).collect();
-                Some((name, values))
-            })
-            .collect();
         Ok(VerifiedAssertion {
-            id: assertion.id.clone(),
-            name_id,
-            attributes,
+            id: assertion.id,
+            name_id: assertion.name_id,
+            attributes: assertion.attributes,
             expires_at: latest.timestamp() + self.skew.num_seconds(),
         })
     }
 
     fn check_confirmation(
         &self,
-        data: Option<&samael::schema::SubjectConfirmationData>,
+        data: Option<&ConfirmationData>,
         request_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), SamlError> {

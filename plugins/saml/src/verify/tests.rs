@@ -11,7 +11,6 @@ use base64::Engine as _;
 use chrono::{Duration, SecondsFormat, Utc};
 use gatehouse_sdk::{PluginConfig, serde_json};
 use openssl::pkey::PKey;
-use samael::crypto::{CryptoProvider as _, XmlSec};
 use serde_json::json;
 
 use super::*;
@@ -180,13 +179,13 @@ impl Response {
     /// `xml` (this response's, edited) signed as [`Response::signed`] does.
     fn sign(&self, mut xml: String, key_der: &[u8]) -> String {
         if self.sign_assertion {
-            xml = XmlSec::sign_xml(&xml, key_der).unwrap();
+            xml = crate::tests::xmlsec_sign(&xml, key_der).unwrap();
         }
         if self.sign_response {
             let template = signature(RESPONSE_ID);
             let at = xml.find("<samlp:Status>").unwrap();
             xml.insert_str(at, &template);
-            xml = XmlSec::sign_xml(&xml, key_der).unwrap();
+            xml = crate::tests::xmlsec_sign(&xml, key_der).unwrap();
         }
         xml
     }
@@ -444,7 +443,7 @@ fn with_assertion_template(template: &str, edit: impl FnOnce(String) -> String) 
 /// `template`, signed by xmlsec with `key`.
 fn assertion_signed_with(template: &str, key: &[u8]) -> String {
     let xml = with_assertion_template(template, |x| x);
-    XmlSec::sign_xml(&xml, key).unwrap()
+    crate::tests::xmlsec_sign(&xml, key).unwrap()
 }
 
 fn signature_message(r: Result<VerifiedAssertion, SamlError>) -> String {
@@ -471,7 +470,7 @@ fn content_that_canonicalization_rewrites_still_verifies() {
          <saml:AttributeValue xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">q</saml:AttributeValue>",
     )
     });
-    let signed = XmlSec::sign_xml(&xml, &key).unwrap();
+    let signed = crate::tests::xmlsec_sign(&xml, &key).unwrap();
     let a = v.verify(&signed, None).unwrap();
     let groups = &a.attributes.iter().find(|(n, _)| n == "groups").unwrap().1;
     assert_eq!(groups[0], "ops & <> \u{e9}\u{20ac}\r\nnext");
@@ -507,7 +506,7 @@ fn an_inclusive_namespace_prefix_list_is_honoured() {
             )
         },
     );
-    let signed = XmlSec::sign_xml(&xml, &key).unwrap();
+    let signed = crate::tests::xmlsec_sign(&xml, &key).unwrap();
     assert_eq!(v.verify(&signed, None).unwrap().id, ASSERTION_ID);
     // the listed namespace is covered: changing its URI breaks the digest
     let moved = signed.replacen(
@@ -728,10 +727,10 @@ fn every_audience_restriction_must_name_this_sp() {
         "</saml:AudienceRestriction><saml:AudienceRestriction>\
          <saml:Audience>https://other.test/sp</saml:Audience></saml:AudienceRestriction>",
     );
-    let mut xml = XmlSec::sign_xml(&xml, &key).unwrap();
+    let mut xml = crate::tests::xmlsec_sign(&xml, &key).unwrap();
     let at = xml.find("<samlp:Status>").unwrap();
     xml.insert_str(at, &signature(RESPONSE_ID));
-    let xml = XmlSec::sign_xml(&xml, &key).unwrap();
+    let xml = crate::tests::xmlsec_sign(&xml, &key).unwrap();
     assert_eq!(reason(v.verify(&xml, None)), "audience");
 }
 
@@ -874,7 +873,9 @@ fn an_assertion_in_a_default_namespace_is_read() {
                 "<Issuer xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">",
             )
     });
-    let a = v.verify(&XmlSec::sign_xml(&xml, &key).unwrap(), None).unwrap();
+    let a = v
+        .verify(&crate::tests::xmlsec_sign(&xml, &key).unwrap(), None)
+        .unwrap();
     assert_eq!(a.name_id.as_deref(), Some("alice"));
     assert_eq!(
         a.attributes[1],
