@@ -882,3 +882,36 @@ fn an_assertion_in_a_default_namespace_is_read() {
         ("groups".to_owned(), vec!["ops".to_owned(), "dev".to_owned()])
     );
 }
+
+#[test]
+fn prefixed_and_unprefixed_saml_elements_mix() {
+    // one value in the default namespace beside prefixed ones, and a
+    // NameID written unprefixed: the names resolve to SAML's namespace
+    // either way (samael, used before, could not read such siblings)
+    let (cert, key) = keypair();
+    let v = verifier(&cert, false, true);
+    let xml = with_assertion_template(&signature(ASSERTION_ID), |x| {
+        x.replace(
+            "<saml:AttributeValue>dev</saml:AttributeValue>",
+            "<AttributeValue xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">dev</AttributeValue>\
+             <saml:AttributeValue>qa</saml:AttributeValue>",
+        )
+        .replace(
+            "<saml:NameID",
+            "<NameID xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\"",
+        )
+        .replace("</saml:NameID>", "</NameID>")
+    });
+    assert!(xml.contains("<NameID xmlns="), "the template changed: {xml}");
+    let a = v
+        .verify(&crate::tests::xmlsec_sign(&xml, &key).unwrap(), None)
+        .unwrap();
+    assert_eq!(a.name_id.as_deref(), Some("alice"));
+    assert_eq!(
+        a.attributes[1],
+        (
+            "groups".to_owned(),
+            vec!["ops".to_owned(), "dev".into(), "qa".into()]
+        )
+    );
+}
