@@ -12,7 +12,7 @@
 use base64::Engine as _;
 use gatehouse_plugin_saml::front::{MAX_RESPONSE, check_lexical, decode_response};
 use gatehouse_plugin_saml::structure::scan;
-use gatehouse_plugin_saml::{c14n, xml};
+use gatehouse_plugin_saml::{c14n, schema, xml};
 use libfuzzer_sys::fuzz_target;
 
 fn check_canonical(text: &str) {
@@ -20,6 +20,15 @@ fn check_canonical(text: &str) {
         let once = c14n::canonicalize(&root, &[], None, &["#default"]);
         let again = xml::parse(&once).expect("canonical XML parses");
         assert_eq!(c14n::canonicalize(&again, &[], None, &["#default"]), once);
+        // what a login reads from canonical bytes: a clear refusal or the
+        // fields, never a panic; an assertion has its mandatory parts
+        if let Ok(r) = schema::Response::read(&once) {
+            assert!(once.contains("Version=\"2.0\""));
+            assert!(r.assertion.is_none() || once.contains("Assertion"));
+        }
+        if schema::Assertion::read(&once).is_ok() {
+            assert!(once.contains("Version=\"2.0\"") && once.contains("Issuer"));
+        }
     }
 }
 
