@@ -11,7 +11,7 @@ set -euo pipefail
 bash "$(dirname "$0")/oidc/install.sh"   # the OIDC peer's npm packages; first, as the apt part below may exit early
 
 PKGS=(slapd ldap-utils openssl nginx iproute2 python3-venv freeradius freeradius-utils postgresql pamtester libpam0g-dev
-  simplesamlphp php-cli php-xml pkg-config xmlsec1 python3-onelogin-saml2
+  simplesamlphp php-cli php-xml pkg-config libssl-dev xmlsec1 python3-onelogin-saml2
   systemd)
 
 is_installed() {
