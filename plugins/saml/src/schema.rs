@@ -217,7 +217,7 @@ fn time(e: &Element, attr: &str) -> Result<Option<DateTime<Utc>>, SamlError> {
         .map(|t| {
             DateTime::parse_from_rfc3339(t.trim())
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| malformed(&format!("{attr} is not a date and time: {t:?}")))
+                .map_err(|_| malformed(&format!("{attr} is not a date and time with a zone")))
         })
         .transpose()
 }
