@@ -860,9 +860,7 @@ fn a_certificate_without_an_rsa_or_ec_key_is_refused_at_configuration() {
 #[test]
 fn an_assertion_in_a_default_namespace_is_read() {
     // as ADFS sends it: `<Assertion xmlns="…assertion">`, no prefixes
-    let (cert, key) = keypair();
-    let v = verifier(&cert, false, true);
-    let xml = with_assertion_template(&signature(ASSERTION_ID), |x| {
+    let a = read_edited_assertion(|x| {
         x.replace("saml:", "")
             .replace(
                 "<Assertion ",
@@ -873,9 +871,6 @@ fn an_assertion_in_a_default_namespace_is_read() {
                 "<Issuer xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">",
             )
     });
-    let a = v
-        .verify(&crate::tests::xmlsec_sign(&xml, &key).unwrap(), None)
-        .unwrap();
     assert_eq!(a.name_id.as_deref(), Some("alice"));
     assert_eq!(
         a.attributes[1],
@@ -888,24 +883,21 @@ fn prefixed_and_unprefixed_saml_elements_mix() {
     // one value in the default namespace beside prefixed ones, and a
     // NameID written unprefixed: the names resolve to SAML's namespace
     // either way (samael, used before, could not read such siblings)
-    let (cert, key) = keypair();
-    let v = verifier(&cert, false, true);
-    let xml = with_assertion_template(&signature(ASSERTION_ID), |x| {
-        x.replace(
-            "<saml:AttributeValue>dev</saml:AttributeValue>",
-            "<AttributeValue xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">dev</AttributeValue>\
+    let a = read_edited_assertion(|x| {
+        let x = x
+            .replace(
+                "<saml:AttributeValue>dev</saml:AttributeValue>",
+                "<AttributeValue xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\">dev</AttributeValue>\
              <saml:AttributeValue>qa</saml:AttributeValue>",
-        )
-        .replace(
-            "<saml:NameID",
-            "<NameID xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\"",
-        )
-        .replace("</saml:NameID>", "</NameID>")
+            )
+            .replace(
+                "<saml:NameID",
+                "<NameID xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\"",
+            )
+            .replace("</saml:NameID>", "</NameID>");
+        assert!(x.contains("<NameID xmlns="), "the template changed: {x}");
+        x
     });
-    assert!(xml.contains("<NameID xmlns="), "the template changed: {xml}");
-    let a = v
-        .verify(&crate::tests::xmlsec_sign(&xml, &key).unwrap(), None)
-        .unwrap();
     assert_eq!(a.name_id.as_deref(), Some("alice"));
     assert_eq!(
         a.attributes[1],
@@ -914,4 +906,14 @@ fn prefixed_and_unprefixed_saml_elements_mix() {
             vec!["ops".to_owned(), "dev".into(), "qa".into()]
         )
     );
+}
+
+/// The test response's assertion, edited by `edit` before it is signed
+/// (Assertion only, as [`with_assertion_template`] makes it), verified.
+fn read_edited_assertion(edit: impl FnOnce(String) -> String) -> VerifiedAssertion {
+    let (cert, key) = keypair();
+    let xml = with_assertion_template(&signature(ASSERTION_ID), edit);
+    verifier(&cert, false, true)
+        .verify(&crate::tests::xmlsec_sign(&xml, &key).unwrap(), None)
+        .unwrap()
 }
