@@ -60,13 +60,8 @@ pub(crate) fn xmlsec_sign(xml: &str, key_der: &[u8]) -> Result<String, String> {
     let tree = crate::xml::parse(xml).map_err(|e| format!("not signed, our parser refuses it: {e}"))?;
     let mut ids = Vec::new();
     with_ids(&tree, &mut ids);
-    let dir = std::env::temp_dir().join(format!(
-        "gatehouse-saml-sign-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (key, input) = (dir.join("key.der"), dir.join("in.xml"));
+    let dir = tempfile::tempdir().unwrap();
+    let (key, input) = (dir.path().join("key.der"), dir.path().join("in.xml"));
     std::fs::write(&key, key_der).unwrap();
     std::fs::write(&input, xml).unwrap();
     let mut cmd = std::process::Command::new("xmlsec1");
@@ -83,7 +78,6 @@ pub(crate) fn xmlsec_sign(xml: &str, key_der: &[u8]) -> Result<String, String> {
         .arg(&input)
         .output()
         .expect("xmlsec1 (tests/peers/install.sh installs it)");
-    std::fs::remove_dir_all(&dir).unwrap();
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
